@@ -191,7 +191,9 @@ def _set(obj: Any, parts: list[str], value: Any, path: str) -> Any:
     tp = hints[name]
     if dataclasses.is_dataclass(tp):
         if len(parts) == 1:
-            raise UserError(f"{path!r} is a section; set one of its keys, e.g. {path}.{dataclasses.fields(tp)[0].name}=...")
+            raise UserError(
+                f"{path!r} is a section; set one of its keys, e.g. {path}.{dataclasses.fields(tp)[0].name}=..."
+            )
         return dataclasses.replace(obj, **{name: _set(getattr(obj, name), parts[1:], value, path)})
     if len(parts) > 1:
         raise UserError(f"unknown config key {path!r}: {'.'.join(parts[:1])} is not a section")

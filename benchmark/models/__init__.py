@@ -1,0 +1,32 @@
+"""The ViT of the paper on top of timm: sizes, the factory, position variants and heads."""
+
+from benchmark.models.heads import TanhHead, pre_logits, replace_head
+from benchmark.models.pos_embed import InjectPos, PosEmbed1d, PosEmbed2d, RelativeAttention
+from benchmark.models.vit import (
+    SIZES,
+    PaperViT,
+    ViTSize,
+    build_model,
+    math_attention,
+    param_count,
+    parse_arch,
+    validate_model,
+)
+
+__all__ = [
+    "SIZES",
+    "InjectPos",
+    "PaperViT",
+    "PosEmbed1d",
+    "PosEmbed2d",
+    "RelativeAttention",
+    "TanhHead",
+    "ViTSize",
+    "build_model",
+    "math_attention",
+    "param_count",
+    "parse_arch",
+    "pre_logits",
+    "replace_head",
+    "validate_model",
+]

@@ -1,0 +1,87 @@
+"""`vitbench bench`: measure this machine (never asserted in tests).
+
+- the closed-form few-shot solver at the paper's scale (10,000 x 768 features, 30 regularisers);
+- training throughput (images/s) and training FLOPs per image of the CPU-scale models.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from benchmark import environment, flops
+from benchmark.config import ModelConfig, OptimConfig
+from benchmark.evals.fewshot import bench_solver
+from benchmark.models import build_model
+from benchmark.train import make_optimizer
+
+THROUGHPUT = [  # (arch, image size, channels, batch)
+    ("Mu/4", 28, 1, 128),
+    ("Nano/4", 28, 1, 128),
+    ("Ti/16", 224, 3, 32),
+]
+
+
+def train_throughput(arch: str, size: int, channels: int, batch: int, steps: int = 10) -> dict[str, Any]:
+    """Images/s of full training steps (forward, backward, clip, AdamW) after 2 warm-up steps."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch=arch), 10, size, channels).to(device)
+    opt = make_optimizer(model, OptimConfig())
+    x = torch.randn(batch, channels, size, size, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    per_image = flops.train_flops_per_image(model, x[:2], 10)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    for _ in range(2):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    ips = steps * batch / seconds
+    return {
+        "arch": arch,
+        "image_size": size,
+        "batch": batch,
+        "img_per_s": ips,
+        "train_gflop_per_img": per_image / 1e9,
+        "achieved_tflop_s": ips * per_image / 1e12,
+    }
+
+
+def run_bench() -> dict[str, Any]:
+    print(f"device: {environment.device_name()}")
+    solver = bench_solver()
+    print(
+        "few-shot solver (10,000 x 768 features, 1,000 classes): "
+        + ", ".join(f"{k} {v:.3f} s" for k, v in solver.items())
+    )
+    rows = []
+    for arch, size, channels, batch in THROUGHPUT:
+        row = train_throughput(arch, size, channels, batch)
+        rows.append(row)
+        print(
+            f"train {arch:7s} @{size:3d}px batch {batch:3d}: {row['img_per_s']:8.1f} img/s, "
+            f"{row['train_gflop_per_img']:.3f} GFLOP/img, {row['achieved_tflop_s']:.3f} TFLOP/s"
+        )
+    return {
+        "device": environment.device_name(),
+        "versions": environment.versions(),
+        "fewshot_solver_s": solver,
+        "train": rows,
+    }

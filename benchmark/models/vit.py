@@ -1,0 +1,224 @@
+"""ViT sizes, variant strings ("ViT-B/16") and the model factory, on top of timm.
+
+timm's VisionTransformer already is the paper's encoder: pre-LN blocks, GELU MLP, final LayerNorm,
+class token, learned 1-D position table. `build_model` configures it from a ModelConfig and adds
+what timm lacks: the 2-D and relative position variants, per-layer injection (App. D.4), GAP after
+the final LayerNorm (App. D.3) and the tanh pre-logits head (§3.1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import get_args
+
+import torch
+from timm.models.vision_transformer import VisionTransformer, init_weights_vit_jax
+from torch import nn
+
+from benchmark.config import ModelConfig, Pool, PosEmbed, PosInject
+from benchmark.errors import UserError
+from benchmark.models.heads import TanhHead, replace_head
+from benchmark.models.pos_embed import InjectPos, PosEmbed1d, PosEmbed2d, RelativeAttention
+
+
+@dataclass(frozen=True)
+class ViTSize:
+    """Encoder shape: layers, hidden size D, MLP size, attention heads (Table 1's columns)."""
+
+    depth: int
+    width: int
+    mlp: int
+    heads: int
+
+
+def _size_table(*rows: tuple[str, ViTSize]) -> dict[str, ViTSize]:
+    table: dict[str, ViTSize] = {}
+    for name, size in rows:
+        if name in table:
+            raise ValueError(f"duplicate ViT size name {name!r}")
+        table[name] = size
+    return table
+
+
+SIZES: dict[str, ViTSize] = _size_table(
+    # Table 1 (Ti and S are DeiT's, the sizes later ViT papers use).
+    ("Ti", ViTSize(12, 192, 768, 3)),
+    ("S", ViTSize(12, 384, 1536, 6)),
+    ("B", ViTSize(12, 768, 3072, 12)),
+    ("L", ViTSize(24, 1024, 4096, 16)),
+    ("H", ViTSize(32, 1280, 5120, 16)),
+    # Fig. 4's "ViT-b": ViT-B with all hidden dimensions halved. The paper gives no exact dims;
+    # we halve D and the MLP and keep 12 layers and 12 heads (head dim 32).
+    ("b", ViTSize(12, 384, 1536, 12)),
+    # Not in the paper: sizes that train in minutes on a CPU on 28×28 images.
+    ("Mu", ViTSize(4, 64, 256, 4)),  # ≈0.2M parameters
+    ("Nano", ViTSize(6, 128, 512, 4)),
+)
+
+_ARCH_RE = re.compile(r"(?:vit-)?(?P<size>[A-Za-z]+)/(?P<patch>[0-9]+)", re.IGNORECASE)
+
+
+def _valid_sizes() -> str:
+    return f"valid sizes: {', '.join(SIZES)} (written SIZE/PATCH, e.g. B/16)"
+
+
+def parse_arch(arch: str) -> tuple[str, int]:
+    """Split a variant string: "ViT-B/16" or "B/16" -> ("B", 16).
+
+    Size names are case-sensitive ("b" is Fig. 4's ViT-b, not ViT-B); the "ViT-" prefix is not.
+    """
+    match = _ARCH_RE.fullmatch(arch.strip())
+    if match is None or match["size"] not in SIZES or int(match["patch"]) < 1:
+        raise UserError(f"unknown model {arch!r}; {_valid_sizes()}")
+    return match["size"], int(match["patch"])
+
+
+class PaperViT(VisionTransformer):
+    """timm's VisionTransformer with a hook for a stem position embedding timm does not have.
+
+    `stem_pos` (e.g. the 2-D table) is added to the tokens, class token included, where timm
+    adds its 1-D `pos_embed`; with neither, only the embedding dropout runs there.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.stem_pos: nn.Module | None = None
+
+    def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pos_embed is not None:
+            return super()._pos_embed(x)  # timm: class token, 1-D table, dropout
+        x = super()._pos_embed(x)  # timm: class token only, and no dropout
+        if self.stem_pos is not None:
+            x = self.stem_pos(x)
+        # App. B.1: dropout directly after adding the position embedding, which the original code
+        # applies whatever the embedding is; timm skips it when it has no table.
+        return self.pos_drop(x)
+
+
+def validate_model(cfg: ModelConfig) -> None:
+    """Raise UserError, naming the valid choices, if `cfg` names an unknown size or variant or
+    an invalid combination; builds nothing (the CLI checks every run before starting one)."""
+    parse_arch(cfg.arch)
+    for name, value, choices in (
+        ("pos_embed", cfg.pos_embed, get_args(PosEmbed)),
+        ("pos_inject", cfg.pos_inject, get_args(PosInject)),
+        ("pool", cfg.pool, get_args(Pool)),
+    ):
+        if value not in choices:
+            raise UserError(f"model.{name}={value!r} is not valid; choose one of: {', '.join(choices)}")
+    # App. D.4 / Table 8: per-layer injection only exists for the learned absolute tables.
+    if cfg.pos_inject != "stem" and cfg.pos_embed not in ("1d", "2d"):
+        raise UserError(
+            f"model.pos_inject={cfg.pos_inject!r} needs an absolute embedding, not "
+            f"model.pos_embed={cfg.pos_embed!r}; valid: pos_embed none/relative with pos_inject stem, "
+            "or pos_embed 1d/2d with pos_inject stem, every_layer or every_layer_shared"
+        )
+
+
+def _make_table(kind: str, model: VisionTransformer) -> nn.Module:
+    if kind == "1d":
+        return PosEmbed1d(model.patch_embed.num_patches + model.num_prefix_tokens, model.embed_dim)
+    return PosEmbed2d(model.patch_embed.grid_size, model.embed_dim, model.num_prefix_tokens)
+
+
+def build_model(cfg: ModelConfig, num_classes: int, img_size: int, in_chans: int) -> nn.Module:
+    """The ViT described by `cfg`: a timm VisionTransformer (subclass PaperViT).
+
+    Initialisation is the original code's, through timm's "jax" mode (Xavier-uniform Linears,
+    LeCun-normal patch embedding, position tables normal 0.02) and a zero final head Linear
+    (head_zeroinit). Same torch seed, same
+    weights. Builds on the current default device (so `with torch.device("meta")` is free).
+    """
+    validate_model(cfg)
+    size_name, patch = parse_arch(cfg.arch)
+    if num_classes < 1:
+        raise UserError(f"num_classes={num_classes} is not valid; it must be at least 1")
+    if img_size < patch or img_size % patch:
+        raise UserError(f"image size {img_size} is not a multiple of {cfg.arch}'s patch size {patch}")
+    size = SIZES[size_name]
+    token = cfg.pool == "token"
+    model = PaperViT(
+        img_size=img_size,
+        patch_size=patch,
+        in_chans=in_chans,
+        num_classes=num_classes,
+        embed_dim=size.width,
+        depth=size.depth,
+        num_heads=size.heads,
+        mlp_ratio=size.mlp / size.width,
+        qkv_bias=True,  # as the original code
+        # App. D.3: GAP = mean over the tokens after the encoder's final LayerNorm, so fc_norm=False
+        # (timm's default for 'avg' would move that LayerNorm after the pooling).
+        class_token=token,
+        global_pool="token" if token else "avg",
+        fc_norm=False,
+        # timm's own table covers "1-D at the stem"; every other variant is ours, added below.
+        pos_embed="learn" if (cfg.pos_embed, cfg.pos_inject) == ("1d", "stem") else "none",
+        # App. B.1: dropout after every dense layer but qkv, and after the position embedding; none
+        # on the attention weights.
+        drop_rate=cfg.dropout,
+        pos_drop_rate=cfg.dropout,
+        proj_drop_rate=cfg.dropout,
+        attn_drop_rate=0.0,
+        # The original (Flax) initialisation: Xavier-uniform dense kernels, LeCun-normal patch
+        # embedding, zero head. timm's default (trunc-normal 0.02 everywhere) trains a small ViT
+        # far more slowly: 38% vs 72% MNIST test accuracy after 150 steps of ViT-Mu/7 here.
+        weight_init="jax",
+    )
+    if cfg.pos_embed == "2d" and cfg.pos_inject == "stem":
+        model.stem_pos = _make_table("2d", model)
+    elif cfg.pos_inject == "every_layer":
+        # A separate table before every block; the first block's is the stem's.
+        model.blocks = nn.Sequential(*(InjectPos(b, _make_table(cfg.pos_embed, model)) for b in model.blocks))
+    elif cfg.pos_inject == "every_layer_shared":
+        shared = _make_table(cfg.pos_embed, model)
+        model.blocks = nn.Sequential(*(InjectPos(b, shared) for b in model.blocks))
+    elif cfg.pos_embed == "relative":
+        # Swapped in after construction: timm's _create_attn cannot pass the grid to attn_layer.
+        for block in model.blocks:
+            block.attn = RelativeAttention(
+                size.width,
+                size.heads,
+                num_patches=model.patch_embed.num_patches,
+                num_prefix_tokens=model.num_prefix_tokens,
+                qkv_bias=True,
+                proj_drop=cfg.dropout,
+            )
+            block.attn.apply(init_weights_vit_jax)  # as timm initialised the module it replaces
+
+    if cfg.prelogits:
+        model.head = TanhHead(model.embed_dim, num_classes)
+    else:
+        replace_head(model, num_classes)
+    return model
+
+
+def param_count(arch: str, num_classes: int = 1000, img_size: int = 224) -> int:
+    """Parameters of the plain ViT `arch`, the count compared with Table 1 (built on the meta
+    device, so ViT-H costs nothing). It includes the patch embedding, the class token, the 1-D
+    position table at `img_size`, the encoder, the final LayerNorm and a linear `num_classes`
+    head; not the tanh pre-logits layer.
+
+    B/16 86.6M, L/16 304.3M, L/32 306.5M, H/14 632.0M against Table 1's 86M, 307M, 632M.
+    """
+    cfg = ModelConfig(arch=arch, pos_embed="1d", pos_inject="stem", pool="token", prelogits=False)
+    with torch.device("meta"):
+        model = build_model(cfg, num_classes, img_size, in_chans=3)
+    return sum(p.numel() for p in model.parameters())
+
+
+@contextmanager
+def math_attention(model: nn.Module) -> Iterator[nn.Module]:
+    """Temporarily run every attention module of `model` with explicit matmuls (fused_attn=False),
+    so torch's FLOP counter sees the attention products; restores each module's flag after."""
+    saved = [(m, m.fused_attn) for m in model.modules() if hasattr(m, "fused_attn")]
+    try:
+        for m, _ in saved:
+            m.fused_attn = False
+        yield model
+    finally:
+        for m, flag in saved:
+            m.fused_attn = flag

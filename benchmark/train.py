@@ -1,0 +1,317 @@
+"""The step loop: pre-train one model, evaluate it, and write the result last.
+
+§4.1's recipe: AdamW (β1 0.9, β2 0.999, decoupled weight decay), linear warm-up then linear
+(or cosine) decay to `end_lr`, gradient clipping at global norm 1. The data order and
+augmentation are pure functions of (seed, step), and a checkpoint holds model, optimiser, step
+and RNG state, so a resumed run ends bitwise where an uninterrupted one would (on CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark import data, environment, flops
+from benchmark.config import OptimConfig, RunConfig
+from benchmark.evals.fewshot import fewshot_pool, fewshot_table
+from benchmark.models import build_model, pre_logits
+from benchmark.results import (
+    CHECKPOINT,
+    FAILED,
+    META,
+    METRICS,
+    PROGRESS,
+    RESULT,
+    append_jsonl,
+    init_run_dir,
+    read_json,
+    read_jsonl,
+    write_atomic,
+    write_json,
+)
+
+CHECKPOINT_EVERY_S = 60.0  # wall-clock seconds between checkpoints
+MODEL = "model.pt"  # final weights, kept for inspection studies
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite: the run is recorded as failed, the study goes on."""
+
+
+def lr_at(step: int, cfg: OptimConfig) -> float:
+    """Warm-up multiplies by min(1, step/warmup); then linear or cosine decay to end_lr."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    if cfg.schedule == "cosine":
+        return cfg.end_lr + (cfg.lr - cfg.end_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.lr + (cfg.end_lr - cfg.lr) * progress
+
+
+def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    # Decoupled weight decay on the kernels of dense and conv layers only; biases, norms, the
+    # class token and every position table are left alone, so all position variants are alike.
+    kernels = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)}
+    decay = [p for p in model.parameters() if id(p) in kernels and p.requires_grad]
+    other = [p for p in model.parameters() if id(p) not in kernels and p.requires_grad]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
+    """The examples of one step: slices of a fresh permutation each epoch, from (seed, epoch)."""
+    batch_size = min(batch_size, n)
+    per_epoch = n // batch_size
+    epoch, i = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return perm[i * batch_size : (i + 1) * batch_size]
+
+
+class Trainer:
+    """Holds one run's data, model and optimiser; `run()` trains, evaluates and records."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path) -> None:
+        self.cfg, self.dir = cfg, run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        upstream = data.load(cfg.data.dataset)
+        self.size = cfg.data.image_size or upstream.image_size
+        self.channels = upstream.channels
+        self.num_classes = upstream.num_classes
+        keep = torch.from_numpy(data.subset(cfg.data.train_examples, len(upstream.train_y)))
+        self.train_x = data.prepare(upstream.train_x[keep], self.size, self.channels).to(self.device)
+        self.train_y = upstream.train_y[keep].to(self.device)
+        self.test_x = data.prepare(upstream.test_x, self.size, self.channels).to(self.device)
+        self.test_y = upstream.test_y.to(self.device)
+        self._fewshot_cache: dict[str, tuple[torch.Tensor, ...]] = {}
+
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model, self.num_classes, self.size, self.channels).to(self.device)
+        self.optimizer = make_optimizer(self.model, cfg.optim)
+        self.step = 0
+
+    # --- checkpoints -----------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "torch_rng": torch.get_rng_state(),
+        }
+        path = self.dir / CHECKPOINT
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+
+    def try_resume(self) -> bool:
+        """Resume from checkpoint.pt if there is a readable one; a corrupt one is set aside."""
+        path = self.dir / CHECKPOINT
+        if not path.exists():
+            return False
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            self.step = int(state["step"])
+        except Exception as exc:  # a truncated file raises many kinds of errors
+            path.replace(path.with_suffix(".corrupt"))
+            append_jsonl(self.dir / METRICS, {"kind": "warning", "message": f"unreadable checkpoint: {exc}"})
+            return False
+        # Drop log records written after the checkpoint: they will be produced again.
+        kept = [r for r in read_jsonl(self.dir / METRICS) if r.get("step", 0) <= self.step]
+        write_atomic(self.dir / METRICS, "".join(_jsonl(r) for r in kept).encode())
+        return True
+
+    # --- training ----------------------------------------------------------------------
+
+    def train(self, until: int | None = None) -> None:
+        """Train to step `until` (default: the end). The schedule always spans all steps."""
+        cfg = self.cfg.optim
+        until = cfg.steps if until is None else until
+        n = len(self.train_y)
+        log_every = max(1, cfg.steps // 50)
+        last_ckpt = t_log = time.perf_counter()
+        images_since_log = 0
+        self.model.train()
+        while self.step < until:
+            idx = batch_indices(self.step, n, cfg.batch_size, self.cfg.seed).to(self.device)
+            x, y = self.train_x[idx], self.train_y[idx]
+            if self.cfg.data.augment == "shift":
+                g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.step)
+                x = data.random_shift(x.cpu(), g).to(self.device)
+            lr = lr_at(self.step, cfg)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                loss = F.cross_entropy(self.model(x), y, label_smoothing=cfg.label_smoothing)
+            if not torch.isfinite(loss):
+                raise Diverged(f"loss became {loss.item()} at step {self.step} (lr {lr:.3g})")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
+            self.optimizer.step()
+            self.step += 1
+            images_since_log += len(idx)
+
+            if self.step % log_every == 0 or self.step == cfg.steps:
+                now = time.perf_counter()
+                record = {
+                    "kind": "train",
+                    "step": self.step,
+                    "loss": loss.item(),
+                    "lr": lr,
+                    "grad_norm": grad_norm.item(),
+                    "img_per_s": images_since_log / max(now - t_log, 1e-9),
+                }
+                append_jsonl(self.dir / METRICS, record)
+                self.write_progress(record)
+                t_log, images_since_log = now, 0
+            if (
+                self.cfg.eval.every_steps
+                and self.step % self.cfg.eval.every_steps == 0 < cfg.steps - self.step
+            ):
+                self.log_eval()
+            if time.perf_counter() - last_ckpt > CHECKPOINT_EVERY_S:
+                self.save_checkpoint()
+                last_ckpt = time.perf_counter()
+
+    def write_progress(self, record: dict[str, Any]) -> None:
+        write_json(self.dir / PROGRESS, {**record, "steps": self.cfg.optim.steps, "time": time.time()})
+
+    # --- evaluation ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor, batch: int = 512) -> np.ndarray:
+        chunks = [
+            pre_logits(self.model, images[i : i + batch]).float().cpu() for i in range(0, len(images), batch)
+        ]
+        return torch.cat(chunks).numpy().astype(np.float64)
+
+    def _fewshot_data(self, name: str) -> tuple[torch.Tensor, ...]:
+        if name not in self._fewshot_cache:
+            ds = data.load(name)
+            self._fewshot_cache[name] = (
+                data.prepare(ds.train_x, self.size, self.channels).to(self.device),
+                ds.train_y,
+                data.prepare(ds.test_x, self.size, self.channels).to(self.device),
+                ds.test_y,
+                torch.tensor(ds.num_classes),
+            )
+        return self._fewshot_cache[name]
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """Upstream test top-1 and linear few-shot accuracy (mean over sampling seeds)."""
+        self.model.eval()
+        logits = torch.cat([self.model(self.test_x[i : i + 512]) for i in range(0, len(self.test_x), 512)])
+        metrics = {"upstream/test_top1": (logits.argmax(1) == self.test_y).float().mean().item()}
+        details = []
+        for name in self.cfg.eval.fewshot_datasets:
+            train_x, train_y, test_x, test_y, k = self._fewshot_data(name)
+            # Features only for the examples the probe samples; NaN elsewhere, so a row read by
+            # mistake would poison the result instead of passing silently.
+            pool = fewshot_pool(train_y.numpy(), self.cfg.eval.shots, self.cfg.eval.fewshot_seeds)
+            pooled = self.features(train_x[torch.from_numpy(pool).to(self.device)])
+            train_features = np.full((len(train_y), pooled.shape[1]), np.nan)
+            train_features[pool] = pooled
+            table = fewshot_table(
+                train_features,
+                train_y.numpy(),
+                self.features(test_x),
+                test_y.numpy(),
+                int(k),
+                shots=self.cfg.eval.shots,
+                seeds=self.cfg.eval.fewshot_seeds,
+                l2s=(self.cfg.eval.l2,),
+            )
+            for shots, group in table.groupby("shots"):
+                metrics[f"fewshot/{name}/{shots}shot"] = float(group["accuracy"].mean())
+            details += [{"dataset": name, **row} for row in table.to_dict("records")]
+        self.model.train()
+        return metrics, details
+
+    def log_eval(self) -> dict[str, float]:
+        metrics, details = self.evaluate()
+        append_jsonl(self.dir / METRICS, {"kind": "eval", "step": self.step, **metrics, "fewshot": details})
+        return metrics
+
+
+def _jsonl(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record, sort_keys=True) + "\n"
+
+
+def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    """Train and evaluate one run in `run_dir`, resuming from its checkpoint if there is one.
+
+    Returns the result (also written to result.json, last). A diverged run is recorded in
+    failed.json and returned as failed; any other error is recorded there too and re-raised.
+    """
+    run_dir = Path(run_dir)
+    init_run_dir(run_dir, cfg)
+    if (done := read_json(run_dir / RESULT)) is not None:
+        return done
+    (run_dir / FAILED).unlink(missing_ok=True)  # a retry starts clean
+    t0 = time.perf_counter()
+    meta = read_json(run_dir / META) or {"attempts": []}
+    meta.update(environment.collect())
+    meta["attempts"].append(
+        {"start": time.time(), "host": meta["host"], "slurm_job_id": meta["slurm_job_id"]}
+    )
+    write_json(run_dir / META, meta)
+    try:
+        trainer = Trainer(cfg, run_dir)
+        resumed_from = trainer.step if trainer.try_resume() else None
+        flops_per_image = flops.train_flops_per_image(trainer.model, trainer.train_x[:2], trainer.num_classes)
+        t_train = time.perf_counter()
+        start_step = trainer.step
+        trainer.train()
+        train_s = time.perf_counter() - t_train
+        trainer.save_checkpoint()
+        trainer.write_progress({"kind": "eval", "step": trainer.step, "phase": "final evaluation"})
+        metrics = trainer.log_eval()
+    except Diverged as exc:
+        return record_failure(run_dir, exc)
+    except BaseException as exc:
+        record_failure(run_dir, exc)
+        raise
+    torch.save(trainer.model.state_dict(), run_dir / MODEL)
+    images = (trainer.step - start_step) * min(cfg.optim.batch_size, len(trainer.train_y))
+    result = {
+        "status": "done",
+        "metrics": metrics,
+        "params": sum(p.numel() for p in trainer.model.parameters()),
+        "train_flops_per_image": flops_per_image,
+        "train_flops": flops_per_image * cfg.optim.steps * min(cfg.optim.batch_size, len(trainer.train_y)),
+        "train_images_per_s": images / max(train_s, 1e-9),
+        "resumed_from_step": resumed_from,
+        "wall_s": time.perf_counter() - t0,
+        "device": meta["device"],
+        "end": time.time(),
+    }
+    write_json(run_dir / RESULT, result)  # last: the "done" marker
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    return result
+
+
+def record_failure(run_dir: Path, exc: BaseException) -> dict[str, Any]:
+    failure = {
+        "status": "failed",
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": traceback.format_exc(),
+        "time": time.time(),
+    }
+    if not isinstance(exc, KeyboardInterrupt | SystemExit):
+        write_json(run_dir / FAILED, failure)
+    return failure

@@ -1,0 +1,17 @@
+import pytest
+import torch
+
+# Two cores: keep tests from oversubscribing them.
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def tiny_cfg():
+    """A run that trains in about a second: the smallest ViT on 256 MNIST images."""
+    from benchmark.config import DataConfig, EvalConfig, OptimConfig, RunConfig
+
+    return RunConfig(
+        data=DataConfig(dataset="mnist5k", train_examples=256),
+        optim=OptimConfig(steps=12, warmup_steps=2, batch_size=32),
+        eval=EvalConfig(fewshot_datasets=("digits",), shots=(1, 5), fewshot_seeds=2),
+    )

@@ -1,0 +1,117 @@
+"""Every study in studies/ is smoke-run end to end (so a new study is tested by being added),
+and its report is rebuilt from the stored results alone."""
+
+import pandas as pd
+import pytest
+
+from benchmark import cli
+from benchmark.results import load_results
+from benchmark.study import list_studies, load_study
+
+STUDIES = list_studies()
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """Run each study's smoke preset once (in-process executor) and hand back the folders."""
+    root = tmp_path_factory.mktemp("smoke")
+    done = {}
+
+    def get(name):
+        if name not in done:
+            code = cli.main(
+                [
+                    "run",
+                    name,
+                    "--preset",
+                    "smoke",
+                    "--executor",
+                    "debug",
+                    "--results",
+                    str(root / "results"),
+                    "--reports",
+                    str(root / "reports"),
+                ]
+            )
+            done[name] = code
+        return done[name], root
+
+    return get
+
+
+def test_there_are_studies():
+    assert "pos_embed" in STUDIES
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_study_declares_the_contract(name):
+    study = load_study(name)
+    assert study.title and study.claim and study.reference and study.doc
+    assert {"smoke", "cpu"} <= set(study.presets)
+    for preset in study.presets:
+        runs = study.runs(preset)
+        assert runs, f"{name}/{preset} declares no runs"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", STUDIES)
+def test_smoke_run_end_to_end(name, smoke_runs):
+    code, root = smoke_runs(name)
+    assert code == 0
+    study = load_study(name)
+    df = load_results(root / "results", name, "smoke")
+    assert len(df) == len(study.runs("smoke"))
+    report = root / "reports" / name / "smoke" / "report.md"
+    text = report.read_text()
+    assert "## Verdicts" in text and "## Scale and provenance" in text
+    verdicts = pd.read_csv(root / "reports" / name / "smoke" / "verdicts.csv")
+    assert len(verdicts) == len(study.checks(df))
+    assert set(verdicts["verdict"]) <= {"holds", "does not hold", "not judged"}
+    assert all(claim in text for claim in verdicts["claim"])
+    assert list((root / "reports" / name / "smoke").glob("*.png"))
+    table = pd.read_csv(root / "reports" / name / "smoke" / "table.csv")
+    assert not table.empty
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", STUDIES)
+def test_report_rebuilds_from_stored_results_alone(name, smoke_runs, capsys):
+    _code, root = smoke_runs(name)
+    report = root / "reports" / name / "smoke" / "report.md"
+    report.unlink()
+    assert (
+        cli.main(
+            [
+                "report",
+                name,
+                "--preset",
+                "smoke",
+                "--results",
+                str(root / "results"),
+                "--reports",
+                str(root / "reports"),
+            ]
+        )
+        == 0
+    )
+    assert report.exists()
+    # rerunning the study trains nothing
+    assert (
+        cli.main(
+            [
+                "run",
+                name,
+                "--preset",
+                "smoke",
+                "--executor",
+                "debug",
+                "--no-report",
+                "--results",
+                str(root / "results"),
+                "--reports",
+                str(root / "reports"),
+            ]
+        )
+        == 0
+    )
+    assert "0 to run" in capsys.readouterr().out

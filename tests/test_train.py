@@ -1,0 +1,84 @@
+import itertools
+import json
+
+import pytest
+import torch
+
+from benchmark import train
+from benchmark.results import CHECKPOINT, FAILED, METRICS, RESULT, read_jsonl, status
+
+
+def test_lr_schedule_warms_up_then_decays_to_end_lr(tiny_cfg):
+    cfg = tiny_cfg.optim.__class__(lr=1e-3, steps=100, warmup_steps=10, end_lr=1e-5)
+    lrs = [train.lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))
+    assert train.lr_at(100, cfg) == pytest.approx(1e-5)
+    cos = cfg.__class__(lr=1e-3, steps=100, warmup_steps=10, schedule="cosine", end_lr=0.0)
+    assert train.lr_at(55, cos) == pytest.approx(5e-4, rel=1e-6)
+
+
+def test_batches_cover_each_epoch_once():
+    seen = torch.cat([train.batch_indices(s, 100, 10, seed=3) for s in range(10)])
+    assert sorted(seen.tolist()) == list(range(100))
+    assert not torch.equal(train.batch_indices(10, 100, 10, 3), train.batch_indices(0, 100, 10, 3))
+
+
+def test_run_writes_result_last_and_is_deterministic(tiny_cfg, tmp_path):
+    a = train.run(tiny_cfg, tmp_path / "a")
+    b = train.run(tiny_cfg, tmp_path / "b")
+    assert a["status"] == "done" and status(tmp_path / "a") == "done"
+    assert a["metrics"] == b["metrics"]
+    assert set(a["metrics"]) == {"upstream/test_top1", "fewshot/digits/1shot", "fewshot/digits/5shot"}
+    assert a["train_flops_per_image"] > 0
+    assert not (tmp_path / "a" / CHECKPOINT).exists()
+    kinds = [r["kind"] for r in read_jsonl(tmp_path / "a" / METRICS)]
+    assert kinds[-1] == "eval" and "train" in kinds
+    # a finished run is never trained again
+    mtime = (tmp_path / "a" / RESULT).stat().st_mtime_ns
+    assert train.run(tiny_cfg, tmp_path / "a") == json.loads((tmp_path / "a" / RESULT).read_text())
+    assert (tmp_path / "a" / RESULT).stat().st_mtime_ns == mtime
+
+
+def test_resume_from_checkpoint_is_bitwise(tiny_cfg, tmp_path):
+    full = train.Trainer(tiny_cfg, tmp_path)
+    full.train()
+    # Interrupted after 5 steps: a fresh Trainer resumes from the checkpoint.
+    first = train.Trainer(tiny_cfg, tmp_path / "r")
+    first.train(until=5)
+    first.save_checkpoint()
+    resumed = train.Trainer(tiny_cfg, tmp_path / "r")
+    assert resumed.try_resume() and resumed.step == 5
+    resumed.train()
+    for (name, p), q in zip(full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+
+
+def test_truncated_checkpoint_restarts_from_scratch(tiny_cfg, tmp_path):
+    trainer = train.Trainer(tiny_cfg, tmp_path)
+    trainer.save_checkpoint()
+    data = (tmp_path / CHECKPOINT).read_bytes()
+    (tmp_path / CHECKPOINT).write_bytes(data[: len(data) // 2])
+    fresh = train.Trainer(tiny_cfg, tmp_path)
+    assert not fresh.try_resume() and fresh.step == 0
+    assert (tmp_path / "checkpoint.corrupt").exists()
+
+
+def test_nan_loss_is_recorded_as_failed(tiny_cfg, tmp_path, monkeypatch):
+    real = train.F.cross_entropy
+    monkeypatch.setattr(train.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    out = train.run(tiny_cfg, tmp_path)
+    assert out["status"] == "failed" and "loss became nan" in out["error"]
+    assert status(tmp_path) == "failed"
+    assert json.loads((tmp_path / FAILED).read_text())["error"].startswith("Diverged")
+    assert not (tmp_path / RESULT).exists()
+
+
+def test_a_crash_in_evaluation_never_looks_finished(tiny_cfg, tmp_path, monkeypatch):
+    def boom(self):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(train.Trainer, "evaluate", boom)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train.run(tiny_cfg, tmp_path)
+    assert status(tmp_path) == "failed" and not (tmp_path / RESULT).exists()
