@@ -68,8 +68,9 @@ def run_bench() -> dict[str, Any]:
     print(f"device: {environment.device_name()}")
     solver = bench_solver()
     print(
-        "few-shot solver (10,000 x 768 features, 1,000 classes): "
-        + ", ".join(f"{k} {v:.3f} s" for k, v in solver.items())
+        f"few-shot solver ({solver['n']:,.0f} x {solver['d']:.0f} features, {solver['num_classes']:.0f} classes, "
+        f"{solver['n_test']:,.0f} test rows): all {solver['n_l2s']:.0f} l2 values {solver['all_l2s_s']:.3f} s, "
+        f"one l2 {solver['one_l2_s']:.3f} s, each extra l2 {solver['per_extra_l2_s'] * 1e3:.1f} ms"
     )
     rows = []
     for arch, size, channels, batch in THROUGHPUT:

@@ -80,6 +80,14 @@ class EvalConfig:
     l2: float = 1024.0
     # Also evaluate every N training steps (0: only at the end). Fig. 9 needs the curve.
     every_steps: int = 0
+    # The older protocol too: sweep l2 over 2^-10 … 2^19 and choose it per (dataset, shots) by
+    # leave-self-out over the other few-shot datasets (metrics fewshot_lso/...).
+    l2_sweep: bool = False
+    # A logistic-regression probe on all training examples of each few-shot dataset (linear/...).
+    linear_probe: bool = False
+    # Fine-tune on each few-shot dataset for this many steps (0: off), lr chosen on a dev split.
+    finetune_steps: int = 0
+    finetune_lrs: tuple[float, ...] = (0.003, 0.01, 0.03)
 
 
 @dataclass(frozen=True)

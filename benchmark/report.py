@@ -81,6 +81,7 @@ def build_report(
         "not the paper's; where a claim does not hold here, the margin says by how much.",
         "## Verdicts",
         _markdown(_verdict_table(verdicts)),
+        *[f"- *{v.claim}* — {v.note}" for v in verdicts if v.note],
         "## Our results beside the paper",
         _markdown(table),
         *[
@@ -106,12 +107,18 @@ def _verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
                 "paper": v.paper,
                 "measured here": v.measured,
                 "verdict": f"**{v.verdict}**",
-                "margin": f"{v.margin * 100:+.2f} pts" if v.holds is not None else "–",
+                "margin": _margin(v),
                 "rule": v.rule,
             }
             for v in verdicts
         ]
     )
+
+
+def _margin(v: Verdict) -> str:
+    if v.holds is None or v.margin != v.margin:  # not judged, or a rule with no numeric threshold
+        return "–"
+    return f"{v.margin:+.2f}" if "units of ρ" in v.rule else f"{v.margin * 100:+.2f} pts"
 
 
 def _markdown(df: pd.DataFrame) -> str:
@@ -130,7 +137,7 @@ def _provenance(df: pd.DataFrame, runs: pd.DataFrame, expected: set[str], metas:
         f"{int((runs['status'] == 'failed').sum())} failed; "
         f"{len(expected - set(runs['run_id']))} never started.",
         f"- **Models**: {_unique(df['model.arch'])}; {df['params'].min():,}–{df['params'].max():,} parameters "
-        "(the variants differ in their position tables).",
+        "(by variant).",
         f"- **Pre-training**: {_unique(df['data.dataset'])}, "
         f"train examples {_unique(df['data.train_examples'].map(lambda n: n or 'all'))}, "
         f"image size {_unique(df['data.image_size'].map(lambda s: s or 'native'))}, augmentation {_unique(df['data.augment'])}; "
@@ -141,7 +148,23 @@ def _provenance(df: pd.DataFrame, runs: pd.DataFrame, expected: set[str], metas:
         f"- **Few-shot probe**: closed-form regularised least squares on frozen pre-logits, "
         f"l2 = {_unique(df['eval.l2'])} (big_vision's fixed value), shots {_unique(df['eval.shots'])}, "
         f"{_unique(df['eval.fewshot_seeds'])} sampling seeds each; features whitened with the few-shot set's "
-        "statistics, bias feature 100, targets ±1.",
+        "statistics, bias feature 100, targets ±1."
+        + (
+            " Also the l2 sweep 2^-10 … 2^19 with leave-self-out choice (`fewshot_lso/...`)."
+            if df["eval.l2_sweep"].any()
+            else ""
+        )
+        + (
+            " Logistic-regression probe on all training examples (`linear/...`)."
+            if df["eval.linear_probe"].any()
+            else ""
+        )
+        + (
+            f" Fine-tuning (`finetune/...`): {_unique(df['eval.finetune_steps'])} SGD steps, lr from "
+            f"{_unique(df['eval.finetune_lrs'])} chosen on a 10% dev split."
+            if (df["eval.finetune_steps"] > 0).any()
+            else ""
+        ),
         f"- **Seeds**: {_unique(df['seed'])} (model init and data order).",
         "- **Data**:\n" + "\n".join(f"  - `{name}`: {data.load(name).provenance}" for name in datasets),
         f"- **Hardware**: {_unique(pd.Series([m.get('device') for m in metas]))}.",

@@ -5,10 +5,13 @@ Layout: results/<study>/<preset>/<run_id>/
   meta.json      versions, device, git revision, host, job ids, start time
   metrics.jsonl  one JSON object per line: training logs and evaluations
   progress.json  the latest step/loss/throughput (what progress bars and `status` read)
-  checkpoint.pt  while training (weights_only-loadable)
+  checkpoint.pt  while training (weights_only-loadable); checkpoint.prev.pt, the one before it
+  lock.json      the claim of the process training the run (see locks.py)
   failed.json    error and traceback of a run that failed
   result.json    the final metrics, written last and atomically: the only "done" marker
-A study's status is derived from these files alone; nothing is ever parsed out of logs.
+A study's status is derived from these files alone; nothing is ever parsed out of logs. Beside
+the runs, results/<study>/<preset>/ holds jobs.jsonl (what was dispatched, for `vitbench cancel`)
+and .submitit/ (submitit's job files, logs and code snapshots).
 """
 
 from __future__ import annotations
@@ -16,16 +19,21 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from benchmark import locks
 from benchmark.config import RunConfig, canonical_json, flatten, from_dict, run_id
 
 CONFIG, META, METRICS, PROGRESS = "config.json", "meta.json", "metrics.jsonl", "progress.json"
 CHECKPOINT, FAILED, RESULT = "checkpoint.pt", "failed.json", "result.json"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+JOBS = "jobs.jsonl"
+STATES = ("done", "failed", "running", "interrupted", "pending")
 
 
 def study_dir(root: Path, study: str, preset: str) -> Path:
@@ -100,15 +108,60 @@ def init_run_dir(path: Path, cfg: RunConfig) -> None:
         write_json(path / CONFIG, json.loads(canonical_json(cfg)))
 
 
+def read_result(path: Path) -> dict[str, Any] | None:
+    """The run's result if it is complete. A damaged result.json (truncated, or not a result)
+    warns and counts as absent, so the run is trained again rather than reported half-written."""
+    result = read_json(path / RESULT)
+    if result is None:
+        return None
+    if result.get("status") != "done" or not isinstance(result.get("metrics"), dict):
+        warnings.warn(f"ignoring incomplete result {path / RESULT}", stacklevel=2)
+        return None
+    return result
+
+
 def status(path: Path) -> str:
-    """done | failed | started | pending, from the files alone."""
-    if read_json(path / RESULT) is not None:
+    """done | failed | running (a live process holds its claim) | interrupted (started, nobody
+    on it now: it resumes on the next run) | pending, from the files alone."""
+    if read_result(path) is not None:
         return "done"
     if read_json(path / FAILED) is not None:
         return "failed"
-    if (path / PROGRESS).exists() or (path / CHECKPOINT).exists():
-        return "started"
+    if locks.holder(path) is not None:
+        return "running"
+    if any((path / name).exists() for name in (PROGRESS, CHECKPOINT, PREVIOUS_CHECKPOINT, META)):
+        return "interrupted"
     return "pending"
+
+
+def run_info(path: Path, now: float | None = None) -> dict[str, Any]:
+    """What `vitbench status` shows for one run: state, progress, time spent in attempts, how
+    often it was requeued (preemption, time limit) or killed (kill -9, node failure, scancel:
+    an earlier attempt that recorded no end), and who is training it or why it failed."""
+    now = time.time() if now is None else now
+    state = status(path)
+    progress = read_json(path / PROGRESS) or {}
+    result = read_result(path) or {}
+    attempts = (read_json(path / META) or {}).get("attempts", [])
+    last_seen = {"running": now, "done": result.get("end")}.get(state) or progress.get("time") or now
+    elapsed = 0.0
+    for i, attempt in enumerate(attempts):
+        successor_start = attempts[i + 1]["start"] if i + 1 < len(attempts) else last_seen
+        end = attempt.get("end") or min(last_seen, successor_start)
+        elapsed += max(0.0, end - attempt["start"])
+    return {
+        "state": state,
+        "step": progress.get("step"),
+        "steps": progress.get("steps"),
+        "elapsed_s": elapsed,
+        "wall_s": result.get("wall_s"),
+        "attempts": len(attempts),
+        "requeued": sum(a.get("outcome") == "requeued" for a in attempts),
+        # The last attempt of a running, done or failed run was not killed, whatever it recorded.
+        "killed": sum("end" not in a for a in (attempts if state == "interrupted" else attempts[:-1])),
+        "error": (read_json(path / FAILED) or {}).get("error") if state == "failed" else None,
+        "owner": locks.holder(path) if state == "running" else None,
+    }
 
 
 def _run_dirs(root: Path, study: str, preset: str) -> list[Path]:
@@ -122,7 +175,7 @@ def load_results(root: Path, study: str, preset: str) -> pd.DataFrame:
     """One row per finished run: run_id, flattened config columns, and every final metric."""
     rows = []
     for path in _run_dirs(root, study, preset):
-        result = read_json(path / RESULT)
+        result = read_result(path)
         config = read_json(path / CONFIG)
         if result is None or config is None:
             continue
@@ -138,7 +191,7 @@ def load_curves(root: Path, study: str, preset: str) -> pd.DataFrame:
     """Evaluation records logged during training (kind == "eval"), one row per (run, step)."""
     rows = []
     for path in _run_dirs(root, study, preset):
-        if read_json(path / RESULT) is None:
+        if read_result(path) is None:
             continue
         config = flatten(from_dict(read_json(path / CONFIG)))
         for rec in read_jsonl(path / METRICS):
@@ -148,20 +201,19 @@ def load_curves(root: Path, study: str, preset: str) -> pd.DataFrame:
 
 
 def load_runs(root: Path, study: str, preset: str) -> pd.DataFrame:
-    """Every run folder with its status, progress, failure reason and metadata (for `status`)."""
+    """Every run folder with its status, progress, failure reason and metadata (for reports)."""
     rows = []
     for path in _run_dirs(root, study, preset):
-        progress = read_json(path / PROGRESS) or {}
-        failed = read_json(path / FAILED) or {}
-        result = read_json(path / RESULT) or {}
+        info = run_info(path)
         rows.append(
             {
                 "run_id": path.name,
-                "status": status(path),
-                "step": progress.get("step"),
-                "steps": progress.get("steps"),
-                "wall_s": result.get("wall_s", progress.get("elapsed_s")),
-                "error": failed.get("error"),
+                "status": info["state"],
+                "step": info["step"],
+                "steps": info["steps"],
+                "wall_s": info["wall_s"] if info["wall_s"] is not None else info["elapsed_s"],
+                "error": info["error"],
+                "attempts": info["attempts"],
                 **flatten(from_dict(read_json(path / CONFIG))),
             }
         )

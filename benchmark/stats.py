@@ -40,3 +40,9 @@ def fmt_mean_std(mean: float, std: float, n: int, scale: float = 100.0, digits: 
     if n > 1 and not math.isnan(std):
         return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f} (n={n})"
     return f"{mean * scale:.{digits}f} (n={n})"
+
+
+def welch_se(std_a: float, n_a: int, std_b: float, n_b: int) -> float:
+    """Standard error of the difference of two cell means from those two cells' own spreads
+    (Welch): right when cells differ in stability, e.g. across a learning-rate sweep."""
+    return math.sqrt(std_a**2 / n_a + std_b**2 / n_b)

@@ -44,6 +44,7 @@ class Verdict:
     holds: bool | None  # None: not enough results to judge
     margin: float  # how far inside (+) or outside (-) the rule's threshold, in metric units
     rule: str  # how it is judged, so a reader can disagree with the threshold, not the arithmetic
+    note: str = ""  # where it does not hold: which results break it, and the likely reason at this scale
 
     @property
     def verdict(self) -> str:

@@ -9,41 +9,72 @@ and RNG state, so a resumed run ends bitwise where an uninterrupted one would (o
 from __future__ import annotations
 
 import math
+import os
 import time
 import traceback
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from benchmark import data, environment, flops
 from benchmark.config import OptimConfig, RunConfig
-from benchmark.evals.fewshot import fewshot_pool, fewshot_table
+from benchmark.evals.fewshot import L2_GRID, fewshot_pool, fewshot_table, select_l2_leave_self_out
+from benchmark.evals.finetune import finetune_accuracy
+from benchmark.evals.linear import logreg_accuracy
 from benchmark.models import build_model, pre_logits
 from benchmark.results import (
     CHECKPOINT,
     FAILED,
     META,
     METRICS,
+    PREVIOUS_CHECKPOINT,
     PROGRESS,
     RESULT,
     append_jsonl,
     init_run_dir,
     read_json,
     read_jsonl,
+    read_result,
     write_atomic,
     write_json,
 )
 
-CHECKPOINT_EVERY_S = 60.0  # wall-clock seconds between checkpoints
+CHECKPOINT_EVERY_S = 60.0  # wall-clock seconds between checkpoints (env VITBENCH_CHECKPOINT_EVERY_S)
 MODEL = "model.pt"  # final weights, kept for inspection studies
+
+
+def checkpoint_every_s() -> float:
+    """The checkpoint interval; an environment variable so tests reach job subprocesses too."""
+    return float(os.environ.get("VITBENCH_CHECKPOINT_EVERY_S", CHECKPOINT_EVERY_S))
 
 
 class Diverged(RuntimeError):
     """The loss became NaN or infinite: the run is recorded as failed, the study goes on."""
+
+
+class Interrupted(BaseException):
+    """Raised between two steps, right after a checkpoint, once `STOP.requested` is set (by the
+    dispatcher, on a preemption or time-limit signal): the job ends and its requeued successor
+    resumes from that checkpoint. A BaseException so no `except Exception` swallows it; never
+    recorded as a failure."""
+
+
+@dataclass
+class StopRequest:
+    """Set from a signal handler, read by the step loop. A plain attribute, not a threading.Event:
+    a handler that waited for a lock could deadlock the very thread it interrupted."""
+
+    requested: bool = False
+
+
+STOP = StopRequest()
 
 
 def lr_at(step: int, cfg: OptimConfig) -> float:
@@ -101,6 +132,9 @@ class Trainer:
     # --- checkpoints -----------------------------------------------------------------
 
     def save_checkpoint(self) -> None:
+        """Write to a temporary file, fsync, rename: a failed write (a full disk) leaves the last
+        good checkpoint in place. That one is kept as the previous checkpoint, the fallback if
+        the new one is later found unreadable."""
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -109,28 +143,45 @@ class Trainer:
         }
         path = self.dir / CHECKPOINT
         tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
+        try:
+            with tmp.open("wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if path.exists():
+            path.replace(self.dir / PREVIOUS_CHECKPOINT)
         tmp.replace(path)
 
     def try_resume(self) -> bool:
-        """Resume from checkpoint.pt if there is a readable one; a corrupt one is set aside."""
-        path = self.dir / CHECKPOINT
-        if not path.exists():
-            return False
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["torch_rng"])
-            self.step = int(state["step"])
-        except Exception as exc:  # a truncated file raises many kinds of errors
-            path.replace(path.with_suffix(".corrupt"))
-            append_jsonl(self.dir / METRICS, {"kind": "warning", "message": f"unreadable checkpoint: {exc}"})
-            return False
-        # Drop log records written after the checkpoint: they will be produced again.
+        """Resume from the newest readable checkpoint (checkpoint.pt, else the previous one); an
+        unreadable one is set aside with a warning, and with none the run starts from scratch."""
+        resumed = False
+        for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
+            path = self.dir / name
+            if not path.exists():
+                continue
+            try:
+                state = torch.load(path, map_location=self.device, weights_only=True)
+                self.model.load_state_dict(state["model"])
+                self.optimizer.load_state_dict(state["optimizer"])
+                torch.set_rng_state(state["torch_rng"])
+                self.step = int(state["step"])
+            except Exception as exc:  # a truncated file raises many kinds of errors
+                path.replace(path.with_suffix(".corrupt"))
+                message = f"unreadable {name} set aside as {path.with_suffix('.corrupt').name}: {exc}"
+                warnings.warn(f"{self.dir}: {message}", stacklevel=2)
+                append_jsonl(self.dir / METRICS, {"kind": "warning", "message": message})
+                continue
+            resumed = True
+            break
+        # Drop log records from after the resume point (all of them when starting from scratch):
+        # they will be produced again.
         kept = [r for r in read_jsonl(self.dir / METRICS) if r.get("step", 0) <= self.step]
         write_atomic(self.dir / METRICS, "".join(_jsonl(r) for r in kept).encode())
-        return True
+        return resumed
 
     # --- training ----------------------------------------------------------------------
 
@@ -141,6 +192,7 @@ class Trainer:
         n = len(self.train_y)
         log_every = max(1, cfg.steps // 50)
         last_ckpt = t_log = time.perf_counter()
+        every = checkpoint_every_s()
         images_since_log = 0
         self.model.train()
         while self.step < until:
@@ -180,10 +232,12 @@ class Trainer:
                 self.cfg.eval.every_steps
                 and self.step % self.cfg.eval.every_steps == 0 < cfg.steps - self.step
             ):
-                self.log_eval()
-            if time.perf_counter() - last_ckpt > CHECKPOINT_EVERY_S:
+                self.log_eval(final=False)
+            if STOP.requested or time.perf_counter() - last_ckpt > every:
                 self.save_checkpoint()
                 last_ckpt = time.perf_counter()
+                if STOP.requested:
+                    raise Interrupted(f"stopped after step {self.step} to be requeued")
 
     def write_progress(self, record: dict[str, Any]) -> None:
         write_json(self.dir / PROGRESS, {**record, "steps": self.cfg.optim.steps, "time": time.time()})
@@ -209,39 +263,55 @@ class Trainer:
             )
         return self._fewshot_cache[name]
 
-    @torch.no_grad()
-    def evaluate(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
-        """Upstream test top-1 and linear few-shot accuracy (mean over sampling seeds)."""
+    def evaluate(self, final: bool = True) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """Upstream test top-1 and linear few-shot accuracy (mean over sampling seeds); at the end of
+        training (`final`) also the probes the config asks for: the l2 sweep with leave-self-out,
+        a logistic-regression probe, and fine-tuning."""
+        ev = self.cfg.eval
         self.model.eval()
-        logits = torch.cat([self.model(self.test_x[i : i + 512]) for i in range(0, len(self.test_x), 512)])
-        metrics = {"upstream/test_top1": (logits.argmax(1) == self.test_y).float().mean().item()}
-        details = []
-        for name in self.cfg.eval.fewshot_datasets:
-            train_x, train_y, test_x, test_y, k = self._fewshot_data(name)
-            # Features only for the examples the probe samples; NaN elsewhere, so a row read by
-            # mistake would poison the result instead of passing silently.
-            pool = fewshot_pool(train_y.numpy(), self.cfg.eval.shots, self.cfg.eval.fewshot_seeds)
-            pooled = self.features(train_x[torch.from_numpy(pool).to(self.device)])
-            train_features = np.full((len(train_y), pooled.shape[1]), np.nan)
-            train_features[pool] = pooled
-            table = fewshot_table(
-                train_features,
-                train_y.numpy(),
-                self.features(test_x),
-                test_y.numpy(),
-                int(k),
-                shots=self.cfg.eval.shots,
-                seeds=self.cfg.eval.fewshot_seeds,
-                l2s=(self.cfg.eval.l2,),
+        with torch.no_grad():
+            logits = torch.cat(
+                [self.model(self.test_x[i : i + 512]) for i in range(0, len(self.test_x), 512)]
             )
-            for shots, group in table.groupby("shots"):
+        metrics = {"upstream/test_top1": (logits.argmax(1) == self.test_y).float().mean().item()}
+        l2s = sorted({ev.l2, *L2_GRID}) if final and ev.l2_sweep else [ev.l2]
+        details = []
+        for name in ev.fewshot_datasets:
+            train_x, train_y, test_x, test_y, k = self._fewshot_data(name)
+            test_features = self.features(test_x)
+            if final and ev.linear_probe:
+                train_features = self.features(train_x)
+                metrics[f"linear/{name}/top1"] = logreg_accuracy(
+                    train_features, train_y.numpy(), test_features, test_y.numpy()
+                )
+            else:
+                # Features only for the examples the probe samples; NaN elsewhere, so a row read
+                # by mistake would poison the result instead of passing silently.
+                pool = fewshot_pool(train_y.numpy(), ev.shots, ev.fewshot_seeds)
+                train_features = np.full((len(train_y), test_features.shape[1]), np.nan)
+                train_features[pool] = self.features(train_x[torch.from_numpy(pool).to(self.device)])
+            table = fewshot_table(
+                train_features, train_y.numpy(), test_features, test_y.numpy(), int(k),
+                shots=ev.shots, seeds=ev.fewshot_seeds, l2s=l2s,
+            )  # fmt: skip
+            for shots, group in table[table["l2"] == ev.l2].groupby("shots"):
                 metrics[f"fewshot/{name}/{shots}shot"] = float(group["accuracy"].mean())
             details += [{"dataset": name, **row} for row in table.to_dict("records")]
+            if final and ev.finetune_steps:
+                acc, lr = finetune_accuracy(
+                    self.model, train_x, train_y.to(self.device), test_x, test_y.to(self.device), int(k),
+                    steps=ev.finetune_steps, lrs=ev.finetune_lrs, seed=self.cfg.seed,
+                )  # fmt: skip
+                metrics[f"finetune/{name}/top1"], metrics[f"finetune/{name}/lr"] = acc, lr
+        if final and ev.l2_sweep:
+            for row in select_l2_leave_self_out(pd.DataFrame(details)).itertuples():
+                metrics[f"fewshot_lso/{row.dataset}/{row.shots}shot"] = float(row.accuracy)
+                metrics[f"fewshot_lso_l2/{row.dataset}/{row.shots}shot"] = float(row.l2)
         self.model.train()
         return metrics, details
 
-    def log_eval(self) -> dict[str, float]:
-        metrics, details = self.evaluate()
+    def log_eval(self, final: bool = True) -> dict[str, float]:
+        metrics, details = self.evaluate(final)
         append_jsonl(self.dir / METRICS, {"kind": "eval", "step": self.step, **metrics, "fewshot": details})
         return metrics
 
@@ -260,14 +330,14 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     """
     run_dir = Path(run_dir)
     init_run_dir(run_dir, cfg)
-    if (done := read_json(run_dir / RESULT)) is not None:
+    if (done := read_result(run_dir)) is not None:
         return done
     (run_dir / FAILED).unlink(missing_ok=True)  # a retry starts clean
     t0 = time.perf_counter()
     meta = read_json(run_dir / META) or {"attempts": []}
     meta.update(environment.collect())
     meta["attempts"].append(
-        {"start": time.time(), "host": meta["host"], "slurm_job_id": meta["slurm_job_id"]}
+        {"start": time.time(), "host": meta["host"], "pid": meta["pid"], "slurm_job_id": meta["slurm_job_id"]}
     )
     write_json(run_dir / META, meta)
     try:
@@ -281,37 +351,46 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         trainer.save_checkpoint()
         trainer.write_progress({"kind": "eval", "step": trainer.step, "phase": "final evaluation"})
         metrics = trainer.log_eval()
+        torch.save(trainer.model.state_dict(), run_dir / MODEL)
+        images = (trainer.step - start_step) * min(cfg.optim.batch_size, len(trainer.train_y))
+        result = {
+            "status": "done",
+            "metrics": metrics,
+            "params": sum(p.numel() for p in trainer.model.parameters()),
+            "train_flops_per_image": flops_per_image,
+            "train_flops": flops_per_image
+            * cfg.optim.steps
+            * min(cfg.optim.batch_size, len(trainer.train_y)),
+            "train_images_per_s": images / max(train_s, 1e-9),
+            "resumed_from_step": resumed_from,
+            "wall_s": time.perf_counter() - t0,
+            "device": meta["device"],
+            "end": time.time(),
+        }
+        write_json(run_dir / RESULT, result)  # last: the "done" marker
     except Diverged as exc:
         return record_failure(run_dir, exc)
     except BaseException as exc:
         record_failure(run_dir, exc)
         raise
-    torch.save(trainer.model.state_dict(), run_dir / MODEL)
-    images = (trainer.step - start_step) * min(cfg.optim.batch_size, len(trainer.train_y))
-    result = {
-        "status": "done",
-        "metrics": metrics,
-        "params": sum(p.numel() for p in trainer.model.parameters()),
-        "train_flops_per_image": flops_per_image,
-        "train_flops": flops_per_image * cfg.optim.steps * min(cfg.optim.batch_size, len(trainer.train_y)),
-        "train_images_per_s": images / max(train_s, 1e-9),
-        "resumed_from_step": resumed_from,
-        "wall_s": time.perf_counter() - t0,
-        "device": meta["device"],
-        "end": time.time(),
-    }
-    write_json(run_dir / RESULT, result)  # last: the "done" marker
     (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    (run_dir / PREVIOUS_CHECKPOINT).unlink(missing_ok=True)
     return result
 
 
 def record_failure(run_dir: Path, exc: BaseException) -> dict[str, Any]:
+    """Write failed.json with the error and traceback. A stop (Ctrl-C, a job's exit, a requeue)
+    is not a failure: the run stays interrupted and resumes. If even failed.json cannot be
+    written (a full disk), the run also stays interrupted, so the next `vitbench run` retries it."""
     failure = {
         "status": "failed",
         "error": f"{type(exc).__name__}: {exc}",
-        "traceback": traceback.format_exc(),
+        "traceback": "".join(traceback.format_exception(exc)),
         "time": time.time(),
     }
-    if not isinstance(exc, KeyboardInterrupt | SystemExit):
-        write_json(run_dir / FAILED, failure)
+    if not isinstance(exc, KeyboardInterrupt | SystemExit | Interrupted):
+        try:
+            write_json(run_dir / FAILED, failure)
+        except OSError as write_error:
+            warnings.warn(f"could not record the failure of {run_dir}: {write_error}", stacklevel=2)
     return failure

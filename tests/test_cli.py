@@ -86,8 +86,6 @@ def test_console_script_runs_a_study_on_the_local_executor(tmp_path):
         "smoke",
         "--set",
         "optim.steps=4",
-        "--set",
-        "eval.fewshot_datasets=digits",
     ]
     first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert first.returncode == 0, first.stderr

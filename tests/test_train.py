@@ -50,7 +50,9 @@ def test_resume_from_checkpoint_is_bitwise(tiny_cfg, tmp_path):
     resumed = train.Trainer(tiny_cfg, tmp_path / "r")
     assert resumed.try_resume() and resumed.step == 5
     resumed.train()
-    for (name, p), q in zip(full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+    for (name, p), q in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(p, q), name
 
 
@@ -75,7 +77,7 @@ def test_nan_loss_is_recorded_as_failed(tiny_cfg, tmp_path, monkeypatch):
 
 
 def test_a_crash_in_evaluation_never_looks_finished(tiny_cfg, tmp_path, monkeypatch):
-    def boom(self):
+    def boom(self, *args):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(train.Trainer, "evaluate", boom)

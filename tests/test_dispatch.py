@@ -1,0 +1,377 @@
+"""Dispatch without a cluster: run claims (who may train a run), Slurm settings from flags,
+environment and file, the code snapshot's refusal of a dirty tree, and `status`/`cancel`."""
+
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmark import cli, dispatch, locks, train
+from benchmark.errors import UserError
+from benchmark.results import META, run_info
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def write_claim(run_dir: Path, age_s: float = 0.0, **owner) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / locks.LOCK
+    path.write_text(json.dumps({**locks.owner_record(), "token": "someone", **owner}))
+    os.utime(path, (time.time() - age_s, time.time() - age_s))
+    return path
+
+
+# --- claims ----------------------------------------------------------------------------------
+
+
+def test_a_claim_excludes_others_until_released(tmp_path):
+    with locks.Claim(tmp_path) as first:
+        assert first.held and (tmp_path / locks.LOCK).exists()
+        with locks.Claim(tmp_path) as second:
+            assert not second.held and second.owner["pid"] == os.getpid()
+        assert locks.holder(tmp_path)["pid"] == os.getpid()
+    assert not (tmp_path / locks.LOCK).exists() and locks.holder(tmp_path) is None
+    with locks.Claim(tmp_path) as third:
+        assert third.held
+
+
+@pytest.mark.parametrize(
+    ("owner", "age_s", "stale"),
+    [
+        ({}, 0, False),  # this very process: alive
+        ({"pid": "dead"}, 0, True),  # its pid is gone
+        ({"proc_start": -1}, 0, True),  # our pid, but another process's start time: pid reuse
+        ({"host": "elsewhere"}, 10, False),  # another host with a fresh heartbeat
+        ({"host": "elsewhere"}, 400, True),  # another host whose heartbeat stopped
+        ({"host": "elsewhere", "slurm_job": "7_1", "slurm_restart": 0}, 10, True),  # our job, earlier life
+        ({"host": "elsewhere", "slurm_job": "7_1", "slurm_restart": 1}, 10, False),  # our job, this life
+    ],
+)
+def test_stale_claims_are_recognised(owner, age_s, stale, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    monkeypatch.setenv("VITBENCH_LOCK_STALE_S", "300")
+    if owner.get("pid") == "dead":
+        owner = {**owner, "pid": dead_pid()}
+    write_claim(tmp_path, age_s=age_s, **owner)
+    assert (locks.holder(tmp_path) is None) == stale
+    with locks.Claim(tmp_path) as claim:
+        assert claim.held == stale
+        token = json.loads((tmp_path / locks.LOCK).read_text())["token"]
+        assert (token != "someone") == stale
+
+
+def test_a_claim_file_not_yet_written_is_held_briefly_then_broken(tmp_path):
+    (tmp_path / locks.LOCK).write_text("")
+    with locks.Claim(tmp_path) as claim:
+        assert not claim.held
+    old = time.time() - 2 * locks.UNWRITTEN_GRACE_S
+    os.utime(tmp_path / locks.LOCK, (old, old))
+    with locks.Claim(tmp_path) as claim:
+        assert claim.held
+
+
+def test_heartbeat_refreshes_and_notices_a_lost_claim(tmp_path, monkeypatch):
+    monkeypatch.setattr(locks, "HEARTBEAT_S", 0.05)
+    with locks.Claim(tmp_path) as claim:
+        path = tmp_path / locks.LOCK
+        os.utime(path, (0, 0))
+        deadline = time.time() + 10
+        while path.stat().st_mtime == 0 and time.time() < deadline:
+            time.sleep(0.02)
+        assert path.stat().st_mtime > 0
+        write_claim(tmp_path, host="elsewhere")  # someone presumed us dead and took the run
+        with pytest.warns(UserWarning, match="lost the claim"):
+            while not claim.lost and time.time() < deadline:
+                time.sleep(0.02)
+        assert claim.lost
+    assert path.exists()  # release leaves the new owner's claim alone
+
+
+def _race(run_dir: str, barrier, wins) -> None:
+    barrier.wait()
+    with locks.Claim(Path(run_dir)) as claim:
+        if claim.held:
+            wins.put(os.getpid())
+            time.sleep(0.3)  # hold it while the others try
+
+
+@pytest.mark.parametrize("start", ["free", "stale"])
+def test_racing_processes_never_both_hold_a_run(start, tmp_path):
+    """Eight processes claim one run at the same instant (over a stale claim: all of them try to
+    break it at once): exactly one wins."""
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(3):
+        run_dir = tmp_path / str(attempt)
+        if start == "stale":
+            write_claim(run_dir, pid=dead_pid())
+        barrier, wins = ctx.Barrier(8), ctx.Queue()
+        procs = [ctx.Process(target=_race, args=(str(run_dir), barrier, wins)) for _ in range(8)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=30)
+            assert p.exitcode == 0
+        winners = []
+        while not wins.empty():
+            winners.append(wins.get())
+        assert len(winners) == 1, winners
+
+
+# --- TrainJob ---------------------------------------------------------------------------------
+
+
+def test_a_claimed_run_is_not_trained_and_is_reported_busy(tiny_cfg, tmp_path):
+    write_claim(tmp_path, host="elsewhere")
+    assert dispatch.TrainJob()(tiny_cfg, tmp_path) == {
+        "status": "busy",
+        "owner": json.loads((tmp_path / locks.LOCK).read_text()),
+    }
+    assert not (tmp_path / META).exists()
+
+
+def test_a_job_refuses_to_run_other_code_than_submitted(tiny_cfg, tmp_path):
+    with pytest.raises(RuntimeError, match="checkout changed after submission"):
+        dispatch.TrainJob(revision="0" * 40)(tiny_cfg, tmp_path)
+    info = run_info(tmp_path)
+    assert info["state"] == "failed" and "submitted at 0000" in info["error"]
+    assert not (tmp_path / locks.LOCK).exists()
+
+
+def test_a_stop_request_checkpoints_between_steps(tiny_cfg, tmp_path):
+    """What a preemption signal triggers in a job: a checkpoint at the next step boundary, then
+    train.Interrupted (never a recorded failure); the resumed run ends where a straight one does."""
+    straight = train.run(tiny_cfg, tmp_path / "straight")
+    trainer = train.Trainer(tiny_cfg, tmp_path / "stopped")
+    trainer.train(until=4)
+    train.STOP.requested = True
+    try:
+        with pytest.raises(train.Interrupted):
+            trainer.train()
+    finally:
+        train.STOP.requested = False
+    assert trainer.step == 5 and (tmp_path / "stopped" / "checkpoint.pt").exists()
+    resumed = train.run(tiny_cfg, tmp_path / "stopped")
+    assert resumed["resumed_from_step"] == 5 and resumed["metrics"] == straight["metrics"]
+
+
+# --- Slurm settings -------------------------------------------------------------------------
+
+
+def flags(**given):
+    return {key: given.get(key) for key in dispatch.SLURM_KEYS}
+
+
+def test_slurm_settings_merge_flag_over_environment_over_file(tmp_path):
+    config = tmp_path / "slurm.ini"
+    config.write_text(
+        "[slurm]\npartition = from-file\ngpus = 2\ntime = 600\nsbatch = --constraint=a100 --exclusive\n"
+        "setup =\n  module load cuda\n  source ~/venv/bin/activate\n"
+    )
+    env = {
+        "VITBENCH_SLURM_PARTITION": "from-env",
+        "VITBENCH_SLURM_GPUS": "4",
+        "VITBENCH_SLURM_CONFIG": str(config),
+    }
+    s = dispatch.slurm_settings(flags(gpus="8", cpus="6"), env=env)
+    assert (s.partition, s.gpus, s.cpus, s.time) == ("from-env", 8, 6, 600)
+    assert s.sbatch == ("--constraint=a100", "--exclusive")
+    assert s.setup == ("module load cuda", "source ~/venv/bin/activate")
+    assert dispatch._sbatch_options(s.sbatch) == {"constraint": "a100", "exclusive": True}
+    assert dispatch.slurm_settings(flags(), env={}) == dispatch.SlurmSettings()
+
+
+@pytest.mark.parametrize(
+    ("given", "env", "message"),
+    [
+        (flags(gpus="two"), {}, "--gpus='two' is not a valid int"),
+        (flags(cpus="0"), {}, "--cpus must be at least 1"),
+        (flags(), {"VITBENCH_SLURM_MEM_GB": "-1"}, "VITBENCH_SLURM_MEM_GB must be at least"),
+        (
+            flags(),
+            {"VITBENCH_SLURM_PARTITON": "gpu"},
+            "unknown environment variable(s) VITBENCH_SLURM_PARTITON",
+        ),
+        (flags(sbatch=["-C a100"]), {}, "write long options"),
+        (flags(sbatch=["--array=0-3"]), {}, "--array is set by vitbench"),
+        (flags(), {"VITBENCH_SLURM_CONFIG": "/no/such/file.ini"}, "cannot read Slurm config"),
+    ],
+)
+def test_bad_slurm_settings_are_user_errors(given, env, message):
+    with pytest.raises(UserError) as err:
+        dispatch.slurm_settings(given, env=env)
+    assert message in str(err.value)
+
+
+def test_slurm_config_rejects_unknown_keys(tmp_path):
+    (tmp_path / "c.ini").write_text("[slurm]\npartion = gpu\n")
+    with pytest.raises(UserError, match=r"unknown key\(s\) \['partion'\]"):
+        dispatch.slurm_settings(flags(), config=tmp_path / "c.ini", env={})
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--partition", "gpu"], "--partition only apply to --executor slurm"),
+        (["--wait"], "--wait only apply to --executor slurm"),
+        (["--executor", "slurm", "--gpus", "x"], "--gpus='x' is not a valid int"),
+    ],
+)
+def test_slurm_flags_are_checked_before_anything_is_written(argv, message, tmp_path, capsys):
+    code = cli.main(["run", "pos_embed", "--preset", "smoke", "--results", str(tmp_path), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_slurm_executor_without_slurm_is_a_user_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    code = cli.main(
+        ["run", "pos_embed", "--preset", "smoke", "--executor", "slurm", "--results", str(tmp_path)]
+    )
+    assert code == 2 and "needs Slurm's sbatch and srun on PATH" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+# --- code snapshot --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A small git checkout with a tracked file in a package and one outside."""
+    repo = tmp_path / "repo"
+    (repo / "benchmark").mkdir(parents=True)
+    (repo / "benchmark" / "code.py").write_text("VERSION = 1\n")
+    (repo / "notes.txt").write_text("tracked\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    return repo
+
+
+def test_without_rsync_only_a_clean_checkout_may_submit(checkout, tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"  # git, but no rsync
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git"))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    head = dispatch._git(checkout, "rev-parse", "HEAD")
+    with dispatch.code_snapshot(tmp_path / "jobs", checkout) as revision:
+        assert revision == head and Path.cwd() != tmp_path / "jobs"
+    (checkout / "benchmark" / "code.py").write_text("VERSION = 2\n")
+    snapshot = dispatch.code_snapshot(tmp_path / "jobs", checkout)
+    with pytest.raises(UserError, match="uncommitted changes and rsync is not installed"), snapshot:
+        pass
+    assert not (tmp_path / "jobs").exists()
+
+
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed")
+def test_with_rsync_jobs_start_in_a_snapshot_of_the_working_tree(checkout, tmp_path):
+    (checkout / "benchmark" / "code.py").write_text("VERSION = 2\n")  # modified, not committed
+    (checkout / "benchmark" / "new.py").write_text("NEW = True\n")  # untracked, in a package
+    (checkout / "scratch.txt").write_text("untracked, not code\n")
+    before = Path.cwd()
+    with dispatch.code_snapshot(tmp_path / "jobs", checkout) as revision:
+        snapshot = Path.cwd()
+        assert snapshot.parent == tmp_path / "jobs" / "code" and snapshot.name.startswith(revision[:12])
+    assert Path.cwd() == before
+    (checkout / "benchmark" / "code.py").write_text("VERSION = 3\n")  # later edits do not leak in
+    assert (snapshot / "benchmark" / "code.py").read_text() == "VERSION = 2\n"
+    assert (snapshot / "benchmark" / "new.py").exists() and not (snapshot / "scratch.txt").exists()
+    assert dispatch._git(snapshot, "rev-parse", "HEAD") == revision
+    # so the jobs record the submitted revision and that it had local changes
+    assert dispatch._git(snapshot, "status", "--porcelain", "--untracked-files=no") == "M benchmark/code.py"
+
+
+# --- status and cancel ------------------------------------------------------------------------
+
+
+def test_status_shows_state_progress_restarts_and_reasons(tmp_path, capsys):
+    """One run in each state (a real finished run, the others' files as a job would leave
+    them), read back by `vitbench status` from the run folders alone."""
+    from benchmark.results import run_dir
+
+    argv = [
+        "pos_embed",
+        "--preset",
+        "smoke",
+        "--set",
+        "optim.steps=3",
+        "--set",
+        "eval.fewshot_datasets=digits",
+    ]
+    args = cli._parser().parse_args(["status", *argv, "--results", str(tmp_path)])
+    _study, variant, runs, _overrides = cli._planned(args)
+    dirs = [run_dir(tmp_path, "pos_embed", variant, cfg) for cfg in runs]
+    train.run(runs[0], dirs[0])  # done
+    dirs[1].mkdir(parents=True)
+    (dirs[1] / "failed.json").write_text(json.dumps({"error": "Diverged: loss became nan at step 3"}))
+    write_claim(dirs[2], host="elsewhere", pid=4242, slurm_job="17_2")  # running on another node
+    dirs[3].mkdir(parents=True)
+    now = time.time()
+    attempts = [
+        {"start": now - 60, "end": now - 50, "outcome": "requeued"},
+        {"start": now - 40},
+    ]  # then killed
+    (dirs[3] / META).write_text(json.dumps({"attempts": attempts}))
+    (dirs[3] / "progress.json").write_text(json.dumps({"step": 2, "steps": 3, "time": now - 30}))
+    assert cli.main(["status", *argv, "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert " done " in lines[dirs[0].name] and "3/3" in lines[dirs[0].name]
+    assert " failed " in lines[dirs[1].name] and "loss became nan" in lines[dirs[1].name]
+    assert (
+        " running " in lines[dirs[2].name] and "pid 4242 on elsewhere, Slurm job 17_2" in lines[dirs[2].name]
+    )
+    line = lines[dirs[3].name]
+    assert " interrupted " in line and "2/3" in line and "requeued 1×" in line and "killed 1×" in line
+    assert " 20s " in line  # 10 s in the first attempt, 10 s until the second one's last progress
+    assert out.rstrip().endswith("1 done, 1 failed, 1 interrupted, 4 pending, 1 running")
+
+
+@pytest.mark.slow
+def test_cancel_stops_a_local_study_and_its_runs_resume(tmp_path, capsys):
+    """`vitbench cancel` from another terminal: the local `vitbench run` stops its jobs and exits;
+    no training process is left behind; the interrupted run resumes on the next run."""
+    env = {**os.environ, "VITBENCH_CHECKPOINT_EVERY_S": "0"}
+    common = ["pos_embed", "--preset", "smoke", "--set", "optim.steps=2000", "--results", str(tmp_path / "r")]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "benchmark", "run", *common, "--jobs", "1", "--no-report"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 120
+        started = []
+        while not started and time.time() < deadline and run.poll() is None:
+            started = list((tmp_path / "r").glob("pos_embed/smoke@*/*/progress.json"))
+            time.sleep(0.2)
+        assert started, "no run started within 120 s"
+        worker = json.loads((started[0].parent / locks.LOCK).read_text())["pid"]
+        assert cli.main(["cancel", *common]) == 0
+        assert f"stopped the local `vitbench run` (pid {run.pid})" in capsys.readouterr().out
+        assert run.wait(timeout=60) == 130
+        deadline = time.time() + 30
+        while locks.pid_alive(worker) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not locks.pid_alive(worker)
+        assert run_info(started[0].parent)["state"] == "interrupted"
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
