@@ -83,6 +83,11 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record, sort_keys=True) + "\n")
 
 
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Replace a JSON-lines file atomically (used to drop records past a resume point)."""
+    write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """All complete records; a torn last line (a run killed mid-write) is skipped."""
     if not path.exists():

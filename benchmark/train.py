@@ -42,8 +42,8 @@ from benchmark.results import (
     read_json,
     read_jsonl,
     read_result,
-    write_atomic,
     write_json,
+    write_jsonl,
 )
 
 CHECKPOINT_EVERY_S = 60.0  # wall-clock seconds between checkpoints (env VITBENCH_CHECKPOINT_EVERY_S)
@@ -180,7 +180,7 @@ class Trainer:
         # Drop log records from after the resume point (all of them when starting from scratch):
         # they will be produced again.
         kept = [r for r in read_jsonl(self.dir / METRICS) if r.get("step", 0) <= self.step]
-        write_atomic(self.dir / METRICS, "".join(_jsonl(r) for r in kept).encode())
+        write_jsonl(self.dir / METRICS, kept)
         return resumed
 
     # --- training ----------------------------------------------------------------------
@@ -314,12 +314,6 @@ class Trainer:
         metrics, details = self.evaluate(final)
         append_jsonl(self.dir / METRICS, {"kind": "eval", "step": self.step, **metrics, "fewshot": details})
         return metrics
-
-
-def _jsonl(record: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(record, sort_keys=True) + "\n"
 
 
 def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
