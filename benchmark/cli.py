@@ -266,8 +266,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         outcomes = []
     failed = [o for o in outcomes if o.status == "failed"] + ([None] * skipped_failed)
     busy = [o for o in outcomes if o.status == "busy"]
-    if not args.no_report:
+    finished = counts["done"] + sum(o.status == "done" for o in outcomes)
+    if not args.no_report and finished:
         _report(study, variant, args, runs, overrides)
+    elif not args.no_report:
+        print("vitbench: no run has finished, so no report was written.", file=sys.stderr)
     if busy:
         print(
             f"vitbench: {len(busy)} run(s) were being trained by another process; `vitbench run` again once "

@@ -95,3 +95,16 @@ def test_console_script_runs_a_study_on_the_local_executor(tmp_path):
     assert "--set optim.steps=4" in report.read_text()
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert second.returncode == 0 and "8 done, 0 to run" in second.stdout
+
+
+def test_a_study_whose_runs_all_fail_exits_1_without_a_report(tmp_path, monkeypatch, capsys):
+    from benchmark import train
+
+    real = train.F.cross_entropy
+    monkeypatch.setattr(train.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    argv = ["run", "pos_embed", "--preset", "smoke", "--executor", "debug", "--set", "optim.steps=2",
+            "--results", str(tmp_path / "r"), "--reports", str(tmp_path / "p")]  # fmt: skip
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "no run has finished, so no report was written" in err and "8 run(s) failed" in err
+    assert not (tmp_path / "p").exists()
