@@ -118,7 +118,7 @@ def _verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
 def _margin(v: Verdict) -> str:
     if v.holds is None or v.margin != v.margin:  # not judged, or a rule with no numeric threshold
         return "–"
-    return f"{v.margin:+.2f}" if "units of ρ" in v.rule else f"{v.margin * 100:+.2f} pts"
+    return f"{v.margin * 100:+.2f} pts" if v.unit == "pts" else f"{v.margin:+.2f} {v.unit}"
 
 
 def _markdown(df: pd.DataFrame) -> str:

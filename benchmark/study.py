@@ -45,6 +45,7 @@ class Verdict:
     margin: float  # how far inside (+) or outside (-) the rule's threshold, in metric units
     rule: str  # how it is judged, so a reader can disagree with the threshold, not the arithmetic
     note: str = ""  # where it does not hold: which results break it, and the likely reason at this scale
+    unit: str = "pts"  # "pts": margin is an accuracy fraction shown in points; otherwise shown as is
 
     @property
     def verdict(self) -> str:

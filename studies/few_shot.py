@@ -106,7 +106,8 @@ def _rank_verdict(scores: pd.DataFrame, proxy: str, label: str) -> Verdict:
         f"over {', '.join(DATASETS)}",
         holds=bool(rho >= RHO_MIN and p < 0.05),
         margin=float(rho - RHO_MIN),
-        rule=f"Spearman ρ ≥ {RHO_MIN} and p < 0.05 (margin in units of ρ, not points)",
+        rule=f"Spearman ρ ≥ {RHO_MIN} and p < 0.05",
+        unit="ρ",
     )
 
 

@@ -116,6 +116,11 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows + paper).fillna("")
 
 
+def _difference(a: pd.Series, b: pd.Series) -> tuple[float, float]:
+    """Difference of two cells' means and two standard errors of it (Welch, from their spreads)."""
+    return a["mean"] - b["mean"], 2 * welch_se(a["std"], int(a["n"]), b["std"], int(b["n"]))
+
+
 def checks(df: pd.DataFrame) -> list[Verdict]:
     df = _with_average(df)
     cells, best = _best_lrs(df)
@@ -129,8 +134,7 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
 
     # Noise from the compared cells themselves: high learning rates are less stable, so one
     # pooled spread over the whole sweep would overstate the noise of the best cells.
-    diff = gap_best["mean"] - cls_best["mean"]
-    noise = 2 * welch_se(gap_best["std"], int(gap_best["n"]), cls_best["std"], int(cls_best["n"]))
+    diff, noise = _difference(gap_best, cls_best)
     v1 = Verdict(
         claim="At its best learning rate, GAP is within noise of CLS at its best",
         paper="GAP lr 3e-4 ≈ CLS lr 8e-4 (Fig. 9 curves overlap)",
@@ -163,8 +167,7 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
         "learning rate, is the next check.",
         rule="the arg-max learning rate on the grid is smaller for GAP",
     )
-    drop = gap_best["mean"] - gap_at_cls["mean"]
-    noise3 = 2 * welch_se(gap_best["std"], int(gap_best["n"]), gap_at_cls["std"], int(gap_at_cls["n"]))
+    drop, noise3 = _difference(gap_best, gap_at_cls)
     v3 = Verdict(
         claim="GAP at the class token's best learning rate is clearly worse than GAP at its own",
         paper="GAP at 8e-4 clearly below GAP at 3e-4 (Fig. 9)",
