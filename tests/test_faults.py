@@ -171,10 +171,14 @@ def test_kill_9_mid_study_then_rerun_loses_nothing_and_trains_nothing_twice(four
         first.wait(timeout=30)
     killed_at = time.time()
     runs = study_run_dirs(tmp_path / "r", "faults")
+    # SIGKILL is asynchronous: the jobs (grandchildren, reparented once the dispatcher is gone)
+    # may still be exiting, and a claim is held until its process is dead or a zombie.
+    wait_until(lambda: all(locks.holder(p) is None for p in runs), 30, "the killed jobs to exit")
     states = {p: status(p) for p in runs}
-    interrupted = [p for p, s in states.items() if s == "interrupted" and (p / CHECKPOINT).exists()]
-    assert interrupted and "done" in states.values()
-    assert all(locks.holder(p) is None for p in runs)  # the dead hold nothing
+    # Killed mid-save, a run holds only its previous checkpoint for an instant: it resumes from that.
+    checkpointed = [p for p in runs if (p / CHECKPOINT).exists() or (p / PREVIOUS_CHECKPOINT).exists()]
+    interrupted = [p for p in checkpointed if states[p] == "interrupted"]
+    assert interrupted and "done" in states.values(), states
 
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
