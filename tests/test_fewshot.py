@@ -117,6 +117,25 @@ def test_accuracies_follow_l2_order_and_test_chunking(monkeypatch):
     np.testing.assert_array_equal(lsr_accuracies(train_x, train_y, test_x, test_y, 6, l2s), together)
 
 
+def test_close_calls_get_float64_predictions():
+    """Test points a hair (1e-9 of the score scale) on either side of the decision boundary: float32
+    scores cannot tell the sides apart, float64 can, and the solver must answer as float64 does."""
+    train_x, train_y, test_x, _ = _data(80, 30, 2, n_test=300, sep=0.5)
+    mean, std, w = lsr_weights(train_x, train_y, 2, [1.0])
+    diff = w[0][:, 0] - w[0][:, 1]  # score(class 0) - score(class 1) = x·a + b in input space
+    a, b = diff[:-1] / std, 100.0 * diff[-1] - (mean / std) @ diff[:-1]
+    x = test_x.astype(np.float64)
+    scale = np.abs(x * a).sum(axis=1)
+    side = np.random.default_rng(1).choice([-1.0, 1.0], x.shape[0])
+    x -= ((x @ a + b - side * 1e-9 * scale) / (a @ a))[:, None] * a  # onto the boundary, then off it
+    truth = (side < 0).astype(int)  # positive margin: class 0 wins
+    features = np.hstack([(x - mean) / std, np.full((x.shape[0], 1), 100.0)])
+    np.testing.assert_array_equal((features @ w[0]).argmax(axis=1), truth)  # the construction works
+    float32_only = (features.astype(np.float32) @ w[0].astype(np.float32)).argmax(axis=1)
+    assert np.mean(float32_only == truth) < 0.9  # float32 alone gets these wrong: the test has teeth
+    assert lsr_accuracies(train_x, train_y, x, truth, 2, [1.0])[0] == 1.0
+
+
 def test_one_eigendecomposition_for_the_whole_grid(monkeypatch):
     train_x, train_y, test_x, test_y = _data(100, 16, 4)
     shapes = _eigh_shapes(monkeypatch)
