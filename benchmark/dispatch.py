@@ -46,7 +46,6 @@ SLURM_POLL_S = 2.0  # gentler on a shared filesystem and on sacct, for arrays of
 # After a preemption/time-limit signal, how long to wait for the step loop to checkpoint before
 # requeueing anyway (from the last periodic checkpoint): covers a long evaluation in progress.
 FORWARD_AFTER_S = 5.0
-SOURCE_DIRS = ("benchmark", "studies")  # the packages a code snapshot must hold, tracked or not
 
 
 @dataclass(frozen=True)
@@ -336,7 +335,9 @@ def code_snapshot(folder: Path, checkout: Path | None = None) -> Iterator[str | 
         return
     git = _git(checkout, "rev-parse", "HEAD")
     if submitit.helpers.RsyncSnapshot.available():
-        untracked = _git(checkout, "ls-files", "--others", "--exclude-standard", "--", *SOURCE_DIRS).split()
+        untracked = _git(
+            checkout, "ls-files", "--others", "--exclude-standard", "--", *environment.CODE
+        ).split()
         target = Path(folder) / "code" / f"{git[:12]}-{secrets.token_hex(3)}"
         snapshot = submitit.helpers.RsyncSnapshot(target, root_dir=checkout, include=untracked)
         try:
@@ -353,9 +354,9 @@ def code_snapshot(folder: Path, checkout: Path | None = None) -> Iterator[str | 
         finally:
             snapshot.__exit__()
         return
-    if _git(checkout, "status", "--porcelain", "--untracked-files=no"):
+    if environment.code_changes(checkout):
         raise UserError(
-            f"{checkout} has uncommitted changes and rsync is not installed to snapshot them: "
+            f"{checkout} has uncommitted changes to its code and rsync is not installed to snapshot them: "
             "commit or stash them (jobs must run the submitted code), or install rsync"
         )
     yield git

@@ -34,23 +34,32 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+CODE = ("benchmark", "studies", "pyproject.toml")
+"""What decides a run's result: a change here (tracked or untracked) makes the tree dirty. Results and
+reports do not, so regenerating a committed report leaves the next run's revision clean."""
+
+
+def code_changes(root: Path) -> str:
+    """`git status --porcelain` lines for the code in the checkout at `root` (empty: it is the revision)."""
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--", *CODE],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+
+
 @cache
 def git_revision() -> dict[str, Any]:
-    """The source revision of the benchmark package, and whether the tree had local changes."""
+    """The source revision of the benchmark package, and whether its code had local changes."""
     root = Path(__file__).resolve().parent.parent
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        return {"revision": rev, "dirty": bool(dirty)}
+        return {"revision": rev, "dirty": bool(code_changes(root))}
     except (OSError, subprocess.SubprocessError):
         return {"revision": None, "dirty": None}
 

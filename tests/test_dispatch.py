@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import cli, dispatch, locks, train
+from benchmark import cli, dispatch, environment, locks, train
 from benchmark.errors import UserError
 from benchmark.results import META, run_info
 
@@ -272,9 +272,15 @@ def test_without_rsync_only_a_clean_checkout_may_submit(checkout, tmp_path, monk
     head = dispatch._git(checkout, "rev-parse", "HEAD")
     with dispatch.code_snapshot(tmp_path / "jobs", checkout) as revision:
         assert revision == head and Path.cwd() != tmp_path / "jobs"
+    (checkout / "notes.txt").write_text("edited: not code, like a regenerated report\n")
+    with dispatch.code_snapshot(tmp_path / "jobs", checkout) as revision:
+        assert revision == head
     (checkout / "benchmark" / "code.py").write_text("VERSION = 2\n")
     snapshot = dispatch.code_snapshot(tmp_path / "jobs", checkout)
-    with pytest.raises(UserError, match="uncommitted changes and rsync is not installed"), snapshot:
+    with (
+        pytest.raises(UserError, match="uncommitted changes to its code and rsync is not installed"),
+        snapshot,
+    ):
         pass
     assert not (tmp_path / "jobs").exists()
 
@@ -294,7 +300,7 @@ def test_with_rsync_jobs_start_in_a_snapshot_of_the_working_tree(checkout, tmp_p
     assert (snapshot / "benchmark" / "new.py").exists() and not (snapshot / "scratch.txt").exists()
     assert dispatch._git(snapshot, "rev-parse", "HEAD") == revision
     # so the jobs record the submitted revision and that it had local changes
-    assert dispatch._git(snapshot, "status", "--porcelain", "--untracked-files=no") == "M benchmark/code.py"
+    assert environment.code_changes(snapshot).splitlines() == [" M benchmark/code.py", "?? benchmark/new.py"]
 
 
 # --- status and cancel ------------------------------------------------------------------------
