@@ -134,8 +134,10 @@ def _parser() -> argparse.ArgumentParser:
 # Typed and checked by dispatch.slurm_settings, the same way for all three sources.
 SLURM_FLAGS = {
     "--partition": ("NAME", "partition to submit to (default: the cluster's default)"),
-    "--gpus": ("N", "GPUs per run (default: 0)"),
-    "--cpus": ("N", "CPU cores per run, also its torch threads (default: 1)"),
+    "--gpus": ("N", "GPUs per node of a run, one training process each (default: 0)"),
+    "--nodes": ("N", "nodes per run; several processes train a run data-parallel (default: 1)"),
+    "--tasks-per-node": ("N", "training processes per node (default: one per GPU, else one)"),
+    "--cpus": ("N", "CPU cores per training process, also its torch threads (default: 1)"),
     "--mem-gb": ("GB", "memory per run (default: the partition's)"),
     "--time": ("MIN", "time limit per job; longer runs requeue from a checkpoint, 3× at most (default: 240)"),
     "--array-parallelism": ("N", "runs of the array running at once (default: 256)"),

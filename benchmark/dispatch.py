@@ -35,7 +35,7 @@ import torch
 from submitit.core.job_environment import JobEnvironment, SignalHandler
 from tqdm import tqdm
 
-from benchmark import environment, locks, train
+from benchmark import distributed, environment, locks, train
 from benchmark.config import RunConfig
 from benchmark.errors import UserError
 from benchmark.results import JOBS, META, PROGRESS, append_jsonl, read_json, read_jsonl, write_json
@@ -46,6 +46,7 @@ SLURM_POLL_S = 2.0  # gentler on a shared filesystem and on sacct, for arrays of
 # After a preemption/time-limit signal, how long to wait for the step loop to checkpoint before
 # requeueing anyway (from the last periodic checkpoint): covers a long evaluation in progress.
 FORWARD_AFTER_S = 5.0
+FOLLOWER_WAIT_S = 120.0  # longest a data-parallel follower waits, after a stop, for the lead's requeue
 
 
 @dataclass(frozen=True)
@@ -68,26 +69,36 @@ class TrainJob(submitit.helpers.Checkpointable):
         run_dir = Path(run_dir)
         if self.threads:
             torch.set_num_threads(self.threads)
-        with locks.Claim(run_dir) as claim:
-            if not claim.held:
-                return {"status": "busy", "owner": claim.owner}
-            attempts = len((read_json(run_dir / META) or {}).get("attempts", []))
-            outcome = "stopped"  # Ctrl-C, a job's exit: not a failure, the run resumes later
-            try:
-                self._check_revision(run_dir)
-                with _stop_between_steps() as requeue:
-                    try:
-                        result = train.run(cfg, run_dir)
-                    except train.Interrupted:
-                        requeue()  # submitit's handler: checkpoint(), `scontrol requeue`, exit
-                        raise
-                outcome = result["status"]
-                return result
-            except Exception:
-                outcome = "failed"
-                raise
-            finally:
-                _end_attempt(run_dir, attempts, outcome)
+        # A job with several tasks trains the run data-parallel: the lead (rank 0) claims it and
+        # records its attempts, the other ranks follow the lead's decision.
+        with distributed.process_group():
+            lead = distributed.is_lead()
+            with locks.Claim(run_dir) if lead else contextlib.nullcontext() as claim:
+                if not distributed.from_lead(lead and claim.held):
+                    return {"status": "busy", "owner": claim.owner if lead else None}
+                attempts = len((read_json(run_dir / META) or {}).get("attempts", []))
+                outcome = "stopped"  # Ctrl-C, a job's exit: not a failure, the run resumes later
+                try:
+                    self._check_revision(run_dir)
+                    with _stop_between_steps() as requeue:
+                        try:
+                            result = train.run(cfg, run_dir)
+                        except train.Interrupted:
+                            requeue()  # submitit's handler: checkpoint(), `scontrol requeue`, exit
+                            if not lead:
+                                # Only the lead requeues (submitit's handler does nothing on other
+                                # ranks), and ending this task could end the job step, the lead's
+                                # task with it, before it has: wait for Slurm to end us instead.
+                                time.sleep(FOLLOWER_WAIT_S)
+                            raise
+                    outcome = result["status"]
+                    return result
+                except Exception:
+                    outcome = "failed"
+                    raise
+                finally:
+                    if lead:
+                        _end_attempt(run_dir, attempts, outcome)
 
     def checkpoint(self, cfg: RunConfig, run_dir: Path) -> submitit.helpers.DelayedSubmission:
         """Called by submitit before it requeues the job: note the requeue in the run's attempts
@@ -182,8 +193,10 @@ class SlurmSettings:
     (--slurm-config or VITBENCH_SLURM_CONFIG), else the default here."""
 
     partition: str | None = None
-    gpus: int = 0  # per run, one task on one node
-    cpus: int | None = None  # per run; also its torch threads (default: Slurm's, one)
+    gpus: int = 0  # per node of a run
+    nodes: int = 1  # per run
+    tasks_per_node: int | None = None  # training processes per node (default: one per GPU, else one)
+    cpus: int | None = None  # per process; also its torch threads (default: Slurm's, one)
     mem_gb: float | None = None
     time: int = 240  # minutes per job; a run that needs longer is requeued from its checkpoint
     array_parallelism: int = 256  # runs of the array at once
@@ -255,6 +268,8 @@ def _slurm_value(key: str, raw: Any, source: str) -> Any:
         return str(raw).strip()
     kind, low = {
         "gpus": (int, 0),
+        "nodes": (int, 1),
+        "tasks_per_node": (int, 1),
         "cpus": (int, 1),
         "mem_gb": (float, 0.001),
         "time": (int, 1),
@@ -293,6 +308,12 @@ def slurm_executor(folder: Path, settings: SlurmSettings, name: str) -> submitit
         "slurm_additional_parameters": _sbatch_options(settings.sbatch),
         "slurm_setup": list(settings.setup),
     }
+    # One process per GPU; a run with several processes trains data-parallel (benchmark.distributed)
+    # and, should one of them fail, srun ends the others instead of leaving them in a collective.
+    tasks = settings.tasks_per_node or max(1, settings.gpus)
+    params.update(nodes=settings.nodes, tasks_per_node=tasks)
+    if tasks * settings.nodes > 1:
+        params["slurm_srun_args"] = ["--kill-on-bad-exit=1"]
     optional = {
         "slurm_partition": settings.partition,
         "gpus_per_node": settings.gpus or None,

@@ -4,6 +4,8 @@
 (or cosine) decay to `end_lr`, gradient clipping at global norm 1. The data order and
 augmentation are pure functions of (seed, step), and a checkpoint holds model, optimiser, step
 and RNG state, so a resumed run ends bitwise where an uninterrupted one would (on CPU).
+A run given several processes trains data-parallel (see `benchmark.distributed`): each rank takes
+its slice of every batch and only the lead writes the run's files.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from benchmark import data, environment, flops
+from benchmark import data, distributed, environment, flops
 from benchmark.config import OptimConfig, RunConfig
 from benchmark.evals.fewshot import L2_GRID, fewshot_pool, fewshot_table, select_l2_leave_self_out
 from benchmark.evals.finetune import finetune_accuracy
@@ -128,13 +131,21 @@ class Trainer:
         self.model = build_model(cfg.model, self.num_classes, self.size, self.channels).to(self.device)
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.step = 0
+        self.lead, self.rank, self.world = distributed.is_lead(), distributed.rank(), distributed.world_size()
+        if min(cfg.optim.batch_size, len(self.train_y)) % self.world:
+            raise ValueError(f"the batch does not split evenly over {self.world} data-parallel ranks")
+        # Training steps go through DDP, which averages the gradients over ranks; evaluation and
+        # checkpoints use the model itself.
+        self.net = self.model if self.world == 1 else DistributedDataParallel(self.model)
 
     # --- checkpoints -----------------------------------------------------------------
 
     def save_checkpoint(self) -> None:
         """Write to a temporary file, fsync, rename: a failed write (a full disk) leaves the last
         good checkpoint in place. That one is kept as the previous checkpoint, the fallback if
-        the new one is later found unreadable."""
+        the new one is later found unreadable. The lead alone writes it."""
+        if not self.lead:
+            return
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -170,17 +181,21 @@ class Trainer:
                 torch.set_rng_state(state["torch_rng"])
                 self.step = int(state["step"])
             except Exception as exc:  # a truncated file raises many kinds of errors
-                path.replace(path.with_suffix(".corrupt"))
-                message = f"unreadable {name} set aside as {path.with_suffix('.corrupt').name}: {exc}"
-                warnings.warn(f"{self.dir}: {message}", stacklevel=2)
-                append_jsonl(self.dir / METRICS, {"kind": "warning", "message": message})
+                if self.lead:  # (another rank may find it gone, set aside: it moves on alike)
+                    path.replace(path.with_suffix(".corrupt"))
+                    message = f"unreadable {name} set aside as {path.with_suffix('.corrupt').name}: {exc}"
+                    warnings.warn(f"{self.dir}: {message}", stacklevel=2)
+                    append_jsonl(self.dir / METRICS, {"kind": "warning", "message": message})
                 continue
             resumed = True
             break
-        # Drop log records from after the resume point (all of them when starting from scratch):
-        # they will be produced again.
-        kept = [r for r in read_jsonl(self.dir / METRICS) if r.get("step", 0) <= self.step]
-        write_jsonl(self.dir / METRICS, kept)
+        if not distributed.same_on_all_ranks(self.step):
+            raise RuntimeError(f"{self.dir}: data-parallel ranks resumed from different checkpoints")
+        if self.lead:
+            # Drop log records from after the resume point (all of them when starting from
+            # scratch): they will be produced again.
+            kept = [r for r in read_jsonl(self.dir / METRICS) if r.get("step", 0) <= self.step]
+            write_jsonl(self.dir / METRICS, kept)
         return resumed
 
     # --- training ----------------------------------------------------------------------
@@ -201,13 +216,21 @@ class Trainer:
             if self.cfg.data.augment == "shift":
                 g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.step)
                 x = data.random_shift(x.cpu(), g).to(self.device)
+            # This rank's slice of the step's (augmented) batch; all of it in a single process.
+            x, y = x[self.rank :: self.world], y[self.rank :: self.world]
             lr = lr_at(self.step, cfg)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-                loss = F.cross_entropy(self.model(x), y, label_smoothing=cfg.label_smoothing)
-            if not torch.isfinite(loss):
-                raise Diverged(f"loss became {loss.item()} at step {self.step} (lr {lr:.3g})")
+                loss = F.cross_entropy(self.net(x), y, label_smoothing=cfg.label_smoothing)
+            # The loss summed over ranks, and how many ranks were asked to stop (a preemption
+            # signal) or are due a checkpoint: one all-reduce (none in a single process), so every
+            # rank decides alike at the same step.
+            flags = [STOP.requested, time.perf_counter() - last_ckpt > every]
+            votes = torch.tensor([loss.item(), *flags], dtype=torch.float64, device=self.device)
+            loss_sum, stops, due = distributed.sum_over_ranks(votes).tolist()
+            if not math.isfinite(loss_sum):
+                raise Diverged(f"loss became {loss_sum / self.world} at step {self.step} (lr {lr:.3g})")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
@@ -220,23 +243,24 @@ class Trainer:
                 record = {
                     "kind": "train",
                     "step": self.step,
-                    "loss": loss.item(),
+                    "loss": loss_sum / self.world,
                     "lr": lr,
                     "grad_norm": grad_norm.item(),
                     "img_per_s": images_since_log / max(now - t_log, 1e-9),
                 }
-                append_jsonl(self.dir / METRICS, record)
-                self.write_progress(record)
+                if self.lead:
+                    append_jsonl(self.dir / METRICS, record)
+                    self.write_progress(record)
                 t_log, images_since_log = now, 0
             if (
                 self.cfg.eval.every_steps
                 and self.step % self.cfg.eval.every_steps == 0 < cfg.steps - self.step
             ):
                 self.log_eval(final=False)
-            if STOP.requested or time.perf_counter() - last_ckpt > every:
+            if stops or due:
                 self.save_checkpoint()
                 last_ckpt = time.perf_counter()
-                if STOP.requested:
+                if stops:
                     raise Interrupted(f"stopped after step {self.step} to be requeued")
 
     def write_progress(self, record: dict[str, Any]) -> None:
@@ -312,7 +336,10 @@ class Trainer:
 
     def log_eval(self, final: bool = True) -> dict[str, float]:
         metrics, details = self.evaluate(final)
-        append_jsonl(self.dir / METRICS, {"kind": "eval", "step": self.step, **metrics, "fewshot": details})
+        if self.lead:
+            append_jsonl(
+                self.dir / METRICS, {"kind": "eval", "step": self.step, **metrics, "fewshot": details}
+            )
         return metrics
 
 
@@ -323,6 +350,8 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     failed.json and returned as failed; any other error is recorded there too and re-raised.
     """
     run_dir = Path(run_dir)
+    if not distributed.is_lead():
+        return _follow_lead(cfg, run_dir)
     init_run_dir(run_dir, cfg)
     if (done := read_result(run_dir)) is not None:
         return done
@@ -372,6 +401,20 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     return result
 
 
+def _follow_lead(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    """A data-parallel rank other than the lead: the lead's training steps in lockstep, writing
+    nothing. The lead alone evaluates the final model and records the result."""
+    if (done := read_result(run_dir)) is not None:  # the lead sees it too, and stops
+        return done
+    trainer = Trainer(cfg, run_dir)
+    trainer.try_resume()
+    try:
+        trainer.train()
+    except Diverged as exc:  # every rank sees the same summed loss
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    return {"status": "done", "rank": trainer.rank}
+
+
 def record_failure(run_dir: Path, exc: BaseException) -> dict[str, Any]:
     """Write failed.json with the error and traceback. A stop (Ctrl-C, a job's exit, a requeue)
     is not a failure: the run stays interrupted and resumes. If even failed.json cannot be
@@ -382,7 +425,7 @@ def record_failure(run_dir: Path, exc: BaseException) -> dict[str, Any]:
         "traceback": "".join(traceback.format_exception(exc)),
         "time": time.time(),
     }
-    if not isinstance(exc, KeyboardInterrupt | SystemExit | Interrupted):
+    if distributed.is_lead() and not isinstance(exc, KeyboardInterrupt | SystemExit | Interrupted):
         try:
             write_json(run_dir / FAILED, failure)
         except OSError as write_error:

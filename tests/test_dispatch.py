@@ -195,6 +195,23 @@ def test_slurm_settings_merge_flag_over_environment_over_file(tmp_path):
     assert dispatch.slurm_settings(flags(), env={}) == dispatch.SlurmSettings()
 
 
+@pytest.mark.skipif(shutil.which("sbatch") is None, reason="needs Slurm's sbatch on PATH")
+@pytest.mark.parametrize(
+    ("given", "tasks", "srun"),
+    [
+        ({}, 1, None),
+        ({"gpus": "1"}, 1, None),
+        ({"gpus": "4", "nodes": "2"}, 4, ["--kill-on-bad-exit=1"]),
+        ({"tasks_per_node": "2"}, 2, ["--kill-on-bad-exit=1"]),
+    ],
+)
+def test_one_training_process_per_gpu_and_srun_ends_all_if_one_fails(tmp_path, given, tasks, srun):
+    settings = dispatch.slurm_settings(flags(**given), env={})
+    params = dispatch.slurm_executor(tmp_path, settings, "t").parameters
+    assert params["ntasks_per_node"] == tasks and params["nodes"] == settings.nodes
+    assert params.get("srun_args") == srun
+
+
 @pytest.mark.parametrize(
     ("given", "env", "message"),
     [

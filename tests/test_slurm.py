@@ -17,6 +17,7 @@ import sys
 import time
 
 import pytest
+import submitit
 import torch
 
 from benchmark import cli, dispatch, environment, train
@@ -68,6 +69,12 @@ def queued(job_ids) -> set[str]:
     return {word for line in out.splitlines() for word in line.split()} & {str(j) for j in job_ids}
 
 
+def step(run_dir) -> int:
+    """The last step a run reported."""
+    progress = run_dir / PROGRESS
+    return json.loads(progress.read_text())["step"] if progress.exists() else 0
+
+
 def vitbench(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "benchmark", *argv], capture_output=True, text=True, timeout=timeout
@@ -113,7 +120,9 @@ def test_a_study_goes_out_as_one_job_array_and_completes(slurm, tmp_path, monkey
     assert run.returncode == 0, run.stdout + run.stderr
     assert "4 to run on the slurm executor" in run.stdout and "Submitted Slurm job array" in run.stdout
     assert "[4/4]" in run.stdout + run.stderr
-    [dispatched] = read_jsonl(next((tmp_path / "r").glob("faults/*/jobs.jsonl")))
+    # (the cancel above may have found the finished array still leaving the queue, and logged that)
+    records = read_jsonl(next((tmp_path / "r").glob("faults/*/jobs.jsonl")))
+    [dispatched] = [r for r in records if r["event"] == "dispatch"]
     array = dispatched["jobs"][0].split("_")[0]
     assert dispatched["jobs"] == [f"{array}_{i}" for i in range(4)]  # one array, one task per run
     runs = sorted(p.parent for p in (tmp_path / "r").glob("faults/*/*/result.json"))
@@ -151,11 +160,6 @@ def test_preempted_and_interrupted_runs_resume_from_their_checkpoints_with_the_s
     )
     urgent = None
     try:
-
-        def step(run_dir) -> int:
-            progress = run_dir / PROGRESS
-            return json.loads(progress.read_text())["step"] if progress.exists() else 0
-
         wait_until(lambda: min(step(preempted), step(interrupted)) >= 30, 180, "both copies at step 30")
         signalled = time.time()
         jobs[1]._interrupt()
@@ -193,6 +197,41 @@ def test_preempted_and_interrupted_runs_resume_from_their_checkpoints_with_the_s
         figures[run_dir.name] = {"resumed_from_step": result["resumed_from_step"]}
         figures[run_dir.name]["resume_s"] = round(attempts[1]["start"] - signalled, 1)
     print("\nFAULTS preemption by `urgent` and job._interrupt() on Slurm: " + json.dumps(figures))
+
+
+def test_a_data_parallel_run_interrupted_on_slurm_resumes_bitwise(slurm, tiny_cfg, tmp_path, monkeypatch):
+    """`--tasks-per-node 2`: one job, two tasks that join a gloo process group from submitit's
+    job environment and train one model. `_interrupt()` signals both; they agree on a step, the
+    lead alone checkpoints and requeues, and the requeued pair resumes and ends bitwise where an
+    undisturbed two-process run (on the local executor) does. Only the lead writes."""
+    if slurm["cpus"] < 2:
+        pytest.skip("needs a node with two cores, one per process")
+    from test_distributed import run_job
+
+    cfg = tiny_cfg.replace(**{"model.arch": "Mu/7", "optim.steps": 400, "optim.batch_size": 16})
+    monkeypatch.setenv("VITBENCH_CHECKPOINT_EVERY_S", "3600")  # the signal's checkpoint is the only one
+    settings = dispatch.SlurmSettings(tasks_per_node=2, cpus=1, time=30)
+    run_dir = tmp_path / "run"
+    [job] = dispatch.submit_slurm([dispatch.Task(cfg, run_dir, "ddp")], tmp_path / "jobs", settings, "ddp")
+    try:
+        wait_until(lambda: step(run_dir) >= 30, 180, "the two-process run at step 30")
+        job._interrupt()
+        local = submitit.LocalExecutor(folder=tmp_path / "local")
+        local.update_parameters(tasks_per_node=2, timeout_min=10)
+        undisturbed, _ = run_job(local, cfg, tmp_path / "undisturbed")  # while the job is requeued
+        wait_until(lambda: job.done(force_check=True), 300, "the two-process job to finish", poll=2)
+    finally:
+        if not job.done():
+            job.cancel(check=False)
+    lead, follower = job.results()
+    assert lead["status"] == "done" and follower == {"status": "done", "rank": 1}
+    assert lead["resumed_from_step"] >= 30
+    assert lead["metrics"] == undisturbed["metrics"]
+    attempts = json.loads((run_dir / META).read_text())["attempts"]
+    assert [a.get("outcome") for a in attempts] == ["requeued", "done"]
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(
+        p.name for p in (tmp_path / "undisturbed").iterdir()
+    )
 
 
 def test_status_and_cancel_follow_a_queued_array(slurm, tmp_path, capsys):

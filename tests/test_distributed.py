@@ -1,0 +1,43 @@
+"""Data-parallel runs: a job with two tasks (submitit's local executor, gloo on CPU) trains one
+model, the same as one process up to the order of floating-point sums, and only rank 0 writes."""
+
+import time
+
+import pytest
+import submitit
+import torch
+
+from benchmark import dispatch, train
+from benchmark.results import META, read_json
+
+pytestmark = pytest.mark.slow  # two job processes start
+
+
+def run_job(executor: submitit.LocalExecutor, *args, timeout: float = 240):
+    job = executor.submit(dispatch.TrainJob(threads=1), *args)
+    deadline = time.time() + timeout
+    while not job.done():
+        assert time.time() < deadline, f"the job did not finish within {timeout:.0f} s"
+        time.sleep(0.5)
+    return job.results()
+
+
+def test_two_ranks_train_the_one_process_model_and_only_the_lead_writes(tiny_cfg, tmp_path):
+    single = train.run(tiny_cfg, tmp_path / "one")
+    executor = submitit.LocalExecutor(folder=tmp_path / "jobs")
+    executor.update_parameters(tasks_per_node=2, timeout_min=10)
+    lead, follower = run_job(executor, tiny_cfg, tmp_path / "two")
+    assert lead["status"] == "done" and follower == {"status": "done", "rank": 1}
+    one = torch.load(tmp_path / "one" / train.MODEL, weights_only=True)
+    two = torch.load(tmp_path / "two" / train.MODEL, weights_only=True)
+    worst = max((one[k] - two[k]).abs().max().item() for k in one)
+    assert worst < 1e-4, f"parameters differ by up to {worst:.2e}"
+    assert lead["metrics"]["upstream/test_top1"] == pytest.approx(
+        single["metrics"]["upstream/test_top1"], abs=0.01
+    )
+    assert lead["train_images_per_s"] > 0
+    # the follower wrote nothing: same files as a one-process run, one attempt recorded
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
+        p.name for p in (tmp_path / "one").iterdir()
+    )
+    assert len(read_json(tmp_path / "two" / META)["attempts"]) == 1
