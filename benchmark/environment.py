@@ -20,7 +20,8 @@ PACKAGES = ("vitbench", "torch", "timm", "numpy", "pandas", "scikit-learn", "sub
 def device_name() -> str:
     if torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name()} (x{torch.cuda.device_count()})"
-    return f"cpu: {cpu_model()} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu: {cpu_model()} ({threads} thread{'s' if threads != 1 else ''})"
 
 
 @cache

@@ -4,6 +4,7 @@ claim verdicts, seaborn figures (PNG + PDF + the data as CSV), and the scale and
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -126,8 +127,16 @@ def _markdown(df: pd.DataFrame) -> str:
 
 
 def _unique(series: pd.Series) -> str:
-    values = sorted({str(v) for v in series.dropna()})
-    return ", ".join(values) if values else "–"
+    """The distinct values as text: numbers in numeric order, then any others (e.g. "all")."""
+    values = {str(v): v for v in series.dropna()}
+
+    def order(text: str) -> tuple:
+        v = values[text]
+        return (
+            (0, float(v), "") if isinstance(v, numbers.Real) and not isinstance(v, bool) else (1, 0.0, text)
+        )
+
+    return ", ".join(sorted(values, key=order)) if values else "–"
 
 
 def _provenance(df: pd.DataFrame, runs: pd.DataFrame, expected: set[str], metas: list[dict]) -> str:
