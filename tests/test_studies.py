@@ -78,6 +78,7 @@ def test_smoke_run_end_to_end(name, smoke_runs):
 def test_report_rebuilds_from_stored_results_alone(name, smoke_runs, capsys):
     _code, root = smoke_runs(name)
     report = root / "reports" / name / "smoke" / "report.md"
+    first = {p.name: p.read_bytes() for p in report.parent.iterdir()}
     report.unlink()
     assert (
         cli.main(
@@ -95,6 +96,8 @@ def test_report_rebuilds_from_stored_results_alone(name, smoke_runs, capsys):
         == 0
     )
     assert report.exists()
+    # byte for byte the first build: figures included (no random jitter, no PDF dates)
+    assert {p.name: p.read_bytes() for p in report.parent.iterdir()} == first
     # rerunning the study trains nothing
     assert (
         cli.main(
