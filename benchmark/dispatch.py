@@ -479,7 +479,7 @@ def follow(
 
 def _collect(job: submitit.Job, task: Task) -> Outcome:
     try:
-        result = job.result()
+        result = job.results()[0]  # a data-parallel run's lead (rank 0) speaks for it
     except Exception as exc:  # the run recorded its own failed.json when it could
         message = str(exc).strip().splitlines()
         reason = next((line for line in reversed(message) if line.strip()), type(exc).__name__)

@@ -13,13 +13,16 @@ from benchmark.results import META, read_json
 pytestmark = pytest.mark.slow  # two job processes start
 
 
-def run_job(executor: submitit.LocalExecutor, *args, timeout: float = 240):
-    job = executor.submit(dispatch.TrainJob(threads=1), *args)
+def run_job(executor: submitit.LocalExecutor, cfg, run_dir, timeout: float = 240):
+    """Every task's result, once the job is done; the dispatcher must read it as the lead's."""
+    job = executor.submit(dispatch.TrainJob(threads=1), cfg, run_dir)
     deadline = time.time() + timeout
     while not job.done():
         assert time.time() < deadline, f"the job did not finish within {timeout:.0f} s"
         time.sleep(0.5)
-    return job.results()
+    results = job.results()
+    assert dispatch._collect(job, dispatch.Task(cfg, run_dir, "ddp")).result == results[0]
+    return results
 
 
 def test_two_ranks_train_the_one_process_model_and_only_the_lead_writes(tiny_cfg, tmp_path):

@@ -224,6 +224,7 @@ def test_a_data_parallel_run_interrupted_on_slurm_resumes_bitwise(slurm, tiny_cf
         if not job.done():
             job.cancel(check=False)
     lead, follower = job.results()
+    assert dispatch._collect(job, dispatch.Task(cfg, run_dir, "ddp")).status == "done"  # as `--wait` reads it
     assert lead["status"] == "done" and follower == {"status": "done", "rank": 1}
     assert lead["resumed_from_step"] >= 30
     assert lead["metrics"] == undisturbed["metrics"]
