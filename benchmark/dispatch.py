@@ -334,9 +334,7 @@ def _source_checkout() -> Path | None:
     """The git checkout this package is imported from, or None for an installed package."""
     root = Path(__file__).resolve().parent.parent
     try:
-        top = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
+        top = environment.git(root, "rev-parse", "--show-toplevel")
     except (OSError, subprocess.SubprocessError):
         return None
     return root if top and Path(top).resolve() == root else None
@@ -354,24 +352,26 @@ def code_snapshot(folder: Path, checkout: Path | None = None) -> Iterator[str | 
     if checkout is None:
         yield None
         return
-    git = _git(checkout, "rev-parse", "HEAD")
+    head = environment.git(checkout, "rev-parse", "HEAD")
     if submitit.helpers.RsyncSnapshot.available():
-        untracked = _git(
+        untracked = environment.git(
             checkout, "ls-files", "--others", "--exclude-standard", "--", *environment.CODE
         ).split()
-        target = Path(folder) / "code" / f"{git[:12]}-{secrets.token_hex(3)}"
+        target = Path(folder) / "code" / f"{head[:12]}-{secrets.token_hex(3)}"
         snapshot = submitit.helpers.RsyncSnapshot(target, root_dir=checkout, include=untracked)
         try:
             # Clone without checking out (RsyncSnapshot would check out, then rsync skips a file
             # edited within the same second at the same size), so rsync writes every file.
             target.parent.mkdir(parents=True, exist_ok=True)
-            _git(checkout, "clone", "-q", "--depth=2", "--no-checkout", f"file://{checkout}", str(target))
-            _git(target, "read-tree", "HEAD")  # an index for `git status` in the jobs
+            environment.git(
+                checkout, "clone", "-q", "--depth=2", "--no-checkout", f"file://{checkout}", str(target)
+            )
+            environment.git(target, "read-tree", "HEAD")  # an index for `git status` in the jobs
             snapshot.__enter__()  # copies the code and moves into it: sbatch runs jobs from there
         except subprocess.CalledProcessError as exc:
             raise UserError(f"could not snapshot the code in {checkout}: {exc.stderr or exc}") from None
         try:
-            yield git
+            yield head
         finally:
             snapshot.__exit__()
         return
@@ -380,13 +380,7 @@ def code_snapshot(folder: Path, checkout: Path | None = None) -> Iterator[str | 
             f"{checkout} has uncommitted changes to its code and rsync is not installed to snapshot them: "
             "commit or stash them (jobs must run the submitted code), or install rsync"
         )
-    yield git
-
-
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=True
-    ).stdout.strip()
+    yield head
 
 
 # --- dispatching -----------------------------------------------------------------------------

@@ -4,8 +4,9 @@ A run given several tasks (Slurm: `--gpus N` per node, `--nodes M`) trains one m
 takes its slice of the same global batch (the data order is a function of (seed, step)),
 DistributedDataParallel averages the gradients, so the update is the one-process update on the
 whole batch up to the order of floating-point sums, and only rank 0 — the lead — writes to the
-run's folder. Evaluation runs on every rank: it is deterministic, so no rank waits in a collective
-while another evaluates. Outside a multi-task job every function here is a cheap no-op.
+run's folder. Evaluations during training run on every rank (they are deterministic), so no rank
+waits in a collective while another evaluates; the final one runs on the lead alone. Outside a
+multi-task job every function here is a cheap no-op.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def process_group() -> Iterator[None]:
         dist.destroy_process_group()
 
 
+def _device() -> torch.device:
+    """Where this rank's collectives run: its GPU under NCCL, the CPU under gloo."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
 def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
     """Element-wise sum of a small tensor over all ranks (one all-reduce); itself in one process."""
     if active():
@@ -69,8 +75,7 @@ def from_lead(flag: bool) -> bool:
     """The lead's value of `flag`, on every rank (e.g. whether it claimed the run)."""
     if not active():
         return flag
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-    value = torch.tensor([int(flag)], device=device)
+    value = torch.tensor([int(flag)], device=_device())
     dist.broadcast(value, src=0)
     return bool(value.item())
 
@@ -79,8 +84,7 @@ def same_on_all_ranks(value: int) -> bool:
     """Whether every rank holds the same integer (e.g. the step it resumed from)."""
     if not active():
         return True
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-    low, high = torch.tensor([value], device=device), torch.tensor([value], device=device)
+    low, high = torch.tensor([value], device=_device()), torch.tensor([value], device=_device())
     dist.all_reduce(low, op=dist.ReduceOp.MIN)
     dist.all_reduce(high, op=dist.ReduceOp.MAX)
     return low.item() == high.item()

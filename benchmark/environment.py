@@ -40,16 +40,16 @@ CODE = ("benchmark", "studies", "pyproject.toml")
 reports do not, so regenerating a committed report leaves the next run's revision clean."""
 
 
+def git(cwd: Path, *args: str) -> str:
+    """The output of `git <args>` run in `cwd` (trailing newline removed); raises on failure."""
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=True
+    ).stdout.rstrip("\n")
+
+
 def code_changes(root: Path) -> str:
     """`git status --porcelain` lines for the code in the checkout at `root` (empty: it is the revision)."""
-    return subprocess.run(
-        ["git", "status", "--porcelain", "--", *CODE],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout
+    return git(root, "status", "--porcelain", "--", *CODE)
 
 
 @cache
@@ -57,10 +57,7 @@ def git_revision() -> dict[str, Any]:
     """The source revision of the benchmark package, and whether its code had local changes."""
     root = Path(__file__).resolve().parent.parent
     try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        return {"revision": rev, "dirty": bool(code_changes(root))}
+        return {"revision": git(root, "rev-parse", "HEAD"), "dirty": bool(code_changes(root))}
     except (OSError, subprocess.SubprocessError):
         return {"revision": None, "dirty": None}
 

@@ -131,8 +131,9 @@ class Trainer:
         self.model = build_model(cfg.model, self.num_classes, self.size, self.channels).to(self.device)
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.step = 0
+        self.batch_size = min(cfg.optim.batch_size, len(self.train_y))  # a small dataset caps it
         self.lead, self.rank, self.world = distributed.is_lead(), distributed.rank(), distributed.world_size()
-        if min(cfg.optim.batch_size, len(self.train_y)) % self.world:
+        if self.batch_size % self.world:
             raise ValueError(f"the batch does not split evenly over {self.world} data-parallel ranks")
         # Training steps go through DDP, which averages the gradients over ranks; evaluation and
         # checkpoints use the model itself.
@@ -163,7 +164,12 @@ class Trainer:
             tmp.unlink(missing_ok=True)
             raise
         if path.exists():
-            path.replace(self.dir / PREVIOUS_CHECKPOINT)
+            # Keep the current checkpoint as the fallback without a moment with none in place: a
+            # hard link renamed over the previous one, then the new file renamed in (all atomic).
+            link = self.dir / (PREVIOUS_CHECKPOINT + ".tmp")
+            link.unlink(missing_ok=True)
+            os.link(path, link)
+            link.replace(self.dir / PREVIOUS_CHECKPOINT)
         tmp.replace(path)
 
     def try_resume(self) -> bool:
@@ -375,15 +381,13 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         trainer.write_progress({"kind": "eval", "step": trainer.step, "phase": "final evaluation"})
         metrics = trainer.log_eval()
         torch.save(trainer.model.state_dict(), run_dir / MODEL)
-        images = (trainer.step - start_step) * min(cfg.optim.batch_size, len(trainer.train_y))
+        images = (trainer.step - start_step) * trainer.batch_size
         result = {
             "status": "done",
             "metrics": metrics,
             "params": sum(p.numel() for p in trainer.model.parameters()),
             "train_flops_per_image": flops_per_image,
-            "train_flops": flops_per_image
-            * cfg.optim.steps
-            * min(cfg.optim.batch_size, len(trainer.train_y)),
+            "train_flops": flops_per_image * cfg.optim.steps * trainer.batch_size,
             "train_images_per_s": images / max(train_s, 1e-9),
             "resumed_from_step": resumed_from,
             "wall_s": time.perf_counter() - t0,

@@ -286,7 +286,7 @@ def test_without_rsync_only_a_clean_checkout_may_submit(checkout, tmp_path, monk
     bin_dir.mkdir()
     (bin_dir / "git").symlink_to(shutil.which("git"))
     monkeypatch.setenv("PATH", str(bin_dir))
-    head = dispatch._git(checkout, "rev-parse", "HEAD")
+    head = environment.git(checkout, "rev-parse", "HEAD")
     with dispatch.code_snapshot(tmp_path / "jobs", checkout) as revision:
         assert revision == head and Path.cwd() != tmp_path / "jobs"
     (checkout / "notes.txt").write_text("edited: not code, like a regenerated report\n")
@@ -315,7 +315,7 @@ def test_with_rsync_jobs_start_in_a_snapshot_of_the_working_tree(checkout, tmp_p
     (checkout / "benchmark" / "code.py").write_text("VERSION = 3\n")  # later edits do not leak in
     assert (snapshot / "benchmark" / "code.py").read_text() == "VERSION = 2\n"
     assert (snapshot / "benchmark" / "new.py").exists() and not (snapshot / "scratch.txt").exists()
-    assert dispatch._git(snapshot, "rev-parse", "HEAD") == revision
+    assert environment.git(snapshot, "rev-parse", "HEAD") == revision
     # so the jobs record the submitted revision and that it had local changes
     assert environment.code_changes(snapshot).splitlines() == [" M benchmark/code.py", "?? benchmark/new.py"]
 

@@ -1,11 +1,10 @@
 """Data-parallel runs: a job with two tasks (submitit's local executor, gloo on CPU) trains one
 model, the same as one process up to the order of floating-point sums, and only rank 0 writes."""
 
-import time
-
 import pytest
 import submitit
 import torch
+from helpers import wait_until
 
 from benchmark import dispatch, train
 from benchmark.results import META, read_json
@@ -16,10 +15,7 @@ pytestmark = pytest.mark.slow  # two job processes start
 def run_job(executor: submitit.LocalExecutor, cfg, run_dir, timeout: float = 240):
     """Every task's result, once the job is done; the dispatcher must read it as the lead's."""
     job = executor.submit(dispatch.TrainJob(threads=1), cfg, run_dir)
-    deadline = time.time() + timeout
-    while not job.done():
-        assert time.time() < deadline, f"the job did not finish within {timeout:.0f} s"
-        time.sleep(0.5)
+    wait_until(job.done, timeout, "the two-process job to finish", poll=0.5)
     results = job.results()
     assert dispatch._collect(job, dispatch.Task(cfg, run_dir, "ddp")).result == results[0]
     return results

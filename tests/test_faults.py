@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import wait_until
 
 from benchmark import dispatch, locks, train
 from benchmark.config import from_dict
@@ -39,15 +40,6 @@ from benchmark.results import (
 )
 
 pytestmark = pytest.mark.slow  # real runs, several seconds each
-
-
-def wait_until(predicate, timeout: float, what: str, poll: float = 0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def audit(run_dirs, killed_at: float | None = None) -> dict[str, int]:
@@ -175,9 +167,7 @@ def test_kill_9_mid_study_then_rerun_loses_nothing_and_trains_nothing_twice(four
     # may still be exiting, and a claim is held until its process is dead or a zombie.
     wait_until(lambda: all(locks.holder(p) is None for p in runs), 30, "the killed jobs to exit")
     states = {p: status(p) for p in runs}
-    # Killed mid-save, a run holds only its previous checkpoint for an instant: it resumes from that.
-    checkpointed = [p for p in runs if (p / CHECKPOINT).exists() or (p / PREVIOUS_CHECKPOINT).exists()]
-    interrupted = [p for p in checkpointed if states[p] == "interrupted"]
+    interrupted = [p for p, s in states.items() if s == "interrupted" and (p / CHECKPOINT).exists()]
     assert interrupted and "done" in states.values(), states
 
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)

@@ -19,6 +19,7 @@ import time
 import pytest
 import submitit
 import torch
+from helpers import wait_until
 
 from benchmark import cli, dispatch, environment, train
 from benchmark.results import META, PROGRESS, RESULT, read_jsonl, status
@@ -52,15 +53,6 @@ def slurm():
         pytest.skip(reason)
     cpus = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True, timeout=20).stdout
     return {"cpus": int(cpus.split()[0].rstrip("+"))}
-
-
-def wait_until(predicate, timeout: float, what: str, poll: float = 0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def queued(job_ids) -> set[str]:

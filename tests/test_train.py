@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from benchmark import train
-from benchmark.results import CHECKPOINT, FAILED, METRICS, RESULT, read_jsonl, status
+from benchmark.results import CHECKPOINT, FAILED, METRICS, PREVIOUS_CHECKPOINT, RESULT, read_jsonl, status
 
 
 def test_lr_schedule_warms_up_then_decays_to_end_lr(tiny_cfg):
@@ -54,6 +54,16 @@ def test_resume_from_checkpoint_is_bitwise(tiny_cfg, tmp_path):
         full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
     ):
         assert torch.equal(p, q), name
+
+
+def test_a_checkpoint_keeps_the_one_before_as_its_fallback(tiny_cfg, tmp_path):
+    trainer = train.Trainer(tiny_cfg, tmp_path)
+    for until in (2, 4):
+        trainer.train(until=until)
+        trainer.save_checkpoint()
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == 4
+    assert torch.load(tmp_path / PREVIOUS_CHECKPOINT, weights_only=True)["step"] == 2
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_truncated_checkpoint_restarts_from_scratch(tiny_cfg, tmp_path):
