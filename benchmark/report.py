@@ -4,6 +4,7 @@ claim verdicts, seaborn figures (PNG + PDF + the data as CSV), and the scale and
 from __future__ import annotations
 
 import json
+import math
 import numbers
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +20,7 @@ import seaborn as sns
 from benchmark import data
 from benchmark.config import RunConfig, run_id
 from benchmark.errors import UserError
+from benchmark.evals.finetune import DEV_FRACTION
 from benchmark.results import load_curves, load_meta, load_results, load_runs
 from benchmark.study import Study, Verdict
 
@@ -122,7 +124,7 @@ def _verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
 
 
 def _margin(v: Verdict) -> str:
-    if v.holds is None or v.margin != v.margin:  # not judged, or a rule with no numeric threshold
+    if v.holds is None or math.isnan(v.margin):  # not judged, or a rule with no numeric threshold
         return "–"
     return f"{v.margin * 100:+.2f} pts" if v.unit == "pts" else f"{v.margin:+.2f} {v.unit}"
 
@@ -175,7 +177,7 @@ def _provenance(df: pd.DataFrame, runs: pd.DataFrame, expected: set[str], metas:
         )
         + (
             f" Fine-tuning (`finetune/...`): {_unique(df['eval.finetune_steps'])} SGD steps, lr from "
-            f"{_unique(df['eval.finetune_lrs'])} chosen on a 10% dev split."
+            f"{_unique(df['eval.finetune_lrs'])} chosen on a {DEV_FRACTION:.0%} dev split."
             if (df["eval.finetune_steps"] > 0).any()
             else ""
         ),

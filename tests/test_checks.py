@@ -80,6 +80,15 @@ def test_head_type_claims_fail_when_gap_is_simply_worse():
     assert tuned.holds is False and differ.holds is False and worse.holds is False
 
 
+def test_head_type_is_not_judged_when_a_compared_cell_has_one_seed():
+    df = head_frame({("token", 8e-4): 0.90, ("token", 3e-4): 0.88, ("gap", 8e-4): 0.80, ("gap", 3e-4): 0.90})
+    df = df[
+        ~((df["model.pool"] == "gap") & (df["optim.lr"] == 3e-4) & (df["seed"] == 1))
+    ]  # GAP's best: 1 seed
+    [verdict] = head_type.checks(df)
+    assert verdict.holds is None and verdict.measured == "not enough runs"
+
+
 def few_frame(finetune: list[float], fewshot: list[float]) -> pd.DataFrame:
     rows = []
     for i, (ft, fs) in enumerate(zip(finetune, fewshot, strict=True)):

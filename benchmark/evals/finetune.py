@@ -18,6 +18,8 @@ from torch import nn
 
 from benchmark.models import replace_head
 
+DEV_FRACTION = 0.1  # of the training set, held out to choose the learning rate
+
 
 def _finetune_once(
     model: nn.Module,
@@ -62,7 +64,7 @@ def finetune_accuracy(
     steps: int,
     lrs: Sequence[float],
     batch: int = 64,
-    dev_fraction: float = 0.1,
+    dev_fraction: float = DEV_FRACTION,
     seed: int = 0,
 ) -> tuple[float, float]:
     """(test top-1, chosen lr). The model passed in is left untouched."""
