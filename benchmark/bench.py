@@ -10,13 +10,12 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from benchmark import environment, flops
 from benchmark.config import ModelConfig, OptimConfig
 from benchmark.evals.fewshot import bench_solver
 from benchmark.models import build_model
-from benchmark.train import make_optimizer
+from benchmark.optim import make_optimizer, train_step
 
 THROUGHPUT = [  # (arch, image size, channels, batch)
     ("Mu/4", 28, 1, 128),
@@ -36,12 +35,7 @@ def train_throughput(arch: str, size: int, channels: int, batch: int, steps: int
     per_image = flops.train_flops_per_image(model, x[:2], 10)
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        train_step(model, opt, x, y, clip_norm=1.0, params=model.parameters())
 
     for _ in range(2):
         step()

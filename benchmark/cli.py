@@ -167,14 +167,11 @@ def validate(cfg: RunConfig) -> None:
     """Reject unknown names before anything is written."""
     from benchmark.models import validate_model
 
+    from benchmark import evals
+
     data.check_name(cfg.data.dataset)
-    for name in cfg.eval.fewshot_datasets:
-        data.check_name(name)
     validate_model(cfg.model)
-    if cfg.eval.l2_sweep and len(cfg.eval.fewshot_datasets) < 2:
-        raise UserError(
-            "eval.l2_sweep chooses l2 by leave-self-out and needs at least two eval.fewshot_datasets"
-        )
+    evals.check(cfg)
 
 
 # --- commands --------------------------------------------------------------------------
@@ -317,7 +314,7 @@ def _report(
 ) -> None:
     from benchmark.report import build_report
 
-    path = build_report(study, variant, args.results, args.reports, runs, overrides)
+    path, _verdicts = build_report(study, variant, args.results, args.reports, runs, overrides)
     print(f"Report: {path}")
 
 

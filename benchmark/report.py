@@ -1,8 +1,11 @@
 """Rebuild a study's report from its stored results alone: tables beside the paper's numbers,
-claim verdicts, seaborn figures (PNG + PDF + the data as CSV), and the scale and provenance."""
+claim verdicts with their tests, seaborn figures (PNG + PDF + the data as CSV), and the scale and
+provenance. Everything it says about data and protocols was recorded by the runs at train time:
+a report loads no dataset and imports no torch. Every file is written atomically."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import numbers
@@ -17,11 +20,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from benchmark import data
 from benchmark.config import RunConfig, run_id
 from benchmark.errors import UserError
-from benchmark.evals.finetune import DEV_FRACTION
-from benchmark.results import load_curves, load_meta, load_results, load_runs
+from benchmark.results import load_curves, load_meta, load_results, load_runs, write_atomic
 from benchmark.study import Study, Verdict
 
 REPORT = "report.md"
@@ -39,8 +40,9 @@ def build_report(
     reports_root: Path,
     runs: list[RunConfig],
     overrides: dict[str, str] | None = None,
-) -> Path:
-    """Write reports/<study>/<variant>/ from the stored results of `runs` and return the report's path.
+) -> tuple[Path, list[Verdict]]:
+    """Write reports/<study>/<variant>/ from the stored results of `runs`; return the report's path
+    and the verdicts it states.
 
     `variant` is the preset's name, suffixed with a hash when overrides were given.
     """
@@ -60,11 +62,10 @@ def build_report(
     flags = "".join(f" --set {k}={v}" for k, v in (overrides or {}).items())
 
     table = study.table(df)
-    table.to_csv(out / "table.csv", index=False)
+    write_atomic(out / "table.csv", table.to_csv(index=False).encode())
     verdicts = study.checks(df)
-    pd.DataFrame([{**v.__dict__, "verdict": v.verdict} for v in verdicts]).to_csv(
-        out / "verdicts.csv", index=False
-    )
+    frame = pd.DataFrame([{**v.__dict__, "verdict": v.verdict} for v in verdicts])
+    write_atomic(out / "verdicts.csv", frame.to_csv(index=False).encode())
 
     paper_style()
     # A rebuilt report is byte-identical: seaborn's strip-plot jitter draws from NumPy's global
@@ -74,9 +75,11 @@ def build_report(
     for name, (fig, fig_data) in study.figures(df, load_curves(results_root, study.name, variant)).items():
         for ext in ("png", "pdf"):
             metadata = {"CreationDate": None} if ext == "pdf" else None
-            fig.savefig(out / f"{name}.{ext}", dpi=150, bbox_inches="tight", metadata=metadata)
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=ext, dpi=150, bbox_inches="tight", metadata=metadata)
+            write_atomic(out / f"{name}.{ext}", buffer.getvalue())
         plt.close(fig)
-        fig_data.to_csv(out / f"{name}.csv", index=False)
+        write_atomic(out / f"{name}.csv", fig_data.to_csv(index=False).encode())
         figure_files.append(name)
 
     sections = [
@@ -85,17 +88,21 @@ def build_report(
         f"Rebuild with `vitbench report {study.name} --preset {preset}{flags}`; rerun with "
         f"`vitbench run {study.name} --preset {preset}{flags}`.",
         f"**The paper's claim.** {study.claim}",
-        f"**Scale of this run.** {study.presets[preset]} Verdicts below are about this scale, "
-        "not the paper's; where a claim does not hold here, the margin says by how much.",
+        f"**Scale of this run** ({study.presets[preset]}). {_scale(df, study.cell)} Verdicts below are about "
+        "this scale, not the paper's; where a claim does not hold here, the margin says by how much.",
         "## Verdicts",
         _markdown(_verdict_table(verdicts)),
-        *[f"- *{v.claim}* — {v.note}" for v in verdicts if v.note],
+        *[_verdict_details(v) for v in verdicts],
         "## Our results beside the paper",
         _markdown(table),
         *[
             f"![{name}]({name}.png)\n\nData: [`{name}.csv`]({name}.csv), vector: [`{name}.pdf`]({name}.pdf)"
             for name in figure_files
         ],
+        "## Data: what is transfer and what is upstream",
+        _datasets(df),
+        "## Evaluation protocol (as recorded by the runs)",
+        _protocol(df),
         "## Scale and provenance",
         _provenance(df, states, expected, load_meta(results_root, study.name, variant)),
     ]
@@ -103,8 +110,8 @@ def build_report(
     if not failed.empty:
         sections += ["## Failed runs", _markdown(failed[["run_id", *study.cell, "seed", "error"]])]
     path = out / REPORT
-    path.write_text("\n\n".join(sections) + "\n")
-    return path
+    write_atomic(path, ("\n\n".join(sections) + "\n").encode())
+    return path, verdicts
 
 
 def _verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
@@ -116,17 +123,25 @@ def _verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
                 "measured here": v.measured,
                 "verdict": f"**{v.verdict}**",
                 "margin": _margin(v),
-                "rule": v.rule,
             }
             for v in verdicts
         ]
     )
 
 
+def _verdict_details(v: Verdict) -> str:
+    """The rule, the statistics and the data behind one verdict, and why it fails where it does."""
+    lines = [f"**{v.claim}** — {v.verdict}."]
+    lines += [f"- *{label}*: {text}" for label, text in (
+        ("Rule", v.rule), ("Evidence", v.evidence), ("Judged on", v.judged_on), ("Note", v.note),
+    ) if text and text != "–"]  # fmt: skip
+    return "\n".join(lines)
+
+
 def _margin(v: Verdict) -> str:
     if v.holds is None or math.isnan(v.margin):  # not judged, or a rule with no numeric threshold
         return "–"
-    return f"{v.margin * 100:+.2f} pts" if v.unit == "pts" else f"{v.margin:+.2f} {v.unit}"
+    return f"{v.margin * 100:+.2f} pts" if v.unit == "pts" else f"{v.margin:+.2f} {v.unit}".rstrip()
 
 
 def _markdown(df: pd.DataFrame) -> str:
@@ -146,48 +161,52 @@ def _unique(series: pd.Series) -> str:
     return ", ".join(sorted(values, key=order)) if values else "–"
 
 
+def _scale(df: pd.DataFrame, cell: Iterable[str]) -> str:
+    """The scale as the runs recorded it: models, data, steps, epochs, seeds per cell."""
+    epochs = (
+        df["optim.steps"] * df["optim.batch_size"].clip(upper=df["train_examples"]) / df["train_examples"]
+    )
+    seeds = (
+        df.groupby(list(cell), dropna=False)["seed"].nunique() if cell else pd.Series([df["seed"].nunique()])
+    )
+    grids = _unique(df["patch_grid"].map(lambda g: f"{g[0]}x{g[1]}"))
+    return (
+        f"Models {_unique(df['model.arch'])} ({df['params'].min():,}–{df['params'].max():,} parameters, "
+        f"{_unique(df['image_size'])} px images as {grids} patches), pre-trained from scratch on "
+        f"{_unique(df['train_examples'])} images of `{'`, `'.join(sorted(set(df['data.dataset'])))}` for "
+        f"{_unique(df['optim.steps'])} steps of batch {_unique(df['optim.batch_size'])} "
+        f"({_unique(epochs.round(1))} epochs); {_unique(seeds)} seed(s) per cell."
+    )
+
+
+def _datasets(df: pd.DataFrame) -> str:
+    records = {name: rec for datasets in df["datasets"] for name, rec in datasets.items()}
+    return "\n".join(
+        f"- `{name}` — **{rec['role']}**. {rec['provenance']}." for name, rec in sorted(records.items())
+    )
+
+
+def _protocol(df: pd.DataFrame) -> str:
+    described = {(name, text) for protocol in df["protocol"] for name, text in protocol.items()}
+    return "\n".join(f"- `{name}`: {text}." for name, text in sorted(described))
+
+
 def _provenance(df: pd.DataFrame, runs: pd.DataFrame, expected: set[str], metas: list[dict]) -> str:
-    datasets = sorted(set(df["data.dataset"]) | {d for ds in df["eval.fewshot_datasets"] for d in ds})
     lines = [
         f"- **Runs**: {len(df)} of {len(expected)} runs of this preset finished; "
         f"{int((runs['status'] == 'failed').sum())} failed; "
         f"{len(expected - set(runs['run_id']))} never started.",
-        f"- **Models**: {_unique(df['model.arch'])}; {df['params'].min():,}–{df['params'].max():,} parameters "
-        "(by variant).",
-        f"- **Pre-training**: {_unique(df['data.dataset'])}, "
-        f"train examples {_unique(df['data.train_examples'].map(lambda n: n or 'all'))}, "
-        f"image size {_unique(df['data.image_size'].map(lambda s: s or 'native'))}, augmentation {_unique(df['data.augment'])}; "
-        f"AdamW lr {_unique(df['optim.lr'])}, weight decay {_unique(df['optim.weight_decay'])}, "
+        f"- **Pre-training**: AdamW lr {_unique(df['optim.lr'])}, weight decay {_unique(df['optim.weight_decay'])}, "
         f"batch {_unique(df['optim.batch_size'])}, {_unique(df['optim.steps'])} steps "
         f"({_unique(df['optim.warmup_steps'])} warm-up, {_unique(df['optim.schedule'])} decay), "
-        f"clip {_unique(df['optim.clip_norm'])}.",
-        f"- **Few-shot probe**: closed-form regularised least squares on frozen pre-logits, "
-        f"l2 = {_unique(df['eval.l2'])} (big_vision's fixed value), shots {_unique(df['eval.shots'])}, "
-        f"{_unique(df['eval.fewshot_seeds'])} sampling seeds each; features whitened with the few-shot set's "
-        "statistics, bias feature 100, targets ±1."
-        + (
-            " Also the l2 sweep 2^-10 … 2^19 with leave-self-out choice (`fewshot_lso/...`)."
-            if df["eval.l2_sweep"].any()
-            else ""
-        )
-        + (
-            " Logistic-regression probe on all training examples (`linear/...`)."
-            if df["eval.linear_probe"].any()
-            else ""
-        )
-        + (
-            f" Fine-tuning (`finetune/...`): {_unique(df['eval.finetune_steps'])} SGD steps, lr from "
-            f"{_unique(df['eval.finetune_lrs'])} chosen on a {DEV_FRACTION:.0%} dev split."
-            if (df["eval.finetune_steps"] > 0).any()
-            else ""
-        ),
+        f"clip {_unique(df['optim.clip_norm'])}, augmentation {_unique(df['data.augment'])}.",
         f"- **Seeds**: {_unique(df['seed'])} (model init and data order).",
-        "- **Data**:\n" + "\n".join(f"  - `{name}`: {data.load(name).provenance}" for name in datasets),
         f"- **Hardware**: {_unique(pd.Series([m.get('device') for m in metas]))}.",
         f"- **Software**: {_versions(metas)}; git revision {_revisions(metas)}.",
         f"- **Compute**: {df['wall_s'].sum() / 60:.1f} min of run wall time in total "
         f"({df['wall_s'].mean():.0f} s per run on average); "
-        f"{df['train_flops'].sum() / 1e15:.3g} PFLOPs of training (torch's FLOP counter, forward + backward).",
+        f"{df['train_flops'].sum() / 1e15:.3g} PFLOPs of training (torch's FLOP counter, forward + backward, "
+        "a multiply-add counted as 2 FLOPs).",
     ]
     return "\n".join(lines)
 

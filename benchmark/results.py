@@ -33,6 +33,12 @@ CONFIG, META, METRICS, PROGRESS = "config.json", "meta.json", "metrics.jsonl", "
 CHECKPOINT, FAILED, RESULT = "checkpoint.pt", "failed.json", "result.json"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 JOBS = "jobs.jsonl"
+# What a run's result records besides its metrics, as columns of the study's DataFrame: cost, the
+# model's size, and the provenance of its data and evaluations (so reports never load datasets).
+RESULT_COLUMNS = (
+    "wall_s", "train_flops", "params", "train_images_per_s", "image_size", "patch_grid", "train_examples",
+    "datasets", "protocol",
+)  # fmt: skip
 STATES = ("done", "failed", "running", "interrupted", "pending")
 
 
@@ -186,8 +192,7 @@ def load_results(root: Path, study: str, preset: str) -> pd.DataFrame:
             continue
         row: dict[str, Any] = {"run_id": path.name, **flatten(from_dict(config))}
         row.update(result.get("metrics", {}))
-        for key in ("wall_s", "train_flops", "params", "train_images_per_s"):
-            row[key] = result.get(key)
+        row.update({key: result.get(key) for key in RESULT_COLUMNS})
         rows.append(row)
     return pd.DataFrame(rows)
 

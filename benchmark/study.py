@@ -41,15 +41,24 @@ class Verdict:
     claim: str  # short statement of the claim
     paper: str  # the paper's evidence, e.g. "1-D 64.2 vs none 61.4 (+2.8)"
     measured: str  # ours, with the spread over seeds
-    holds: bool | None  # None: not enough results to judge
-    margin: float  # how far inside (+) or outside (-) the rule's threshold, in metric units
-    rule: str  # how it is judged, so a reader can disagree with the threshold, not the arithmetic
-    note: str = ""  # where it does not hold: which results break it, and the likely reason at this scale
+    holds: bool | None  # None: not judged (too few results or seeds; `note` says why)
+    margin: float  # how far inside (+) or outside (-) the rule's threshold, in `unit`
+    rule: str  # the decision rule: test, level, margin and its justification
+    evidence: str = ""  # the statistics behind it: per comparison, the estimate, statistic, p, Holm p, seeds
+    judged_on: str = ""  # the metric and the data it was measured on (transfer or upstream)
+    note: str = ""  # where it does not hold: which results break it; hypotheses labelled as such
     unit: str = "pts"  # "pts": margin is an accuracy fraction shown in points; otherwise shown as is
 
     @property
     def verdict(self) -> str:
         return {True: "holds", False: "does not hold", None: "not judged"}[self.holds]
+
+    @classmethod
+    def not_judged(cls, claim: str, reason: str, paper: str = "", judged_on: str = "") -> Verdict:
+        """A claim the results cannot decide, with the reason (e.g. too few seeds)."""
+        return cls(
+            claim, paper, "–", None, float("nan"), "–", judged_on=judged_on, note=f"Not judged: {reason}."
+        )
 
 
 @dataclass(frozen=True)

@@ -19,19 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import torch
-import torch.nn.functional as F
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from benchmark import data, distributed, environment, flops
-from benchmark.config import OptimConfig, RunConfig
-from benchmark.evals.fewshot import L2_GRID, fewshot_pool, fewshot_table, select_l2_leave_self_out
-from benchmark.evals.finetune import finetune_accuracy
-from benchmark.evals.linear import logreg_accuracy
-from benchmark.models import build_model, pre_logits
+from benchmark import data, distributed, environment, evals, flops
+from benchmark.config import RunConfig
+from benchmark.models import build_model
+from benchmark.optim import lr_at, make_optimizer, set_lr, train_step
 from benchmark.results import (
     CHECKPOINT,
     FAILED,
@@ -80,26 +74,6 @@ class StopRequest:
 STOP = StopRequest()
 
 
-def lr_at(step: int, cfg: OptimConfig) -> float:
-    """Warm-up multiplies by min(1, step/warmup); then linear or cosine decay to end_lr."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    if cfg.schedule == "cosine":
-        return cfg.end_lr + (cfg.lr - cfg.end_lr) * 0.5 * (1 + math.cos(math.pi * progress))
-    return cfg.lr + (cfg.end_lr - cfg.lr) * progress
-
-
-def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    # Decoupled weight decay on the kernels of dense and conv layers only; biases, norms, the
-    # class token and every position table are left alone, so all position variants are alike.
-    kernels = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)}
-    decay = [p for p in model.parameters() if id(p) in kernels and p.requires_grad]
-    other = [p for p in model.parameters() if id(p) not in kernels and p.requires_grad]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-
-
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
     """The examples of one step: slices of a fresh permutation each epoch, from (seed, epoch)."""
     batch_size = min(batch_size, n)
@@ -123,9 +97,10 @@ class Trainer:
         keep = torch.from_numpy(data.subset(cfg.data.train_examples, len(upstream.train_y)))
         self.train_x = data.prepare(upstream.train_x[keep], self.size, self.channels).to(self.device)
         self.train_y = upstream.train_y[keep].to(self.device)
-        self.test_x = data.prepare(upstream.test_x, self.size, self.channels).to(self.device)
-        self.test_y = upstream.test_y.to(self.device)
-        self._fewshot_cache: dict[str, tuple[torch.Tensor, ...]] = {}
+        self.upstream_test = evals.Split(
+            data.prepare(upstream.test_x, self.size, self.channels).to(self.device), upstream.test_y
+        )
+        self.probes = evals.ProbeData(self.size, self.channels, self.device)
 
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, self.num_classes, self.size, self.channels).to(self.device)
@@ -225,22 +200,19 @@ class Trainer:
             # This rank's slice of the step's (augmented) batch; all of it in a single process.
             x, y = x[self.rank :: self.world], y[self.rank :: self.world]
             lr = lr_at(self.step, cfg)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-                loss = F.cross_entropy(self.net(x), y, label_smoothing=cfg.label_smoothing)
+            set_lr(self.optimizer, lr)
+            loss, grad_norm = train_step(
+                self.net, self.optimizer, x, y, cfg.clip_norm, self.model.parameters(), cfg.label_smoothing
+            )
             # The loss summed over ranks, and how many ranks were asked to stop (a preemption
             # signal) or are due a checkpoint: one all-reduce (none in a single process), so every
-            # rank decides alike at the same step.
+            # rank decides alike at the same step. A non-finite loss fails the run before this
+            # step's update can be checkpointed.
             flags = [STOP.requested, time.perf_counter() - last_ckpt > every]
             votes = torch.tensor([loss.item(), *flags], dtype=torch.float64, device=self.device)
             loss_sum, stops, due = distributed.sum_over_ranks(votes).tolist()
             if not math.isfinite(loss_sum):
                 raise Diverged(f"loss became {loss_sum / self.world} at step {self.step} (lr {lr:.3g})")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
-            self.optimizer.step()
             self.step += 1
             images_since_log += len(idx)
 
@@ -274,79 +246,31 @@ class Trainer:
 
     # --- evaluation ----------------------------------------------------------------------
 
-    @torch.no_grad()
-    def features(self, images: torch.Tensor, batch: int = 512) -> np.ndarray:
-        chunks = [
-            pre_logits(self.model, images[i : i + batch]).float().cpu() for i in range(0, len(images), batch)
-        ]
-        return torch.cat(chunks).numpy().astype(np.float64)
-
-    def _fewshot_data(self, name: str) -> tuple[torch.Tensor, ...]:
-        if name not in self._fewshot_cache:
-            ds = data.load(name)
-            self._fewshot_cache[name] = (
-                data.prepare(ds.train_x, self.size, self.channels).to(self.device),
-                ds.train_y,
-                data.prepare(ds.test_x, self.size, self.channels).to(self.device),
-                ds.test_y,
-                torch.tensor(ds.num_classes),
-            )
-        return self._fewshot_cache[name]
-
-    def evaluate(self, final: bool = True) -> tuple[dict[str, float], list[dict[str, Any]]]:
-        """Upstream test top-1 and linear few-shot accuracy (mean over sampling seeds); at the end of
-        training (`final`) also the probes the config asks for: the l2 sweep with leave-self-out,
-        a logistic-regression probe, and fine-tuning."""
-        ev = self.cfg.eval
+    def evaluate(self, final: bool = True) -> dict[str, float]:
+        """The config's evaluators (benchmark.evals): the cheap ones during training, all at the end."""
         self.model.eval()
-        with torch.no_grad():
-            logits = torch.cat(
-                [self.model(self.test_x[i : i + 512]) for i in range(0, len(self.test_x), 512)]
-            )
-        metrics = {"upstream/test_top1": (logits.argmax(1) == self.test_y).float().mean().item()}
-        l2s = sorted({ev.l2, *L2_GRID}) if final and ev.l2_sweep else [ev.l2]
-        details = []
-        for name in ev.fewshot_datasets:
-            train_x, train_y, test_x, test_y, k = self._fewshot_data(name)
-            test_features = self.features(test_x)
-            if final and ev.linear_probe:
-                train_features = self.features(train_x)
-                metrics[f"linear/{name}/top1"] = logreg_accuracy(
-                    train_features, train_y.numpy(), test_features, test_y.numpy()
-                )
-            else:
-                # Features only for the examples the probe samples; NaN elsewhere, so a row read
-                # by mistake would poison the result instead of passing silently.
-                pool = fewshot_pool(train_y.numpy(), ev.shots, ev.fewshot_seeds)
-                train_features = np.full((len(train_y), test_features.shape[1]), np.nan)
-                train_features[pool] = self.features(train_x[torch.from_numpy(pool).to(self.device)])
-            table = fewshot_table(
-                train_features, train_y.numpy(), test_features, test_y.numpy(), int(k),
-                shots=ev.shots, seeds=ev.fewshot_seeds, l2s=l2s,
-            )  # fmt: skip
-            for shots, group in table[table["l2"] == ev.l2].groupby("shots"):
-                metrics[f"fewshot/{name}/{shots}shot"] = float(group["accuracy"].mean())
-            details += [{"dataset": name, **row} for row in table.to_dict("records")]
-            if final and ev.finetune_steps:
-                acc, lr = finetune_accuracy(
-                    self.model, train_x, train_y.to(self.device), test_x, test_y.to(self.device), int(k),
-                    steps=ev.finetune_steps, lrs=ev.finetune_lrs, seed=self.cfg.seed,
-                )  # fmt: skip
-                metrics[f"finetune/{name}/top1"], metrics[f"finetune/{name}/lr"] = acc, lr
-        if final and ev.l2_sweep:
-            for row in select_l2_leave_self_out(pd.DataFrame(details)).itertuples():
-                metrics[f"fewshot_lso/{row.dataset}/{row.shots}shot"] = float(row.accuracy)
-                metrics[f"fewshot_lso_l2/{row.dataset}/{row.shots}shot"] = float(row.l2)
+        ctx = evals.EvalContext(self.model, self.cfg, self.probes, self.upstream_test)
+        metrics = evals.evaluate(ctx, final)
         self.model.train()
-        return metrics, details
+        return metrics
 
     def log_eval(self, final: bool = True) -> dict[str, float]:
-        metrics, details = self.evaluate(final)
+        metrics = self.evaluate(final)
         if self.lead:
-            append_jsonl(
-                self.dir / METRICS, {"kind": "eval", "step": self.step, **metrics, "fewshot": details}
-            )
+            append_jsonl(self.dir / METRICS, {"kind": "eval", "step": self.step, **metrics})
         return metrics
+
+
+def record_of_data(cfg: RunConfig) -> dict[str, dict[str, str]]:
+    """Where every dataset of the run comes from, and whether probing it measures transfer: kept in
+    the run's result, so a report never loads a dataset to describe it."""
+    upstream = data.load(cfg.data.dataset)
+    out = {cfg.data.dataset: {"role": "upstream (pre-training)", "provenance": upstream.describe()}}
+    for name in cfg.eval.fewshot_datasets:
+        out.setdefault(
+            name, {"role": data.role(name, cfg.data.dataset), "provenance": data.load(name).describe()}
+        )
+    return out
 
 
 def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
@@ -386,12 +310,17 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             "status": "done",
             "metrics": metrics,
             "params": sum(p.numel() for p in trainer.model.parameters()),
+            "image_size": trainer.size,
+            "patch_grid": list(trainer.model.patch_embed.grid_size),
+            "train_examples": len(trainer.train_y),
             "train_flops_per_image": flops_per_image,
             "train_flops": flops_per_image * cfg.optim.steps * trainer.batch_size,
             "train_images_per_s": images / max(train_s, 1e-9),
             "resumed_from_step": resumed_from,
             "wall_s": time.perf_counter() - t0,
             "device": meta["device"],
+            "datasets": record_of_data(cfg),
+            "protocol": evals.protocol(cfg),
             "end": time.time(),
         }
         write_json(run_dir / RESULT, result)  # last: the "done" marker

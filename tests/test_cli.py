@@ -98,10 +98,10 @@ def test_console_script_runs_a_study_on_the_local_executor(tmp_path):
 
 
 def test_a_study_whose_runs_all_fail_exits_1_without_a_report(tmp_path, monkeypatch, capsys):
-    from benchmark import train
+    from benchmark import optim
 
-    real = train.F.cross_entropy
-    monkeypatch.setattr(train.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    real = optim.F.cross_entropy
+    monkeypatch.setattr(optim.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
     argv = ["run", "pos_embed", "--preset", "smoke", "--executor", "debug", "--set", "optim.steps=2",
             "--results", str(tmp_path / "r"), "--reports", str(tmp_path / "p")]  # fmt: skip
     assert cli.main(argv) == 1

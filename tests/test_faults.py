@@ -23,7 +23,7 @@ import pytest
 import torch
 from helpers import wait_until
 
-from benchmark import dispatch, locks, train
+from benchmark import dispatch, locks, optim, train
 from benchmark.config import from_dict
 from benchmark.results import (
     CHECKPOINT,
@@ -379,14 +379,14 @@ def test_a_full_disk_at_the_result_never_looks_done_and_the_rerun_only_evaluates
 
 
 def test_a_nan_run_is_recorded_with_its_traceback_and_the_study_goes_on(small, tmp_path, monkeypatch):
-    real = train.F.cross_entropy
+    real = optim.F.cross_entropy
     bad = small.replace(**{"optim.batch_size": 15})  # the run whose loss turns NaN
 
     def nan_for_bad_run(logits, target, **kwargs):
         loss = real(logits, target, **kwargs)
         return loss * float("nan") if len(target) == 15 else loss
 
-    monkeypatch.setattr(train.F, "cross_entropy", nan_for_bad_run)
+    monkeypatch.setattr(optim.F, "cross_entropy", nan_for_bad_run)
     outcomes = dispatch.execute(
         [task(bad, tmp_path / "r" / "s" / "p" / "bad"), task(small, tmp_path / "r" / "s" / "p" / "good")],
         "debug",

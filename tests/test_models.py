@@ -351,9 +351,13 @@ def test_tanh_head_and_replace_head():
         model.head.fc.weight.normal_()  # zero at init; only to check replace_head discards it
         pooled = model.forward_head(model.forward_features(x), pre_logits=True)
         hidden = model.head.pre_logits[0]
-        feats = pre_logits(model, x)
+        dense = pooled @ hidden.weight.T + hidden.bias
+        # The paper-era few-shot features are the dense layer's output before the tanh (the default).
+        torch.testing.assert_close(pre_logits(model, x), dense)
+        assert pre_logits(model, x).abs().max() > 1  # so the tanh below is not a no-op here
+        feats = pre_logits(model, x, "post_tanh")
         assert feats.abs().max() < 1
-        torch.testing.assert_close(feats, torch.tanh(pooled @ hidden.weight.T + hidden.bias))
+        torch.testing.assert_close(feats, torch.tanh(dense))
         assert not torch.allclose(feats, pooled, atol=1e-3)
 
     replace_head(model, 7)
@@ -363,6 +367,18 @@ def test_tanh_head_and_replace_head():
     with torch.no_grad():
         assert torch.all(model(x) == 0) and model(x).shape == (3, 7)
         torch.testing.assert_close(pre_logits(model, x), pooled)
+
+
+@pytest.mark.parametrize("pos_embed", ["1d", "relative"])
+def test_q_k_v_are_initialised_as_three_xavier_matrices(pos_embed):
+    """The original code's three D×D projections, each Xavier-uniform: std 1/sqrt(D) each (timm's
+    fused 3D×D initialisation gives 1/sqrt(2D), √2 too small)."""
+    model = build_model(ModelConfig(arch="S/16", pos_embed=pos_embed), 10, 224, 3)
+    dim = model.embed_dim
+    for block in model.blocks:
+        for part in block.attn.qkv.weight.chunk(3, dim=0):
+            assert part.std().item() == pytest.approx(dim**-0.5, rel=0.02)
+            assert part.abs().max().item() <= (6 / (2 * dim)) ** 0.5  # Xavier-uniform's bound
 
 
 def test_plain_head_is_zero_linear():

@@ -4,18 +4,18 @@ import json
 import pytest
 import torch
 
-from benchmark import train
+from benchmark import optim, train
 from benchmark.results import CHECKPOINT, FAILED, METRICS, PREVIOUS_CHECKPOINT, RESULT, read_jsonl, status
 
 
 def test_lr_schedule_warms_up_then_decays_to_end_lr(tiny_cfg):
     cfg = tiny_cfg.optim.__class__(lr=1e-3, steps=100, warmup_steps=10, end_lr=1e-5)
-    lrs = [train.lr_at(s, cfg) for s in range(100)]
+    lrs = [optim.lr_at(s, cfg) for s in range(100)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))
-    assert train.lr_at(100, cfg) == pytest.approx(1e-5)
+    assert optim.lr_at(100, cfg) == pytest.approx(1e-5)
     cos = cfg.__class__(lr=1e-3, steps=100, warmup_steps=10, schedule="cosine", end_lr=0.0)
-    assert train.lr_at(55, cos) == pytest.approx(5e-4, rel=1e-6)
+    assert optim.lr_at(55, cos) == pytest.approx(5e-4, rel=1e-6)
 
 
 def test_batches_cover_each_epoch_once():
@@ -29,7 +29,13 @@ def test_run_writes_result_last_and_is_deterministic(tiny_cfg, tmp_path):
     b = train.run(tiny_cfg, tmp_path / "b")
     assert a["status"] == "done" and status(tmp_path / "a") == "done"
     assert a["metrics"] == b["metrics"]
-    assert set(a["metrics"]) == {"upstream/test_top1", "fewshot/digits/1shot", "fewshot/digits/5shot"}
+    assert set(a["metrics"]) == {"upstream/test_top1"} | {
+        f"fewshot/digits/{k}shot{suffix}" for k in (1, 5) for suffix in ("", "/val", "/seed0", "/seed1")
+    }
+    # what the report says about the data and the probe was recorded by the run itself
+    assert a["datasets"]["digits"]["role"].startswith("transfer")
+    assert a["datasets"]["mnist5k"]["role"].startswith("upstream")
+    assert "l2 = 1024" in a["protocol"]["fewshot"]
     assert a["train_flops_per_image"] > 0
     assert not (tmp_path / "a" / CHECKPOINT).exists()
     kinds = [r["kind"] for r in read_jsonl(tmp_path / "a" / METRICS)]
@@ -77,8 +83,8 @@ def test_truncated_checkpoint_restarts_from_scratch(tiny_cfg, tmp_path):
 
 
 def test_nan_loss_is_recorded_as_failed(tiny_cfg, tmp_path, monkeypatch):
-    real = train.F.cross_entropy
-    monkeypatch.setattr(train.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    real = optim.F.cross_entropy
+    monkeypatch.setattr(optim.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
     out = train.run(tiny_cfg, tmp_path)
     assert out["status"] == "failed" and "loss became nan" in out["error"]
     assert status(tmp_path) == "failed"

@@ -1,0 +1,155 @@
+"""Evaluators: small registered functions, as big_vision's evaluators are.
+
+A run's config names the evaluators it wants (`eval.evaluators`); the trainer builds one
+`EvalContext` per evaluation and calls each, recording the metrics they return. Adding an
+evaluation is one decorated function: `@register("name")` on `fn(ctx) -> {metric key: value}`
+(keys from `benchmark.metrics`), plus a `describe(cfg)` that says, for the run's record and so its
+report, exactly what was measured. Only evaluators registered with `during_training=True` run in
+the evaluations logged during training (the curves); all named ones run at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark import data
+from benchmark.config import RunConfig
+from benchmark.errors import UserError
+from benchmark.models import pre_logits
+
+FEATURE_BATCH = 512
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a probe dataset, prepared for the model (float, model's size and channels)."""
+
+    x: torch.Tensor
+    y: torch.Tensor  # on the CPU: the probes are numpy / scikit-learn
+
+
+class ProbeData:
+    """Probe datasets prepared once per run at the model's input size, on the model's device."""
+
+    def __init__(self, size: int, channels: int, device: torch.device) -> None:
+        self.size, self.channels, self.device = size, channels, device
+        self._splits: dict[tuple[str, str], Split] = {}
+
+    def split(self, name: str, which: str) -> Split:
+        if (name, which) not in self._splits:
+            ds = data.load(name)
+            x, y = getattr(ds, f"{which}_x"), getattr(ds, f"{which}_y")
+            prepared = data.prepare(x, self.size, self.channels).to(self.device)
+            self._splits[(name, which)] = Split(prepared, y)
+        return self._splits[(name, which)]
+
+    def num_classes(self, name: str) -> int:
+        return data.load(name).num_classes
+
+
+@dataclass
+class EvalContext:
+    """What an evaluator may read: the model (in eval mode), the run's config, the prepared data,
+    and frozen features (computed once per evaluation and shared between evaluators)."""
+
+    model: nn.Module
+    cfg: RunConfig
+    probes: ProbeData
+    upstream_test: Split
+    _features: dict[tuple, np.ndarray] = field(default_factory=dict)
+
+    @torch.no_grad()
+    def features(self, name: str, which: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """Frozen representations (float64) of a probe split, or of some of its rows only (then a
+        full-length array with NaN elsewhere, so a row read by mistake poisons the result instead of
+        passing silently). Feature extraction is the cost of probing, so ask for the rows you need."""
+        key = (name, which, None if rows is None else rows.tobytes())
+        if key not in self._features:
+            x = self.probes.split(name, which).x
+            picked = x if rows is None else x[torch.from_numpy(rows).to(x.device)]
+            chunks = [
+                pre_logits(self.model, picked[i : i + FEATURE_BATCH], self.cfg.eval.representation)
+                .float()
+                .cpu()
+                for i in range(0, len(picked), FEATURE_BATCH)
+            ]
+            feats = torch.cat(chunks).numpy().astype(np.float64)
+            if rows is not None:
+                full = np.full((len(x), feats.shape[1]), np.nan)
+                full[rows] = feats
+                feats = full
+            self._features[key] = feats
+        return self._features[key]
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    name: str
+    fn: Callable[[EvalContext], dict[str, float]]
+    describe: Callable[[RunConfig], str]
+    during_training: bool
+
+
+EVALUATORS: dict[str, Evaluator] = {}
+
+
+def register(
+    name: str, describe: Callable[[RunConfig], str], during_training: bool = False
+) -> Callable[[Callable[[EvalContext], dict[str, float]]], Callable[[EvalContext], dict[str, float]]]:
+    def add(fn: Callable[[EvalContext], dict[str, float]]) -> Callable[[EvalContext], dict[str, float]]:
+        if name in EVALUATORS:
+            raise ValueError(f"evaluator {name!r} is registered twice")
+        EVALUATORS[name] = Evaluator(name, fn, describe, during_training)
+        return fn
+
+    return add
+
+
+def check_names(names: tuple[str, ...]) -> None:
+    """Reject unknown evaluator names before anything runs (plan time)."""
+    for name in names:
+        if name not in EVALUATORS:
+            raise UserError(f"unknown evaluator {name!r} in eval.evaluators; valid: {', '.join(EVALUATORS)}")
+
+
+def check(cfg: RunConfig) -> None:
+    """The evaluation rules that need the registry or the data, checked before anything is written:
+    known evaluators, probe datasets that exist and hold enough examples per class for every shot
+    count in their train split, and two datasets at least for the leave-self-out choice of l2."""
+    check_names(cfg.eval.evaluators)
+    for name in cfg.eval.fewshot_datasets:
+        data.check_name(name)
+        smallest = int(data.load(name).train_y.bincount().min())
+        if max(cfg.eval.shots, default=0) > smallest:
+            raise UserError(
+                f"eval.shots={max(cfg.eval.shots)} exceeds the {smallest} training examples of the smallest "
+                f"class of {name!r}; valid: shots from 1 to {smallest}"
+            )
+    if "fewshot_lso" in cfg.eval.evaluators and len(cfg.eval.fewshot_datasets) < 2:
+        raise UserError(
+            "evaluator fewshot_lso chooses l2 by leave-self-out and needs at least two eval.fewshot_datasets"
+        )
+
+
+def evaluate(ctx: EvalContext, final: bool) -> dict[str, float]:
+    """Run the config's evaluators (only the cheap, `during_training` ones unless `final`)."""
+    metrics: dict[str, float] = {}
+    for name in ctx.cfg.eval.evaluators:
+        evaluator = EVALUATORS[name]
+        if final or evaluator.during_training:
+            metrics.update(evaluator.fn(ctx))
+    return metrics
+
+
+def protocol(cfg: RunConfig) -> dict[str, str]:
+    """What each of the run's evaluators measured, in words, for its record and its report."""
+    return {name: EVALUATORS[name].describe(cfg) for name in cfg.eval.evaluators}
+
+
+# The evaluators register themselves on import.
+from benchmark.evals import fewshot, finetune, linear, upstream  # noqa: E402, F401

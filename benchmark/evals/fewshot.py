@@ -29,6 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from benchmark import metrics
+from benchmark.config import RunConfig
+from benchmark.evals import EvalContext, register
+
 L2_FIXED: float = 2.0**10
 """big_vision's fixed regulariser."""
 
@@ -381,3 +385,73 @@ def bench_solver(
         "one_l2_s": one,
         "per_extra_l2_s": (every - one) / max(1, l2.size - 1),
     }
+
+
+# --- the registered evaluators ---------------------------------------------------------------
+
+
+def _tables(ctx: EvalContext, name: str, l2s: Sequence[float]) -> dict[str, pd.DataFrame]:
+    """Few-shot tables of one probe dataset on its validation and test splits: shots drawn from
+    the train split, the same shots for both, so validation choices transfer to the test numbers."""
+    ev = ctx.cfg.eval
+    train_y = ctx.probes.split(name, "train").y.numpy()
+    train_features = ctx.features(name, "train", fewshot_pool(train_y, ev.shots, ev.fewshot_seeds))
+    tables = {}
+    for which in ("val", "test"):
+        split = ctx.probes.split(name, which)
+        tables[which] = fewshot_table(
+            train_features, train_y, ctx.features(name, which), split.y.numpy(), ctx.probes.num_classes(name),
+            shots=ev.shots, seeds=ev.fewshot_seeds, l2s=l2s,
+        )  # fmt: skip
+    return tables
+
+
+def _describe_fixed(cfg: RunConfig) -> str:
+    ev = cfg.eval
+    return (
+        f"closed-form regularised least squares on the frozen {ev.representation.replace('_', '-')} pre-logits, "
+        f"l2 = {ev.l2:g} (big_vision's fixed value), {', '.join(map(str, ev.shots))} shots per class drawn from "
+        f"the train split, {ev.fewshot_seeds} sampling seeds; features whitened with the shots' statistics, "
+        "bias feature 100, targets ±1; accuracy on the validation split (for choices) and the test split (judged)"
+    )
+
+
+@register("fewshot", _describe_fixed, during_training=True)
+def fixed_l2(ctx: EvalContext) -> dict[str, float]:
+    """big_vision's protocol: l2 fixed, mean accuracy over sampling seeds, and each seed's."""
+    out = {}
+    for name in ctx.cfg.eval.fewshot_datasets:
+        tables = _tables(ctx, name, [ctx.cfg.eval.l2])
+        for which, table in tables.items():
+            for shots, acc in table.groupby("shots")["accuracy"].mean().items():
+                out[metrics.fewshot(name, shots, which)] = float(acc)
+        # Each sampling seed's test accuracy: the spread that a bootstrap over probe seeds needs.
+        for row in tables["test"].itertuples():
+            out[metrics.fewshot(name, row.shots, seed=row.seed)] = float(row.accuracy)
+    return out
+
+
+def _describe_lso(cfg: RunConfig) -> str:
+    return (
+        "the same probe with l2 swept over 2^-10 … 2^19 and chosen per (dataset, shots) by leave-self-out: "
+        "the best mean rank over the other probe datasets' validation accuracies; test accuracy at that l2"
+    )
+
+
+@register("fewshot_lso", _describe_lso)
+def leave_self_out_l2(ctx: EvalContext) -> dict[str, float]:
+    """The older protocol: l2 chosen on validation accuracies of the *other* datasets."""
+    ev = ctx.cfg.eval
+    l2s = sorted({ev.l2, *L2_GRID})
+    tables = {name: _tables(ctx, name, l2s) for name in ev.fewshot_datasets}
+    val = pd.concat([t["val"].assign(dataset=name) for name, t in tables.items()], ignore_index=True)
+    out = {}
+    for row in select_l2_leave_self_out(val).itertuples():
+        test = tables[row.dataset]["test"]
+        chosen = test[(test["shots"] == row.shots) & (test["l2"] == row.l2)]
+        out[metrics.fewshot(row.dataset, row.shots, protocol="fewshot_lso")] = float(
+            chosen["accuracy"].mean()
+        )
+        out[metrics.fewshot(row.dataset, row.shots, "val", protocol="fewshot_lso")] = float(row.accuracy)
+        out[metrics.key("fewshot_lso_l2", row.dataset, f"{row.shots}shot")] = float(row.l2)
+    return out

@@ -2,79 +2,84 @@
 
 The recipe: drop the whole pre-training head for one zero-initialised linear layer, SGD with
 momentum 0.9, cosine decay, no weight decay, gradient clipping at global norm 1. The learning
-rate is chosen on a dev split held out from the training set, then the model is fine-tuned again
-on the full training set and evaluated on the test set.
+rate is chosen on the probe dataset's validation split (the paper's dev split held out of train),
+the model is fine-tuned on the train split with it, and evaluated on the test split.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from benchmark import metrics
+from benchmark.config import RunConfig
+from benchmark.evals import FEATURE_BATCH, EvalContext, Split, register
 from benchmark.models import replace_head
+from benchmark.optim import decayed_lr, set_lr, train_step
 
-DEV_FRACTION = 0.1  # of the training set, held out to choose the learning rate
+BATCH = 64
 
 
 def _finetune_once(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    num_classes: int,
-    steps: int,
-    lr: float,
-    batch: int,
-    seed: int,
+    model: nn.Module, train: Split, num_classes: int, steps: int, lr: float, seed: int
 ) -> nn.Module:
     tuned = copy.deepcopy(model)
     replace_head(tuned, num_classes)
     opt = torch.optim.SGD(tuned.parameters(), lr=lr, momentum=0.9, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
+    x, y = train.x, train.y.to(train.x.device)
     tuned.train()
     for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-        idx = torch.randint(0, len(y), (min(batch, len(y)),), generator=gen).to(x.device)
-        loss = F.cross_entropy(tuned(x[idx]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(tuned.parameters(), 1.0)
-        opt.step()
+        set_lr(opt, decayed_lr(lr, 0.0, step, steps, "cosine"))
+        idx = torch.randint(0, len(y), (min(BATCH, len(y)),), generator=gen).to(x.device)
+        train_step(tuned, opt, x[idx], y[idx], clip_norm=1.0, params=tuned.parameters())
     return tuned.eval()
 
 
 @torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    logits = torch.cat([model(x[i : i + 512]) for i in range(0, len(x), 512)])
-    return (logits.argmax(1) == y).float().mean().item()
+def _accuracy(model: nn.Module, split: Split) -> float:
+    logits = torch.cat([model(split.x[i : i + FEATURE_BATCH]) for i in range(0, len(split.x), FEATURE_BATCH)])
+    return (logits.argmax(1).cpu() == split.y).float().mean().item()
 
 
 def finetune_accuracy(
     model: nn.Module,
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    test_x: torch.Tensor,
-    test_y: torch.Tensor,
+    train: Split,
+    val: Split,
+    test: Split,
     num_classes: int,
     steps: int,
     lrs: Sequence[float],
-    batch: int = 64,
-    dev_fraction: float = DEV_FRACTION,
     seed: int = 0,
-) -> tuple[float, float]:
-    """(test top-1, chosen lr). The model passed in is left untouched."""
-    perm = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(seed)).to(train_y.device)
-    n_dev = max(1, int(len(perm) * dev_fraction))
-    dev, rest = perm[:n_dev], perm[n_dev:]
-    scores = {}
-    for lr in lrs:
-        tuned = _finetune_once(model, train_x[rest], train_y[rest], num_classes, steps, lr, batch, seed)
-        scores[lr] = _accuracy(tuned, train_x[dev], train_y[dev])
+) -> tuple[float, float, float]:
+    """(test top-1, validation top-1 at the chosen lr, chosen lr). The model passed in is left untouched."""
+    scores = {lr: _accuracy(_finetune_once(model, train, num_classes, steps, lr, seed), val) for lr in lrs}
     best = max(lrs, key=lambda lr: (scores[lr], -lr))  # ties: the smaller learning rate
-    tuned = _finetune_once(model, train_x, train_y, num_classes, steps, best, batch, seed)
-    return _accuracy(tuned, test_x, test_y), best
+    tuned = _finetune_once(model, train, num_classes, steps, best, seed)
+    return _accuracy(tuned, test), scores[best], best
+
+
+def _describe(cfg: RunConfig) -> str:
+    ev = cfg.eval
+    return (
+        f"fine-tuning (zero-initialised linear head, SGD momentum 0.9, cosine decay, no weight decay, clip 1, batch "
+        f"{BATCH}) for {ev.finetune_steps} steps on the train split, lr from {', '.join(f'{lr:g}' for lr in ev.finetune_lrs)} "
+        "chosen on the validation split; test top-1"
+    )
+
+
+@register("finetune", _describe)
+def finetune(ctx: EvalContext) -> dict[str, float]:
+    ev, out = ctx.cfg.eval, {}
+    for name in ev.fewshot_datasets:
+        test, val, lr = finetune_accuracy(
+            ctx.model, *(ctx.probes.split(name, which) for which in ("train", "val", "test")),
+            ctx.probes.num_classes(name), ev.finetune_steps, ev.finetune_lrs, seed=ctx.cfg.seed,
+        )  # fmt: skip
+        out[metrics.key("finetune", name, "top1")] = test
+        out[metrics.key("finetune", name, "top1", "val")] = val
+        out[metrics.key("finetune", name, "lr")] = lr
+    return out

@@ -11,6 +11,8 @@ import torch
 from timm.layers import lecun_normal_
 from torch import nn
 
+REPRESENTATIONS = ("pre_tanh", "post_tanh")
+
 
 def _zero_(layer: nn.Linear) -> None:
     nn.init.zeros_(layer.weight)
@@ -41,15 +43,22 @@ class TanhHead(nn.Module):
         return self.fc(self.pre_logits(x))
 
 
-def pre_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(B, D) frozen representation for linear few-shot (§4.1): the tanh layer's output when the
-    model has the tanh pre-logits head, else the pooled feature (class token or GAP).
+def pre_logits(model: nn.Module, x: torch.Tensor, representation: str = "pre_tanh") -> torch.Tensor:
+    """(B, D) frozen representation for linear few-shot (§4.1). With the tanh pre-logits head:
+    the hidden layer's output before the tanh ("pre_tanh", the paper-era few-shot features;
+    big_vision later moved the tanh inside: "In the past we did not include tanh in pre_logits")
+    or after it ("post_tanh"). Without that head: the pooled feature (class token or GAP).
 
     Runs in whatever mode the model is in: call `model.eval()` first so dropout is off.
     """
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
     feats = model.forward_head(model.forward_features(x), pre_logits=True)
     if isinstance(model.head, TanhHead):
-        feats = model.head.pre_logits(feats)
+        dense, tanh = model.head.pre_logits
+        feats = dense(feats)
+        if representation == "post_tanh":
+            feats = tanh(feats)
     return feats
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 import torch
+from timm.layers import Attention
 from timm.models.vision_transformer import VisionTransformer, init_weights_vit_jax
 from torch import nn
 
@@ -189,11 +190,21 @@ def build_model(cfg: ModelConfig, num_classes: int, img_size: int, in_chans: int
             )
             block.attn.apply(init_weights_vit_jax)  # as timm initialised the module it replaces
 
+    _init_qkv_as_original(model)
     if cfg.prelogits:
         model.head = TanhHead(model.embed_dim, num_classes)
     else:
         replace_head(model, num_classes)
     return model
+
+
+def _init_qkv_as_original(model: nn.Module) -> None:
+    """The original code has three projections q, k, v, each Xavier-uniform on D×D; timm's fused
+    qkv Linear initialised as one 3D×D matrix gets a √2 smaller std. Re-draw each third alone."""
+    for module in model.modules():
+        if isinstance(module, Attention):
+            for part in module.qkv.weight.data.chunk(3, dim=0):
+                nn.init.xavier_uniform_(part)
 
 
 def param_count(arch: str, num_classes: int = 1000, img_size: int = 224) -> int:

@@ -1,0 +1,56 @@
+"""The scale of each preset, shared by the studies, and the grid helper studies declare runs with.
+
+Every study judges transfer the same way at a given scale, so the protocol lives here once: at
+`smoke` and `cpu`, pre-train on MNIST digits 0–4 and probe digits 5–9 (images and classes never
+seen), the UCI digits and procedural shapes (`benchmark.data.role` says which each is). A study
+takes `base(preset)` and changes only what it ablates. A preset without a base is an error, never
+a silent fall-back to another scale.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from benchmark.config import DataConfig, EvalConfig, ModelConfig, OptimConfig, RunConfig
+from benchmark.errors import UserError
+
+UPSTREAM = "mnist0to4"
+TRANSFER = ("mnist5to9", "digits", "shapes")
+
+BASES: dict[str, RunConfig] = {
+    # A check of the pipeline in seconds per run; its numbers mean nothing.
+    "smoke": RunConfig(
+        model=ModelConfig(arch="Mu/7"),
+        data=DataConfig(dataset=UPSTREAM, train_examples=500),
+        optim=OptimConfig(steps=30, warmup_steps=5, batch_size=64),
+        eval=EvalConfig(fewshot_datasets=TRANSFER, shots=(1, 5), fewshot_seeds=2),
+    ),
+    # Minutes per study on 2 CPU cores: ViT-Mu/7 (4 layers, width 64, a 4x4 grid of 7x7 patches),
+    # 400 steps of batch 128 on the 1,750 training images of digits 0–4 (~29 epochs).
+    "cpu": RunConfig(
+        model=ModelConfig(arch="Mu/7"),
+        data=DataConfig(dataset=UPSTREAM),
+        optim=OptimConfig(lr=2e-3, weight_decay=0.1, batch_size=128, steps=400, warmup_steps=40),
+        eval=EvalConfig(fewshot_datasets=TRANSFER, shots=(1, 5, 10, 25), fewshot_seeds=3),
+    ),
+}
+
+
+def base(preset: str) -> RunConfig:
+    if preset not in BASES:
+        raise UserError(f"no base configuration for preset {preset!r}; valid: {', '.join(BASES)}")
+    return BASES[preset]
+
+
+def grid(base_cfg: RunConfig, cells: Iterable[Mapping[str, Any]], seeds: Sequence[int]) -> list[RunConfig]:
+    """One run per (cell, seed): each cell a mapping of dotted config paths to values."""
+    return [base_cfg.replace(**cell, seed=seed) for cell in cells for seed in seeds]
+
+
+def product(**axes: Sequence[Any]) -> list[dict[str, Any]]:
+    """Cells of a full grid: product(**{"model.pool": [...], "optim.lr": [...]}) -> [{...}, ...].
+    Keys are dotted config paths (pass them with ** since they contain dots)."""
+    names = list(axes)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
