@@ -335,6 +335,8 @@ def test_status_shows_state_progress_restarts_and_reasons(tmp_path, capsys):
         "--set",
         "optim.steps=3",
         "--set",
+        "optim.warmup_steps=1",
+        "--set",
         "eval.fewshot_datasets=digits",
     ]
     args = cli._parser().parse_args(["status", *argv, "--results", str(tmp_path)])

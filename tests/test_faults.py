@@ -295,6 +295,8 @@ def test_a_truncated_result_is_not_done_and_the_study_reruns_it(tmp_path, monkey
         "smoke",
         "--set",
         "optim.steps=3",
+        "--set",
+        "optim.warmup_steps=1",
         "--executor",
         "debug",
         "--no-report",
