@@ -282,7 +282,7 @@ class Claim:
             owner, mtime = _read(self.path)
             if mtime is not None and owner == seen and is_stale(owner, mtime):
                 self.path.unlink(missing_ok=True)
-                self.generation = int((owner or {}).get("generation", 0)) + 1
+                self.generation = int((owner or {}).get("generation", 1)) + 1
                 self._log({"event": "takeover", "from": owner, "heartbeat": mtime, "by": owner_record()})
         finally:
             breaker.unlink(missing_ok=True)
