@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmark import data
-from benchmark.config import RunConfig, apply_overrides, parse_overrides, run_id
+from benchmark.config import RunConfig, apply_overrides, check, parse_overrides, run_id
 from benchmark.errors import UserError
 from benchmark.study import Study, list_studies, load_study
 
@@ -165,9 +165,10 @@ def _planned(args: argparse.Namespace) -> tuple[Study, str, list[RunConfig], dic
 
 def validate(cfg: RunConfig) -> None:
     """Reject unknown names before anything is written."""
+    from benchmark import evals
     from benchmark.models import validate_model
 
-    from benchmark import evals
+    check(cfg)  # ranges and cross-field rules
 
     data.check_name(cfg.data.dataset)
     validate_model(cfg.model)

@@ -100,7 +100,9 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
     for metric, label in columns.items():
         cells = summarize(df, CELL, metric).set_index(list(CELL))
         out[label] = [
-            fmt_mean_std(cells.loc[c, "mean"], cells.loc[c, "std"], int(cells.loc[c, "n"])) if c in cells.index else "–"
+            fmt_mean_std(cells.loc[c, "mean"], cells.loc[c, "std"], int(cells.loc[c, "n"]))
+            if c in cells.index
+            else "–"
             for c in zip(out["model.pos_embed"], out["model.pos_inject"], strict=True)
         ]
     out.insert(0, "injection", out.pop("model.pos_inject").map(INJECT))

@@ -70,7 +70,9 @@ def head_frame(test: dict, val: dict | None = None, seeds: int = 3) -> pd.DataFr
     val = val or test
     rows = []
     for (pool, lr), mean in test.items():
-        for seed, (t, v) in enumerate(zip(noisy(mean, seeds, rng), noisy(val[(pool, lr)], seeds, rng), strict=True)):
+        for seed, (t, v) in enumerate(
+            zip(noisy(mean, seeds, rng), noisy(val[(pool, lr)], seeds, rng), strict=True)
+        ):
             rows.append({"model.pool": pool, "optim.lr": lr, "seed": seed, metrics.UPSTREAM_TOP1: 0.9,
                          **{metrics.fewshot(d, 5): t for d in TRANSFER},
                          **{metrics.fewshot(d, 5, "val"): v for d in TRANSFER}})  # fmt: skip
@@ -98,9 +100,9 @@ def test_head_type_chooses_learning_rates_on_validation_not_on_the_judged_number
     # On validation GAP prefers 8e-4; on test, 3e-4 would look best. The verdicts must follow the
     # validation choice: GAP at its (validation-chosen) lr is the same cell as GAP at CLS's lr.
     val = {**PAPER_PATTERN, ("gap", 8e-4): 0.65}
-    tuned, lower, worse = head_type.checks(head_frame(PAPER_PATTERN, val))
+    tuned, _, worse = head_type.checks(head_frame(PAPER_PATTERN, val))
     assert worse.holds is False and "same lr" in worse.note
-    assert "GAP 50.0%" in tuned.measured or tuned.holds is None
+    assert tuned.holds is None and "same lr" in tuned.note
 
 
 def test_head_type_with_too_few_seeds_is_not_judged():
@@ -132,7 +134,9 @@ def test_few_shot_rank_check_fails_when_the_probe_reads_another_axis():
     # 10 models: fine-tuning is decided by one axis (say, the head), the probe by another (size).
     head = [0.6, 0.8] * 5
     size = [0.3 + 0.05 * (i // 2) for i in range(10)]
-    fewshot, lso, linear = few_shot.checks(few_frame([h + 0.001 * s for h, s in zip(head, size, strict=True)], size))
+    fewshot, lso, linear = few_shot.checks(
+        few_frame([h + 0.001 * s for h, s in zip(head, size, strict=True)], size)
+    )
     assert fewshot.holds is False and fewshot.margin < 0 and lso.holds is False
     assert "discordant pairs:" in fewshot.evidence
     assert linear.holds  # the reference probe equals fine-tuning in this construction

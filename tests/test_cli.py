@@ -86,6 +86,8 @@ def test_console_script_runs_a_study_on_the_local_executor(tmp_path):
         "smoke",
         "--set",
         "optim.steps=4",
+        "--set",
+        "optim.warmup_steps=1",  # a warm-up longer than the run is refused
     ]
     first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -103,7 +105,7 @@ def test_a_study_whose_runs_all_fail_exits_1_without_a_report(tmp_path, monkeypa
     real = optim.F.cross_entropy
     monkeypatch.setattr(optim.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
     argv = ["run", "pos_embed", "--preset", "smoke", "--executor", "debug", "--set", "optim.steps=2",
-            "--results", str(tmp_path / "r"), "--reports", str(tmp_path / "p")]  # fmt: skip
+            "--set", "optim.warmup_steps=1", "--results", str(tmp_path / "r"), "--reports", str(tmp_path / "p")]  # fmt: skip
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert "no run has finished, so no report was written" in err and "8 run(s) failed" in err

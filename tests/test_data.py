@@ -22,7 +22,10 @@ def test_every_dataset_has_disjoint_stratified_train_val_test_splits():
         ds = data.load(name)
         sizes = {s: len(getattr(ds, f"{s}_y")) for s in ("train", "val", "test")}
         total = sum(sizes.values())
-        assert abs(sizes["test"] / total - TEST_FRACTION) < 0.01 and abs(sizes["val"] / total - VAL_FRACTION) < 0.01
+        assert (
+            abs(sizes["test"] / total - TEST_FRACTION) < 0.01
+            and abs(sizes["val"] / total - VAL_FRACTION) < 0.01
+        )
         for split in ("train", "val", "test"):  # every class in every split
             assert torch.unique(getattr(ds, f"{split}_y")).tolist() == list(range(ds.num_classes))
         rows = {s: {x.numpy().tobytes() for x in getattr(ds, f"{s}_x")} for s in ("train", "val", "test")}

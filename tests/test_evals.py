@@ -41,7 +41,7 @@ def test_every_evaluator_describes_itself_and_unknown_names_are_user_errors():
     assert {"upstream", "fewshot", "fewshot_lso", "linear", "finetune"} <= set(evals.EVALUATORS)
     cfg = RunConfig().replace(**{"eval.evaluators": tuple(evals.EVALUATORS)})
     assert all(text for text in evals.protocol(cfg).values())
-    with pytest.raises(UserError, match="unknown evaluator .probe. in eval.evaluators; valid: "):
+    with pytest.raises(UserError, match=r"unknown evaluator 'probe' in eval\.evaluators; valid: "):
         evals.check_names(("fewshot", "probe"))
 
 
@@ -49,7 +49,14 @@ def test_only_cheap_evaluators_run_during_training(monkeypatch):
     called = []
     for name, evaluator in evals.EVALUATORS.items():
         monkeypatch.setitem(
-            evals.EVALUATORS, name, evaluator.__class__(name, lambda ctx, n=name: called.append(n) or {}, evaluator.describe, evaluator.during_training)
+            evals.EVALUATORS,
+            name,
+            evaluator.__class__(
+                name,
+                lambda ctx, n=name: called.append(n) or {},
+                evaluator.describe,
+                evaluator.during_training,
+            ),
         )
     cfg = RunConfig().replace(**{"eval.evaluators": ("upstream", "fewshot", "linear", "finetune")})
     ctx = evals.EvalContext(None, cfg, None, None)
