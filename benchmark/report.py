@@ -22,7 +22,7 @@ import seaborn as sns
 
 from benchmark.config import RunConfig, run_id
 from benchmark.errors import UserError
-from benchmark.results import load_curves, load_meta, load_results, load_runs, write_atomic
+from benchmark.results import scan, write_atomic
 from benchmark.study import Study, Verdict
 
 REPORT = "report.md"
@@ -48,8 +48,8 @@ def build_report(
     """
     preset = variant.split("@")[0]
     expected = {run_id(cfg) for cfg in runs}
-    df = load_results(results_root, study.name, variant)
-    df = df[df["run_id"].isin(expected)] if not df.empty else df
+    records = scan(results_root, study.name, variant, runs)  # one pass; damaged records repaired
+    df, states = records.results, records.runs
     if df.empty:
         raise UserError(
             f"no finished runs of {study.name}/{preset} under {results_root}; "
@@ -57,8 +57,6 @@ def build_report(
         )
     out = Path(reports_root) / study.name / variant
     out.mkdir(parents=True, exist_ok=True)
-    states = load_runs(results_root, study.name, variant)
-    states = states[states["run_id"].isin(expected)]
     flags = "".join(f" --set {k}={v}" for k, v in (overrides or {}).items())
 
     table = study.table(df)
@@ -72,7 +70,7 @@ def build_report(
     # RNG, and a PDF carries its creation date unless told not to.
     np.random.seed(0)
     figure_files = []
-    for name, (fig, fig_data) in study.figures(df, load_curves(results_root, study.name, variant)).items():
+    for name, (fig, fig_data) in study.figures(df, records.curves).items():
         for ext in ("png", "pdf"):
             metadata = {"CreationDate": None} if ext == "pdf" else None
             buffer = io.BytesIO()
@@ -104,7 +102,7 @@ def build_report(
         "## Evaluation protocol (as recorded by the runs)",
         _protocol(df),
         "## Scale and provenance",
-        _provenance(df, states, expected, load_meta(results_root, study.name, variant)),
+        _provenance(df, states, expected, records.metas, records.warnings),
     ]
     failed = states[states["status"] == "failed"]
     if not failed.empty:
@@ -191,11 +189,17 @@ def _protocol(df: pd.DataFrame) -> str:
     return "\n".join(f"- `{name}`: {text}." for name, text in sorted(described))
 
 
-def _provenance(df: pd.DataFrame, runs: pd.DataFrame, expected: set[str], metas: list[dict]) -> str:
+def _provenance(
+    df: pd.DataFrame, runs: pd.DataFrame, expected: set[str], metas: list[dict], warnings: list[str]
+) -> str:
+    started = runs[runs["status"] != "pending"]
+    mixed = runs.dropna(subset=["mixed"]) if "mixed" in runs else runs.iloc[:0]
     lines = [
         f"- **Runs**: {len(df)} of {len(expected)} runs of this preset finished; "
         f"{int((runs['status'] == 'failed').sum())} failed; "
-        f"{len(expected - set(runs['run_id']))} never started.",
+        f"{len(expected) - len(started)} never started.",
+        *[f"- **Record repaired or set aside**: {w}" for w in warnings],
+        *[f"- **Run {r.run_id} trained across changes**: {r.mixed}." for r in mixed.itertuples()],
         f"- **Pre-training**: AdamW lr {_unique(df['optim.lr'])}, weight decay {_unique(df['optim.weight_decay'])}, "
         f"batch {_unique(df['optim.batch_size'])}, {_unique(df['optim.steps'])} steps "
         f"({_unique(df['optim.warmup_steps'])} warm-up, {_unique(df['optim.schedule'])} decay), "
@@ -221,6 +225,8 @@ def _versions(metas: list[dict]) -> str:
 
 
 def _revisions(metas: list[dict]) -> str:
-    revs = {(m.get("git") or {}).get("revision") or "unknown" for m in metas}
-    dirty = any((m.get("git") or {}).get("dirty") for m in metas)
+    """Every revision any attempt of any run trained with (a resumed run may have several)."""
+    attempts = [a for m in metas for a in m.get("attempts", [])]
+    revs = {a.get("revision") or "unknown" for a in attempts}
+    dirty = any(a.get("dirty") for a in attempts)
     return ", ".join(r[:10] for r in sorted(revs)) + (" (with uncommitted changes)" if dirty else "")
