@@ -242,7 +242,10 @@ def check(cfg: RunConfig) -> None:
         ),
         (bool(ev.shots), "eval.shots is empty: give at least one shot count, e.g. eval.shots=1,5"),
         (bool(ev.fewshot_datasets), "eval.fewshot_datasets is empty: name at least one probe dataset"),
-        (bool(ev.evaluators), "eval.evaluators is empty: name at least one, e.g. eval.evaluators=upstream,fewshot"),
+        (
+            bool(ev.evaluators),
+            "eval.evaluators is empty: name at least one, e.g. eval.evaluators=upstream,fewshot",
+        ),
         (
             bool(ev.finetune_lrs) or "finetune" not in ev.evaluators,
             "eval.finetune_lrs is empty but eval.evaluators runs finetune: give the learning rates to try",

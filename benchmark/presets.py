@@ -13,6 +13,9 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import pandas as pd
+
+from benchmark import metrics
 from benchmark.config import DataConfig, EvalConfig, ModelConfig, OptimConfig, RunConfig
 from benchmark.errors import UserError
 
@@ -54,3 +57,11 @@ def product(**axes: Sequence[Any]) -> list[dict[str, Any]]:
     Keys are dotted config paths (pass them with ** since they contain dots)."""
     names = list(axes)
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def transfer_mean(
+    df: pd.DataFrame, shots: int = 5, split: str = "test", protocol: str = "fewshot"
+) -> pd.Series:
+    """Few-shot accuracy averaged over the transfer datasets: the number the studies judge (test)
+    or select on (val). The paper's counterpart is ImageNet 5-shot after JFT pre-training."""
+    return df[[metrics.fewshot(d, shots, split, protocol=protocol) for d in TRANSFER]].mean(axis=1)

@@ -49,6 +49,16 @@ def fmt_mean_std(mean: float, std: float, n: int, scale: float = 100.0, digits: 
     return f"{mean * scale:.{digits}f} (n={n})"
 
 
+def cell_summary(df: pd.DataFrame, by: Sequence[str], metric: str, scale: float = 100.0) -> pd.Series:
+    """ "mean ± std (n=k)" of `metric` per cell, indexed by the cell columns (a table column)."""
+    cells = summarize(df, by, metric)
+    text = [
+        fmt_mean_std(m, s, int(n), scale)
+        for m, s, n in zip(cells["mean"], cells["std"], cells["n"], strict=True)
+    ]
+    return pd.Series(text, index=pd.MultiIndex.from_frame(cells[list(by)]) if len(by) > 1 else cells[by[0]])
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One statistical comparison of two cells (samples over seeds)."""

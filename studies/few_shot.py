@@ -21,7 +21,7 @@ import pandas as pd
 import seaborn as sns
 
 from benchmark import metrics
-from benchmark.presets import TRANSFER, base
+from benchmark.presets import TRANSFER, base, transfer_mean
 from benchmark.stats import rank_agreement
 from benchmark.study import Verdict
 
@@ -80,7 +80,7 @@ def _scores(df: pd.DataFrame) -> pd.DataFrame:
     """One row per model: each evaluation's test accuracy, averaged over the transfer datasets."""
     out = pd.DataFrame({"model": df.apply(_model_name, axis=1)}, index=df.index)
     for probe in ("fewshot", "fewshot_lso"):
-        out[probe] = df[[metrics.fewshot(d, 5, protocol=probe) for d in TRANSFER]].mean(axis=1)
+        out[probe] = transfer_mean(df, protocol=probe)
     for evaluator in ("linear", "finetune"):
         out[evaluator] = df[[metrics.key(evaluator, d, "top1") for d in TRANSFER]].mean(axis=1)
     return out

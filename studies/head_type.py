@@ -23,7 +23,7 @@ from scipy.stats import mannwhitneyu
 from benchmark import metrics
 from benchmark.judge import judged
 from benchmark.paper import paper_values, parse_variant
-from benchmark.presets import TRANSFER, base, grid, product
+from benchmark.presets import TRANSFER, base, grid, product, transfer_mean
 from benchmark.stats import ALPHA, equivalent, fmt_mean_std, greater, summarize, too_few_seeds
 from benchmark.study import Verdict
 
@@ -58,9 +58,7 @@ def runs(preset: str):
 
 
 def _with_judged(frame: pd.DataFrame) -> pd.DataFrame:
-    test = [metrics.fewshot(d, 5) for d in TRANSFER]
-    val = [metrics.fewshot(d, 5, "val") for d in TRANSFER]
-    return frame.assign(**{JUDGED: frame[test].mean(axis=1), SELECTED_ON: frame[val].mean(axis=1)})
+    return frame.assign(**{JUDGED: transfer_mean(frame), SELECTED_ON: transfer_mean(frame, split="val")})
 
 
 def _best_lrs(df: pd.DataFrame) -> dict[str, float]:

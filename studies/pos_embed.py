@@ -20,8 +20,8 @@ import seaborn as sns
 from benchmark import metrics
 from benchmark.judge import failing, judged
 from benchmark.paper import paper_values, parse_variant
-from benchmark.presets import TRANSFER, base, grid
-from benchmark.stats import equivalent, fmt_mean_std, greater, summarize, too_few_seeds
+from benchmark.presets import TRANSFER, base, grid, transfer_mean
+from benchmark.stats import cell_summary, equivalent, greater, too_few_seeds
 from benchmark.study import Verdict
 
 TITLE = "Position-embedding ablation"
@@ -77,7 +77,7 @@ def runs(preset: str):
 
 
 def _with_judged(df: pd.DataFrame) -> pd.DataFrame:
-    return df.assign(**{JUDGED: df[[metrics.fewshot(d, 5) for d in TRANSFER]].mean(axis=1)})
+    return df.assign(**{JUDGED: transfer_mean(df)})
 
 
 def _name(cell: tuple[str, str]) -> str:
@@ -86,30 +86,19 @@ def _name(cell: tuple[str, str]) -> str:
 
 def table(df: pd.DataFrame) -> pd.DataFrame:
     df = _with_judged(df)
-    columns = {JUDGED: f"ours: {JUDGED} (%), judged"}
-    columns |= {metrics.fewshot(d, 5): f"ours: {d} 5-shot (%)" for d in TRANSFER}
-    columns[metrics.UPSTREAM_TOP1] = f"ours: upstream test top-1 (%) ({df['data.dataset'].iloc[0]})"
-    out = _paper().assign(
-        **{"paper Δ vs 1-D stem": lambda t: ((t["paper"] - _P[REFERENCE_CELL]) * 100).round(2)}
-    )
-    ours = summarize(df, CELL, JUDGED).set_index(list(CELL))["mean"]
-    out["ours Δ vs 1-D stem"] = [
-        round((ours.get(c, float("nan")) - ours.get(REFERENCE_CELL, float("nan"))) * 100, 2)
-        for c in zip(out["model.pos_embed"], out["model.pos_inject"], strict=True)
-    ]
-    for metric, label in columns.items():
-        cells = summarize(df, CELL, metric).set_index(list(CELL))
-        out[label] = [
-            fmt_mean_std(cells.loc[c, "mean"], cells.loc[c, "std"], int(cells.loc[c, "n"]))
-            if c in cells.index
-            else "–"
-            for c in zip(out["model.pos_embed"], out["model.pos_inject"], strict=True)
-        ]
+    paper = _paper().set_index(list(CELL))["paper"]
+    ours = df.groupby(list(CELL))[JUDGED].mean()
+    out = pd.DataFrame({
+        "paper: ImageNet 5-shot (%)": paper * 100,
+        "paper: Δ vs 1-D stem": (paper - paper[REFERENCE_CELL]) * 100,
+        "ours: Δ vs 1-D stem": (ours - ours.get(REFERENCE_CELL, float("nan"))) * 100,
+        f"ours: {JUDGED} (%), judged": cell_summary(df, CELL, JUDGED),
+        **{f"ours: {d} 5-shot (%)": cell_summary(df, CELL, metrics.fewshot(d, 5)) for d in TRANSFER},
+        "ours: upstream test top-1 (%)": cell_summary(df, CELL, metrics.UPSTREAM_TOP1),
+    }, index=paper.index).round(2).reset_index()  # fmt: skip
     out.insert(0, "injection", out.pop("model.pos_inject").map(INJECT))
     out.insert(0, "position embedding", out.pop("model.pos_embed").map(NAMES))
-    return out.rename(columns={"paper": "paper: ImageNet 5-shot"}).assign(
-        **{"paper: ImageNet 5-shot": lambda t: (t["paper: ImageNet 5-shot"] * 100).round(2)}
-    )
+    return out.fillna("–")
 
 
 def checks(df: pd.DataFrame) -> list[Verdict]:

@@ -61,7 +61,7 @@ def test_pos_embed_with_too_few_seeds_is_not_judged():
 
 def test_pos_embed_table_puts_all_eight_cells_beside_the_paper():
     table = pos_embed.table(pos_frame(none=0.5, encodings={}))
-    assert len(table) == 8 and table["paper: ImageNet 5-shot"].notna().all()
+    assert len(table) == 8 and table["paper: ImageNet 5-shot (%)"].notna().all()
 
 
 def head_frame(test: dict, val: dict | None = None, seeds: int = 3) -> pd.DataFrame:
