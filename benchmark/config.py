@@ -26,7 +26,8 @@ Schedule = Literal["linear", "cosine"]
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network. `arch` is a variant string: "B/16", "ViT-L/32", "Mu/4" (see models.vit.SIZES)."""
+    """The network. `arch` is a variant string: "B/16", "ViT-L/32", "Mu/4" (see models.vit.SIZES);
+    `depth`, `width`, `heads`, `mlp` and `patch` override its parts (models.vit.resolve_shape)."""
 
     arch: str = "Mu/4"
     pos_embed: PosEmbed = "1d"
@@ -37,6 +38,14 @@ class ModelConfig:
     # §3.1: pre-training head = MLP with one tanh hidden layer of width D.
     prelogits: bool = True
     dropout: float = 0.0
+    # The encoder's shape, each overriding the named size of `arch` (0 = take it from `arch`), so an
+    # ablation can grid over it: layers, hidden size D, attention heads, MLP hidden size (0 = the
+    # named size's MLP ratio, 4 for every size, times the width) and patch size.
+    depth: int = 0
+    width: int = 0
+    heads: int = 0
+    mlp: int = 0
+    patch: int = 0
 
 
 @dataclass(frozen=True)

@@ -94,3 +94,18 @@ def test_from_dict_rejects_unknown_keys():
 def test_steps_for_epochs():
     assert steps_for_epochs(1, 4000, 128) == 32
     assert steps_for_epochs(0.001, 10, 128) == 1
+
+
+def test_model_shape_fields_are_overrides_and_change_the_run_id():
+    cfg = apply_overrides(RunConfig(), parse_overrides(["model.depth=6", "model.width=96", "model.patch=7"]))
+    assert (cfg.model.depth, cfg.model.width, cfg.model.patch, cfg.model.heads, cfg.model.mlp) == (
+        6,
+        96,
+        7,
+        0,
+        0,
+    )
+    assert run_id(cfg) != run_id(RunConfig()) != run_id(RunConfig().replace(**{"model.depth": 2}))
+    assert flatten(cfg)["model.depth"] == 6
+    with pytest.raises(UserError, match=r"model\.depth='two' is not a valid int"):
+        apply_overrides(RunConfig(), {"model.depth": "two"})
