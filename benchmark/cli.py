@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmark import data
-from benchmark.config import RunConfig, apply_overrides, parse_overrides, run_id
+from benchmark.config import RunConfig, apply_overrides, check, parse_overrides, run_id
 from benchmark.errors import UserError
 from benchmark.study import Study, list_studies, load_study
 
@@ -166,6 +166,8 @@ def _planned(args: argparse.Namespace) -> tuple[Study, str, list[RunConfig], dic
 def validate(cfg: RunConfig) -> None:
     """Reject unknown names before anything is written."""
     from benchmark.models import validate_model
+
+    check(cfg)  # ranges and cross-field rules
 
     data.check_name(cfg.data.dataset)
     for name in cfg.eval.fewshot_datasets:

@@ -167,6 +167,103 @@ def flatten(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
+# --- ranges and rules -------------------------------------------------------------------
+
+# Every numeric field's allowed range, inclusive unless named in EXCLUSIVE (None: unbounded). A
+# tuple field's limits apply to each of its items. `check` enforces these plus the cross-field
+# rules below, before anything is written; `describe` gives a range as the errors print it.
+LIMITS: dict[str, tuple[float | None, float | None]] = {
+    "model.dropout": (0.0, 1.0),
+    # 0: the named size's (models.vit.resolve_shape); heads dividing the width is validate_model's.
+    "model.depth": (0, None),
+    "model.width": (0, None),
+    "model.heads": (0, None),
+    "model.mlp": (0, None),
+    "model.patch": (0, None),
+    "data.image_size": (0, None),  # 0: the dataset's native size
+    "data.train_examples": (0, None),  # 0: all of them
+    "optim.lr": (0.0, None),
+    "optim.weight_decay": (0.0, None),
+    "optim.beta1": (0.0, 1.0),
+    "optim.beta2": (0.0, 1.0),
+    "optim.batch_size": (1, None),
+    "optim.steps": (1, None),
+    "optim.warmup_steps": (0, None),
+    "optim.end_lr": (0.0, None),
+    "optim.clip_norm": (0.0, None),
+    "optim.label_smoothing": (0.0, 1.0),
+    "eval.shots": (1, None),
+    "eval.fewshot_seeds": (1, None),
+    "eval.l2": (0.0, None),
+    "eval.every_steps": (0, None),  # 0: only at the end
+    "eval.finetune_steps": (0, None),  # 0: no fine-tuning
+    "eval.finetune_lrs": (0.0, None),
+    # The data order seeds torch generators with seed * 1_000_003 + epoch, which must fit 64 bits.
+    "seed": (0, 2**32 - 1),
+}
+# Bounds that are themselves excluded: a zero learning rate, clip norm or l2 trains or solves
+# nothing; dropout, betas or label smoothing of 1 leave no signal (or divide by zero in Adam).
+EXCLUSIVE: dict[str, tuple[bool, bool]] = {
+    "model.dropout": (False, True),
+    "optim.lr": (True, False),
+    "optim.beta1": (False, True),
+    "optim.beta2": (False, True),
+    "optim.clip_norm": (True, False),
+    "optim.label_smoothing": (False, True),
+    "eval.l2": (True, False),
+    "eval.finetune_lrs": (True, False),
+}
+
+
+def describe(key: str) -> str:
+    """A field's allowed range in interval notation, e.g. "[0, 1)" or "(0, ∞)"."""
+    low, high = LIMITS[key]
+    open_low, open_high = EXCLUSIVE.get(key, (False, False))
+    left = "(-∞" if low is None else f"{'(' if open_low else '['}{low:g}"
+    right = "∞)" if high is None else f"{high:g}{')' if open_high else ']'}"
+    return f"{left}, {right}"
+
+
+def _in_range(key: str, value: float) -> bool:
+    low, high = LIMITS[key]
+    open_low, open_high = EXCLUSIVE.get(key, (False, False))
+    above = low is None or (value > low if open_low else value >= low)
+    below = high is None or (value < high if open_high else value <= high)
+    return above and below and math.isfinite(value)
+
+
+def check(cfg: RunConfig) -> None:
+    """Refuse a config whose values are out of range or contradict each other (rules that need
+    no data; a probe dataset's examples per class are checked where the data is known)."""
+    flat = flatten(cfg)
+    for key in LIMITS:
+        value = flat[key]
+        for item in value if isinstance(value, tuple) else (value,):
+            if not _in_range(key, item):
+                shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+                raise UserError(f"{key}={shown} is out of range: allowed {describe(key)}")
+    optim, ev = cfg.optim, cfg.eval
+    rules = [
+        (
+            optim.warmup_steps <= optim.steps,
+            f"optim.warmup_steps={optim.warmup_steps} exceeds optim.steps={optim.steps}",
+        ),
+        (
+            optim.end_lr <= optim.lr,
+            f"optim.end_lr={optim.end_lr} exceeds optim.lr={optim.lr}: the schedule decays",
+        ),
+        (bool(ev.shots), "eval.shots is empty: give at least one shot count, e.g. eval.shots=1,5"),
+        (bool(ev.fewshot_datasets), "eval.fewshot_datasets is empty: name at least one probe dataset"),
+        (
+            bool(ev.finetune_lrs) or not ev.finetune_steps,
+            f"eval.finetune_lrs is empty but eval.finetune_steps={ev.finetune_steps}: give the learning rates to try",
+        ),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise UserError(message)
+
+
 # --- overrides -----------------------------------------------------------------------
 
 

@@ -1,11 +1,16 @@
 import dataclasses
+import typing
 
 import pytest
 
+from benchmark import cli
 from benchmark.config import (
+    EXCLUSIVE,
+    LIMITS,
     RunConfig,
     apply_overrides,
     canonical_json,
+    check,
     flatten,
     from_dict,
     parse_overrides,
@@ -14,6 +19,7 @@ from benchmark.config import (
     to_dict,
 )
 from benchmark.errors import UserError
+from benchmark.study import list_studies, load_study
 
 
 def test_overrides_are_typed():
@@ -109,3 +115,79 @@ def test_model_shape_fields_are_overrides_and_change_the_run_id():
     assert flatten(cfg)["model.depth"] == 6
     with pytest.raises(UserError, match=r"model\.depth='two' is not a valid int"):
         apply_overrides(RunConfig(), {"model.depth": "two"})
+
+
+# --- ranges and cross-field rules (config.check) -----------------------------------------------
+
+
+def _numeric(tp) -> bool:
+    inner = typing.get_args(tp)[0] if typing.get_origin(tp) is tuple else tp
+    return inner in (int, float)
+
+
+def test_every_numeric_field_has_a_range():
+    """A new numeric field without a range would pass any value: add it to config.LIMITS."""
+    hints = {}
+    for section in dataclasses.fields(RunConfig):
+        tp = typing.get_type_hints(RunConfig)[section.name]
+        if dataclasses.is_dataclass(tp):
+            hints |= {f"{section.name}.{k}": v for k, v in typing.get_type_hints(tp).items()}
+        else:
+            hints[section.name] = tp
+    assert {k for k, tp in hints.items() if _numeric(tp)} == set(LIMITS)
+    assert set(EXCLUSIVE) <= set(LIMITS)
+
+
+def test_defaults_and_every_study_preset_pass_the_checks():
+    check(RunConfig())
+    for name in list_studies():
+        study = load_study(name)
+        for preset in study.presets:
+            for cfg in study.runs(preset):
+                check(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.steps=-5", "optim.steps=-5 is out of range: allowed [1, ∞)"),
+        ("model.depth=-1", "model.depth=-1 is out of range: allowed [0, ∞)"),
+        ("data.train_examples=-10", "data.train_examples=-10 is out of range: allowed [0, ∞)"),
+        ("optim.batch_size=0", "optim.batch_size=0 is out of range: allowed [1, ∞)"),
+        ("optim.lr=-1", "optim.lr=-1.0 is out of range: allowed (0, ∞)"),
+        ("optim.lr=0", "optim.lr=0.0 is out of range: allowed (0, ∞)"),
+        ("optim.lr=nan", "optim.lr=nan is out of range"),
+        ("eval.shots=0", "eval.shots=0 is out of range: allowed [1, ∞)"),
+        ("eval.shots=1,-5", "eval.shots=1,-5 is out of range: allowed [1, ∞)"),
+        ("eval.fewshot_seeds=0", "eval.fewshot_seeds=0 is out of range: allowed [1, ∞)"),
+        ("model.dropout=1", "model.dropout=1.0 is out of range: allowed [0, 1)"),
+        ("eval.finetune_lrs=0.01,0", "eval.finetune_lrs=0.01,0.0 is out of range: allowed (0, ∞)"),
+        ("optim.warmup_steps=400", "optim.warmup_steps=400 exceeds optim.steps=300"),
+        ("optim.end_lr=0.1", "optim.end_lr=0.1 exceeds optim.lr=0.001"),
+        ("eval.shots=", "eval.shots is empty"),
+        ("eval.fewshot_datasets=", "eval.fewshot_datasets is empty"),
+    ],
+)
+def test_out_of_range_and_contradictory_values_are_refused(override, message):
+    cfg = apply_overrides(RunConfig(), parse_overrides([override]))
+    with pytest.raises(UserError) as err:
+        check(cfg)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_finetune_without_learning_rates_is_refused_only_when_finetuning():
+    check(RunConfig().replace(**{"eval.finetune_lrs": ""}))  # off: nothing to choose
+    with pytest.raises(UserError, match=r"eval\.finetune_lrs is empty but eval\.finetune_steps=10"):
+        check(RunConfig().replace(**{"eval.finetune_lrs": "", "eval.finetune_steps": 10}))
+
+
+@pytest.mark.parametrize("override", ["optim.steps=-5", "eval.fewshot_datasets=", "optim.batch_size=0"])
+def test_the_cli_refuses_bad_values_before_writing_anything(override, tmp_path, capsys):
+    results = tmp_path / "results"
+    for command in ("plan", "run"):
+        code = cli.main(
+            [command, "pos_embed", "--preset", "smoke", "--set", override, "--results", str(results)]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and override.split("=")[0] in err
+    assert not results.exists()

@@ -191,7 +191,7 @@ def test_slurm_settings_merge_flag_over_environment_over_file(tmp_path):
     assert (s.partition, s.gpus, s.cpus, s.time) == ("from-env", 8, 6, 600)
     assert s.sbatch == ("--constraint=a100", "--exclusive")
     assert s.setup == ("module load cuda", "source ~/venv/bin/activate")
-    assert dispatch._sbatch_options(s.sbatch) == {"constraint": "a100", "exclusive": True}
+    assert dispatch.slurm._sbatch_options(s.sbatch) == {"constraint": "a100", "exclusive": True}
     assert dispatch.slurm_settings(flags(), env={}) == dispatch.SlurmSettings()
 
 

@@ -458,7 +458,6 @@ def test_shape_fields_override_the_named_size():
         ({"width": 66, "heads": 4}, "width 66 does not split into 4 heads"),
         ({"heads": 3}, "width 64 does not split into 3 heads"),
         ({"width": 9, "heads": 3, "pos_embed": "2d"}, "even width"),
-        ({"depth": -1}, "model.depth=-1 is not valid"),
     ],
 )
 def test_bad_shapes_raise_one_line_user_error(kw, needle):
