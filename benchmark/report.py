@@ -39,8 +39,8 @@ def build_report(
     reports_root: Path,
     runs: list[RunConfig],
     overrides: dict[str, str] | None = None,
-) -> Path:
-    """Write reports/<study>/<variant>/ from the stored results of `runs` and return the report's path.
+) -> tuple[Path, list[Verdict]]:
+    """Write reports/<study>/<variant>/ from the stored results of `runs` and return the report's path and its verdicts.
 
     `variant` is the preset's name, suffixed with a hash when overrides were given.
     """
@@ -104,7 +104,7 @@ def build_report(
         sections += ["## Failed runs", _markdown(failed[["run_id", *study.cell, "seed", "error"]])]
     path = out / REPORT
     path.write_text("\n\n".join(sections) + "\n")
-    return path
+    return path, verdicts
 
 
 def _verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
