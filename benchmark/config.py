@@ -38,14 +38,13 @@ class ModelConfig:
     # §3.1: pre-training head = MLP with one tanh hidden layer of width D.
     prelogits: bool = True
     dropout: float = 0.0
-    # The encoder's shape, each overriding the named size of `arch` (0 = take it from `arch`), so an
-    # ablation can grid over it: layers, hidden size D, attention heads, MLP hidden size (0 = the
-    # named size's MLP ratio, 4 for every size, times the width) and patch size.
-    depth: int = 0
-    width: int = 0
-    heads: int = 0
-    mlp: int = 0
-    patch: int = 0
+    # The encoder's shape, each overriding its part of `arch` (0: take it from `arch`), so an
+    # ablation can grid over it (models.vit.resolve_shape).
+    depth: int = 0  # layers
+    width: int = 0  # hidden size D
+    heads: int = 0  # attention heads; must divide the width
+    mlp: int = 0  # MLP hidden size (0: the named size's MLP ratio, 4 for every size, times the width)
+    patch: int = 0  # patch size; must divide the image size
 
 
 @dataclass(frozen=True)
