@@ -481,6 +481,10 @@ def _detail(info: dict) -> str:
         parts.append(f"requeued {info['requeued']}×")
     if info["killed"]:
         parts.append(f"killed {info['killed']}×")
+    if info["claim_lost"]:
+        parts.append(f"claim lost {info['claim_lost']}× (taken over after a silence)")
+    if info["mixed"]:
+        parts.append(info["mixed"])  # attempts under different revisions or thread counts
     return "; ".join(parts)
 
 

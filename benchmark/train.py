@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from benchmark import data, distributed, environment, flops
+from benchmark import data, distributed, environment, flops, locks
 from benchmark.config import OptimConfig, RunConfig
 from benchmark.evals.fewshot import L2_GRID, fewshot_pool, fewshot_table, select_l2_leave_self_out
 from benchmark.evals.finetune import finetune_accuracy
@@ -35,16 +35,17 @@ from benchmark.models import build_model, pre_logits
 from benchmark.results import (
     CHECKPOINT,
     FAILED,
-    META,
     METRICS,
     PREVIOUS_CHECKPOINT,
     PROGRESS,
     RESULT,
     append_jsonl,
     init_run_dir,
-    read_json,
     read_jsonl,
     read_result,
+    save_torch,
+    start_attempt,
+    storage_error,
     write_json,
     write_jsonl,
 )
@@ -142,7 +143,7 @@ class Trainer:
     # --- checkpoints -----------------------------------------------------------------
 
     def save_checkpoint(self) -> None:
-        """Write to a temporary file, fsync, rename: a failed write (a full disk) leaves the last
+        """Written atomically (results.save_torch): a failed write (a full disk) leaves the last
         good checkpoint in place. That one is kept as the previous checkpoint, the fallback if
         the new one is later found unreadable. The lead alone writes it."""
         if not self.lead:
@@ -154,23 +155,15 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
         }
         path = self.dir / CHECKPOINT
-        tmp = path.with_suffix(".tmp")
-        try:
-            with tmp.open("wb") as f:
-                torch.save(state, f)
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         if path.exists():
             # Keep the current checkpoint as the fallback without a moment with none in place: a
-            # hard link renamed over the previous one, then the new file renamed in (all atomic).
+            # hard link renamed over the previous one (atomic), then the new one written atomically.
+            locks.check_held(self.dir)
             link = self.dir / (PREVIOUS_CHECKPOINT + ".tmp")
             link.unlink(missing_ok=True)
             os.link(path, link)
             link.replace(self.dir / PREVIOUS_CHECKPOINT)
-        tmp.replace(path)
+        save_torch(path, state)
 
     def try_resume(self) -> bool:
         """Resume from the newest readable checkpoint (checkpoint.pt, else the previous one); an
@@ -363,12 +356,7 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         return done
     (run_dir / FAILED).unlink(missing_ok=True)  # a retry starts clean
     t0 = time.perf_counter()
-    meta = read_json(run_dir / META) or {"attempts": []}
-    meta.update(environment.collect())
-    meta["attempts"].append(
-        {"start": time.time(), "host": meta["host"], "pid": meta["pid"], "slurm_job_id": meta["slurm_job_id"]}
-    )
-    write_json(run_dir / META, meta)
+    meta = start_attempt(run_dir, {**environment.collect(), "threads": torch.get_num_threads()})
     try:
         trainer = Trainer(cfg, run_dir)
         resumed_from = trainer.step if trainer.try_resume() else None
@@ -380,7 +368,7 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         trainer.save_checkpoint()
         trainer.write_progress({"kind": "eval", "step": trainer.step, "phase": "final evaluation"})
         metrics = trainer.log_eval()
-        torch.save(trainer.model.state_dict(), run_dir / MODEL)
+        save_torch(run_dir / MODEL, trainer.model.state_dict())
         images = (trainer.step - start_step) * trainer.batch_size
         result = {
             "status": "done",
@@ -429,7 +417,8 @@ def record_failure(run_dir: Path, exc: BaseException) -> dict[str, Any]:
         "traceback": "".join(traceback.format_exception(exc)),
         "time": time.time(),
     }
-    if distributed.is_lead() and not isinstance(exc, KeyboardInterrupt | SystemExit | Interrupted):
+    # Not a stop, nor a lost claim, nor a full disk (the run resumes once there is space again).
+    if distributed.is_lead() and isinstance(exc, Exception) and storage_error(exc) != "no space":
         try:
             write_json(run_dir / FAILED, failure)
         except OSError as write_error:

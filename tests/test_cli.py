@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmark import cli
+from benchmark.study import load_study
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,6 +78,24 @@ def test_plan_and_status_print_one_table_each_with_a_summary(tmp_path, capsys):
     assert "pos_embed/smoke: 8 runs; 8 pending; 8 to run" in out
     assert "silent for 5m00s is taken as dead" in out[-1]
     assert not any(tmp_path.iterdir())  # looking never writes
+
+
+def test_status_shows_each_runs_attempts_and_a_history_mixed_across_code(tmp_path, capsys):
+    from benchmark import plan
+    from benchmark.results import META, PROGRESS, init_run_dir, write_json
+
+    run = plan.make_plan(load_study("pos_embed"), "smoke", {}, tmp_path).runs[0]
+    init_run_dir(run.path, run.cfg)
+    attempts = [
+        {"start": 100.0, "end": 160.0, "outcome": "requeued", "revision": "1a2b3c4d99", "threads": 1},
+        {"start": 200.0, "revision": "5e6f7a8b99", "dirty": True, "threads": 2},
+    ]
+    write_json(run.path / META, {"attempts": attempts})
+    write_json(run.path / PROGRESS, {"step": 7, "time": 230.0})
+    assert cli.main(["status", "pos_embed", "--preset", "smoke", "--results", str(tmp_path)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(run.run_id))
+    assert line.split()[1:5] == ["interrupted", "7/30", "1m30s", "2"]
+    assert "requeued 1×" in line and "revisions 1a2b3c4d→5e6f7a8b+dirty; threads 1→2" in line
 
 
 @pytest.mark.parametrize("flag", ["--results", "--reports"])
@@ -154,7 +173,7 @@ def test_console_script_runs_a_study_on_the_local_executor(tmp_path):
         "--set",
         "optim.steps=4",
         "--set",
-        "optim.warmup_steps=1",
+        "optim.warmup_steps=1",  # a warm-up longer than the run is refused
     ]
     first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert first.returncode == 0, first.stderr

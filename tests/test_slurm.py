@@ -97,7 +97,17 @@ def test_a_study_goes_out_as_one_job_array_and_completes(slurm, tmp_path, monkey
 
     (tmp_path / "extra").mkdir()
     (tmp_path / "extra" / "faults.py").write_text(FOUR_RUNS)
-    flags = ["faults", "--preset", "smoke", "--set", "optim.steps=4", "--results", str(tmp_path / "r")]
+    flags = [
+        "faults",
+        "--preset",
+        "smoke",
+        "--set",
+        "optim.steps=4",
+        "--set",
+        "optim.warmup_steps=1",
+        "--results",
+        str(tmp_path / "r"),
+    ]
     submit = ["run", *flags, "--executor", "slurm", "--cpus", "1", "--time", "20", "--wait", "--no-report"]
     monkeypatch.setattr(studies, "__path__", [*studies.__path__, str(tmp_path / "extra")])
     try:  # `--wait` has no deadline of its own: run it where the test can stop it

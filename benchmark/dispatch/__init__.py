@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +38,16 @@ from benchmark.dispatch.slurm import (
     slurm_settings,
 )
 from benchmark.errors import UserError
-from benchmark.results import JOBS, PROGRESS, append_jsonl, read_json, read_jsonl
+from benchmark.results import (
+    FAILED,
+    JOBS,
+    PROGRESS,
+    append_jsonl,
+    error_line,
+    read_json,
+    read_jsonl,
+    storage_error,
+)
 
 __all__ = [
     "EXECUTORS",
@@ -83,7 +91,10 @@ def default_jobs() -> int:
 @dataclass
 class Outcome:
     task: Task
-    status: str  # done | failed | busy (another process holds the run's claim)
+    # done | failed | busy (another process holds the run's claim, or took it over from us) |
+    # unwritable (its folder refused a write: result["storage"] is "no space" or "read-only";
+    # the run is not failed and resumes once the folder can be written)
+    status: str
     result: dict[str, Any]
 
 
@@ -147,8 +158,11 @@ def follow(
     poll_s: float = POLL_S,
 ) -> list[Outcome]:
     """Poll jobs until all are done, updating the display from the runs' progress files.
-    Ctrl-C cancels local jobs; cluster jobs keep running (`vitbench cancel` stops them)."""
+    Ctrl-C cancels local jobs; cluster jobs keep running (`vitbench cancel` stops them). A full
+    results disk stops the study the same way, with a one-line UserError: every further run would
+    fail alike, and all of them resume once there is space."""
     outcomes: list[Outcome] = []
+    since = time.time()
     try:
         while True:
             if refill is not None:
@@ -157,32 +171,76 @@ def follow(
                 break
             for job, task in list(active.items()):
                 if in_process or job.done():
-                    outcome = _collect(job, task)
+                    outcome = _collect(job, task, since)
                     outcomes.append(outcome)
                     display.finish(outcome)
                     del active[job]
+                    if outcome.result.get("storage") == "no space":
+                        raise _disk_full(outcome.result["error"])
                 else:
                     display.update(task, read_json(task.run_dir / PROGRESS))
             if active:
                 time.sleep(poll_s)
-    except KeyboardInterrupt:
-        if cancel_on_interrupt:
-            for job in active:
-                job.cancel(check=False)
-        display.close()
+    except OSError as exc:  # the dispatcher's own writes: job files, logs
+        if storage_error(exc) is None:
+            raise
+        _stop(active, cancel_on_interrupt, display)
+        raise _disk_full(error_line(exc)) from None
+    except (KeyboardInterrupt, UserError):
+        _stop(active, cancel_on_interrupt, display)
         raise
     display.close()
     return outcomes
 
 
-def _collect(job: submitit.Job, task: Task) -> Outcome:
+def _stop(active: dict[submitit.Job, Task], cancel: bool, display: Display) -> None:
+    if cancel:
+        for job in active:
+            job.cancel(check=False)
+    display.close()
+
+
+def _disk_full(error: str) -> UserError:
+    return UserError(
+        f"cannot write the results ({error}); the study stopped: make room, then `vitbench run` "
+        "again (finished runs are kept, the others resume)"
+    )
+
+
+def _collect(job: submitit.Job, task: Task, since: float = 0.0) -> Outcome:
+    """The job's outcome; for a failed job, the root cause's last line: from the failed.json the
+    run wrote (if written after `since`), else from the job's exception."""
     try:
         result = job.results()[0]  # a data-parallel run's lead (rank 0) speaks for it
-    except Exception as exc:  # the run recorded its own failed.json when it could
-        message = str(exc).strip().splitlines()
-        reason = next((line for line in reversed(message) if line.strip()), type(exc).__name__)
+    except Exception as exc:
+        failure = read_json(task.run_dir / FAILED) or {}
+        if failure.get("time", 0) >= since and failure.get("error"):
+            reason = failure["error"].strip().splitlines()[-1]
+        else:
+            reason = _job_error(exc)
         return Outcome(task, "failed", {"error": reason})
     return Outcome(task, result.get("status", "failed"), result)
+
+
+def _job_error(exc: Exception) -> str:
+    """The last line of the error a job died of; submitit wraps it with the paths of its logs."""
+    text = str(exc)
+    if isinstance(exc, submitit.core.utils.FailedJobError) and text.count(_TRACE_RULE) >= 2:
+        text = text.split(_TRACE_RULE)[1]  # the job's own traceback, between two rules
+    elif isinstance(exc, submitit.core.utils.UncompletedJobError):
+        lines = text.splitlines()
+        # "has not produced any output (state: ...)", then perhaps the job's error stream
+        stream = (
+            lines[lines.index("Error stream produced:") + 2 :] if "Error stream produced:" in lines else []
+        )
+        text = "\n".join([" ".join(lines[:2]), *stream])
+    else:
+        return error_line(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+_TRACE_RULE = "-" * 22 + "\n"
 
 
 # --- the study's record of what was dispatched, for `vitbench cancel` -------------------------
@@ -192,17 +250,20 @@ def record_dispatch(
     study_folder: Path, executor: str, tasks: Sequence[Task], jobs: Sequence[Any] = ()
 ) -> None:
     """Append to the study's jobs.jsonl: who dispatched which runs, and their Slurm job ids."""
-    Path(study_folder).mkdir(parents=True, exist_ok=True)
-    append_jsonl(
-        Path(study_folder) / JOBS,
-        {
-            "event": "dispatch",
-            "executor": executor,
-            "dispatcher": locks.owner_record(),
-            "runs": [t.run_dir.name for t in tasks],
-            "jobs": [str(job.job_id) for job in jobs],
-        },
-    )
+    record = {
+        "event": "dispatch",
+        "executor": executor,
+        "dispatcher": locks.owner_record(),
+        "runs": [t.run_dir.name for t in tasks],
+        "jobs": [str(job.job_id) for job in jobs],
+    }
+    try:
+        Path(study_folder).mkdir(parents=True, exist_ok=True)
+        append_jsonl(Path(study_folder) / JOBS, record)
+    except OSError as exc:
+        if storage_error(exc) is None:
+            raise
+        raise _disk_full(error_line(exc)) from None
 
 
 def cancel(study_folder: Path) -> list[str]:
@@ -232,7 +293,7 @@ def cancel(study_folder: Path) -> list[str]:
         )
     for r in records:
         owner = r["dispatcher"]
-        if r["executor"] == "slurm" or owner["host"] != socket.gethostname() or owner["pid"] == os.getpid():
+        if r["executor"] == "slurm" or not locks.same_pid_space(owner) or owner["pid"] == os.getpid():
             continue
         if locks.pid_alive(owner["pid"], owner.get("proc_start")):
             os.kill(owner["pid"], signal.SIGINT)

@@ -20,7 +20,7 @@ from submitit.core.job_environment import JobEnvironment, SignalHandler
 
 from benchmark import distributed, environment, locks, train
 from benchmark.config import RunConfig
-from benchmark.results import META, read_json, write_json
+from benchmark.results import META, error_line, read_json, storage_error, write_json
 
 # After a preemption/time-limit signal, how long to wait for the step loop to checkpoint before
 # requeueing anyway (from the last periodic checkpoint): covers a long evaluation in progress.
@@ -41,6 +41,16 @@ class TrainJob(submitit.helpers.Checkpointable):
         run_dir = Path(run_dir)
         if self.threads:
             torch.set_num_threads(self.threads)
+        try:
+            return self._train(cfg, run_dir)
+        except OSError as exc:
+            # The filesystem refused a write (the disk is full, the folder read-only): not the
+            # run's failure, and not recorded as one; it resumes once the folder is writable.
+            if (kind := storage_error(exc, run_dir)) is None:
+                raise
+            return {"status": "unwritable", "storage": kind, "error": error_line(exc)}
+
+    def _train(self, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         # A job with several tasks trains the run data-parallel: the lead (rank 0) claims it and
         # records its attempts, the other ranks follow the lead's decision.
         with distributed.process_group():
@@ -65,11 +75,16 @@ class TrainJob(submitit.helpers.Checkpointable):
                             raise
                     outcome = result["status"]
                     return result
+                except locks.ClaimLost as exc:
+                    # Presumed dead (paused, or silent past the limit) and taken over: the run is
+                    # the new holder's now. Not a failure; the claim's release logs the loss.
+                    outcome = "claim lost"
+                    return {"status": "busy", "claim_lost": str(exc), "owner": locks.holder(run_dir)}
                 except Exception:
                     outcome = "failed"
                     raise
                 finally:
-                    if lead:
+                    if lead and outcome != "claim lost":
                         _end_attempt(run_dir, attempts, outcome)
 
     def checkpoint(self, cfg: RunConfig, run_dir: Path) -> submitit.helpers.DelayedSubmission:
@@ -101,7 +116,9 @@ def _end_attempt(run_dir: Path, earlier: int, outcome: str) -> None:
     meta["attempts"][-1].update(
         end=time.time(), outcome=outcome, code=str(Path(__file__).resolve().parent.parent)
     )
-    with contextlib.suppress(OSError):  # a full disk: the attempt then reads as killed, close enough
+    # A full disk: the attempt then reads as killed, close enough. A lost claim: the run is
+    # another process's now, and the claim's release logs the loss instead.
+    with contextlib.suppress(OSError, locks.ClaimLost):
         write_json(run_dir / META, meta)
 
 

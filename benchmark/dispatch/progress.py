@@ -59,7 +59,10 @@ class Display:
             detail = f"{shown} ({result.get('wall_s', 0):.0f} s)"
         elif outcome.status == "busy":
             owner = result.get("owner") or {}
-            detail = f"skipped: pid {owner.get('pid')} on {owner.get('host')} is training it"
+            skipped = f"skipped: pid {owner.get('pid')} on {owner.get('host')} is training it"
+            detail = f"stopped, {result['claim_lost']}" if result.get("claim_lost") else skipped
+        elif outcome.status == "unwritable":
+            detail = f"not written ({result.get('storage')}): {result.get('error')}; it resumes once writable"
         else:
             detail = f"FAILED: {result.get('error', 'unknown error')}"
         tqdm.write(f"[{self.done}/{self.total}] {outcome.task.label}: {detail}")
