@@ -269,10 +269,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     folder = the_plan.folder.resolve()  # absolute: cluster jobs start elsewhere (in a code snapshot)
     todo = [dispatch.Task(r.cfg, r.path.resolve(), r.label) for r in the_plan.todo]
     counts = the_plan.counts
+    where = f"on the {args.executor} executor" if todo else ""
     print(
-        plan.summary(the_plan)
-        + (f"; on the {args.executor} executor" if todo else "")
-        + (f", {jobs} at a time" if todo and args.executor == "local" else "")
+        plan.summary(the_plan, where + (f", {jobs} at a time" if todo and args.executor == "local" else ""))
     )
     flags = _study_flags(args)
     if args.executor == "slurm" and todo:

@@ -107,14 +107,19 @@ def make_plan(
     )
 
 
-def summary(plan: Plan) -> str:
-    """One line: the counts of every state and what `run` would do now."""
+def summary(plan: Plan, where: str = "") -> str:
+    """One line: done, what is left to run (by state), failed and running runs; `where` (e.g.
+    "on the local executor") follows "to run"."""
     counts = plan.counts
-    parts = [f"{counts[state]} {state}" for state in STATES if counts[state]]
-    left = f"{len(plan.todo)} to run"
+    left = Counter(r.state for r in plan.todo)
+    breakdown = ", ".join(f"{left[state]} {state}" for state in STATES if left[state])
+    line = f"{plan.study.name}/{plan.variant}: {len(plan.runs)} runs; {counts['done']} done, {len(plan.todo)} to run"
+    line += (f" {where}" if where else "") + (f" ({breakdown})" if breakdown else "")
     if plan.skipped_failed:
-        left += f" ({plan.skipped_failed} failed skipped; --retry-failed reruns them)"
-    return f"{plan.study.name}/{plan.variant}: {len(plan.runs)} runs; {', '.join(parts)}; {left}"
+        line += f"; {plan.skipped_failed} failed (skipped; --retry-failed reruns them)"
+    if counts["running"]:
+        line += f"; {counts['running']} running (skipped)"
+    return line
 
 
 # --- the estimate ----------------------------------------------------------------------------

@@ -70,12 +70,12 @@ def test_plan_and_status_print_one_table_each_with_a_summary(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[1].split() == ["run", "id", "state", "steps", "run"] and set(out[2]) == {"-", " "}
     assert sum(" pending " in line for line in out) == 8
-    assert "pos_embed/smoke: 8 runs; 8 pending; 8 to run" in out
+    assert "pos_embed/smoke: 8 runs; 0 done, 8 to run (8 pending)" in out
     assert out[-1].startswith("estimated time: no estimate yet") and "vitbench bench" in out[-1]
     assert cli.main(["status", *argv]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1].split() == ["run", "id", "state", "step", "time", "attempts", "run", "detail"]
-    assert "pos_embed/smoke: 8 runs; 8 pending; 8 to run" in out
+    assert "pos_embed/smoke: 8 runs; 0 done, 8 to run (8 pending)" in out
     assert "silent for 5m00s is taken as dead" in out[-1]
     assert not any(tmp_path.iterdir())  # looking never writes
 
@@ -177,12 +177,12 @@ def test_console_script_runs_a_study_on_the_local_executor(tmp_path):
     ]
     first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "8 to run; on the local executor" in first.stdout
+    assert "8 to run on the local executor" in first.stdout
     assert "[8/8]" in first.stdout + first.stderr
     report = next((tmp_path / "p" / "pos_embed").glob("smoke@*/report.md"))
     assert "--set optim.steps=4 --set optim.warmup_steps=1" in report.read_text()
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert second.returncode == 0 and "8 done; 0 to run" in second.stdout
+    assert second.returncode == 0 and "8 done, 0 to run" in second.stdout
 
 
 def test_a_study_whose_runs_all_fail_exits_1_without_a_report(tmp_path, monkeypatch, capsys):
@@ -219,7 +219,7 @@ def test_a_failure_that_could_not_be_recorded_is_not_counted_as_failed(tmp_path,
             "--set", "optim.warmup_steps=1", "--results", str(tmp_path / "r")]  # fmt: skip
     assert cli.main(argv) == 1
     captured = capsys.readouterr()
-    assert "pos_embed/smoke@" in captured.out and "8 interrupted; 8 to run" in captured.out
+    assert "pos_embed/smoke@" in captured.out and "0 done, 8 to run (8 interrupted)" in captured.out
     assert captured.err.count("failed and could not record it") == 8
     # (The debug executor's post-mortem replaces the error's text, so only the state is checked.)
     assert captured.err.count("(it stays interrupted): ") == 8

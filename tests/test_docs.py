@@ -54,7 +54,7 @@ def test_the_example_study_runs_at_smoke(tmp_path, monkeypatch, capsys):
     argv = ["depth_example", "--preset", "smoke", "--results", str(tmp_path / "r")]
     assert cli.main(["run", *argv, "--executor", "debug"]) == 0
     out = capsys.readouterr().out
-    assert "depth_example/smoke: 4 runs; 4 done; 0 to run" in out and "4 layers beat 2" in out
+    assert "depth_example/smoke: 4 runs; 4 done, 0 to run" in out and "4 layers beat 2" in out
     table = pd.read_csv(tmp_path / "r" / "reports" / "depth_example" / "smoke" / "table.csv")
     assert list(table["model.depth"]) == [2, 4] and list(table["n"]) == [2, 2]
     verdicts = pd.read_csv(tmp_path / "r" / "reports" / "depth_example" / "smoke" / "verdicts.csv")

@@ -36,8 +36,8 @@ def test_states_todo_and_retry_failed(tmp_path, study):
     assert [r.run_id for r in p.todo] == [r.run_id for r in p.runs[2:]]
     assert p.skipped_failed == 1
     assert plan.summary(p) == (
-        "pos_embed/smoke: 8 runs; 1 done, 1 failed, 1 interrupted, 5 pending; "
-        "6 to run (1 failed skipped; --retry-failed reruns them)"
+        "pos_embed/smoke: 8 runs; 1 done, 6 to run (1 interrupted, 5 pending); "
+        "1 failed (skipped; --retry-failed reruns them)"
     )
     retry = plan.make_plan(study, "smoke", {}, tmp_path, retry_failed=True)
     assert [r.run_id for r in retry.todo] == [r.run_id for r in p.runs[1:]] and retry.skipped_failed == 0
@@ -87,4 +87,4 @@ def test_nothing_left_costs_nothing(tmp_path, study):
         finish(r.path, r.cfg, 5.0)
     done = plan.make_plan(study, "smoke", {}, tmp_path)
     assert done.todo == [] and done.estimate.seconds == 0.0
-    assert plan.summary(done) == "pos_embed/smoke: 8 runs; 8 done; 0 to run"
+    assert plan.summary(done) == "pos_embed/smoke: 8 runs; 8 done, 0 to run"
