@@ -1,30 +1,31 @@
-"""vitbench: list | plan | run | status | cancel | report | bench. Thin: it parses, then calls the engine.
+"""vitbench: list | plan | run | status | cancel | report | bench. Thin: it parses and prints;
+which runs exist, in which state, and what is left to do come from `benchmark.plan`.
 
 Bad input (an unknown study, preset, model or dataset; a malformed or unknown --set key; a wrong
-type; a study that fails to import) prints one line naming the problem and the valid choices,
-exits with status 2, and touches nothing under results/.
+type or range; a results or reports folder that is a file) prints one line naming the problem and
+the valid choices, exits with status 2, and touches nothing under results/.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shlex
 import sys
 import time
-from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmark import data
-from benchmark.config import RunConfig, apply_overrides, check, parse_overrides, run_id
+from benchmark import data, plan
+from benchmark.config import RunConfig, check, parse_overrides
 from benchmark.errors import UserError
 from benchmark.study import Study, list_studies, load_study
 
 if TYPE_CHECKING:
     from benchmark.dispatch import SlurmSettings
+    from benchmark.study import Verdict
 
 DEFAULT_PRESET = "cpu"
 
@@ -33,7 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, so a closed pipe is caught below and not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `vitbench list | head`: the reader has gone; stop quietly, as Unix tools do. Point
+        # stdout at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the signal
     except UserError as exc:
         print(f"vitbench: error: {exc}", file=sys.stderr)
         return 2
@@ -74,8 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--reports",
             type=Path,
-            default=Path(os.environ.get("VITBENCH_REPORTS", "reports")),
-            help="reports folder (default: ./reports or $VITBENCH_REPORTS)",
+            default=None,
+            help="reports folder (default: $VITBENCH_REPORTS, else RESULTS/reports, which git ignores; "
+            "the committed reference reports are regenerated with --reports reports)",
         )
         p.set_defaults(func=func)
         return p
@@ -123,6 +132,13 @@ def _parser() -> argparse.ArgumentParser:
     study_command("report", "rebuild a study's report from stored results (no training)", cmd_report)
 
     p = sub.add_parser("bench", help="measure this machine: few-shot solver and training throughput")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path(os.environ.get("VITBENCH_RESULTS", "results")),
+        help="results folder; the figures go to RESULTS/bench.json, where `vitbench plan` reads them "
+        "(default: ./results or $VITBENCH_RESULTS)",
+    )
     p.add_argument("--out", type=Path, help="also write the figures as JSON to this file")
     p.set_defaults(func=cmd_bench)
     return parser
@@ -148,19 +164,33 @@ SLURM_FLAGS = {
 }
 
 
-def _planned(args: argparse.Namespace) -> tuple[Study, str, list[RunConfig], dict[str, str]]:
-    """The study, the results folder's name for this preset (+ overrides), and its runs, validated."""
+def _planned(args: argparse.Namespace) -> plan.Plan:
+    """The study's runs, their states and what is left to do, after every check on the input."""
     study = load_study(args.study)
     overrides = parse_overrides(args.set)
-    runs = [apply_overrides(cfg, overrides) for cfg in study.runs(args.preset)]
-    for cfg in runs:
-        validate(cfg)
-    variant = args.preset
-    if overrides:
-        # Overridden runs are a different experiment: keep them (and their report) apart.
-        digest = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
-        variant = f"{args.preset}@{digest}"
-    return study, variant, runs, overrides
+    args.reports = _folders(args)
+    the_plan = plan.make_plan(
+        study, args.preset, overrides, args.results, retry_failed=getattr(args, "retry_failed", False)
+    )
+    for run in the_plan.runs:
+        validate(run.cfg)
+    return the_plan
+
+
+def _folders(args: argparse.Namespace) -> Path:
+    """Check --results and --reports name folders (or nothing yet); return the reports folder.
+
+    A user's reports go under the results folder by default, which git ignores, so running a
+    study never rewrites the committed reference reports in reports/ (see README)."""
+    reports = args.reports or Path(os.environ.get("VITBENCH_REPORTS") or args.results / "reports")
+    for flag, folder in (("--results", args.results), ("--reports", reports)):
+        # The nearest existing path must be a folder, or nothing can be created under it.
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise UserError(
+                f"{flag} {folder}: {existing} is a file, not a folder; give a folder (created if missing)"
+            )
+    return reports
 
 
 def validate(cfg: RunConfig) -> None:
@@ -192,58 +222,68 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from benchmark.results import run_dir, status
-
-    study, variant, runs, _overrides = _planned(args)
-    print(f"{study.name}/{variant}: {len(runs)} runs under {args.results / study.name / variant}")
-    for cfg in runs:
-        path = run_dir(args.results, study.name, variant, cfg)
-        print(f"  {run_id(cfg)}  {status(path):8s} {cfg.optim.steps:6d} steps  {study.label(cfg)}")
+    the_plan = _planned(args)
+    print(f"{the_plan.study.name}/{the_plan.variant} under {the_plan.folder}")
+    _print_table(
+        ["run id", "state", "steps", "run"],
+        [[r.run_id, r.state, str(r.cfg.optim.steps), r.label] for r in the_plan.runs],
+        right=("steps",),
+    )
+    print(plan.summary(the_plan))
+    print(_estimate_line(the_plan))
     return 0
+
+
+def _estimate_line(the_plan: plan.Plan) -> str:
+    """The plan's time estimate for this machine, and where it came from."""
+    from benchmark.dispatch import default_jobs
+
+    est = the_plan.estimate
+    if not the_plan.todo:
+        return "estimated time: nothing left to run"
+    if est is None:
+        return (
+            "estimated time: no estimate yet (no finished run of the same model shape under "
+            f"{the_plan.folder.parent.parent}; run `vitbench bench`)"
+        )
+    jobs = min(default_jobs(), len(the_plan.todo))
+    at_once = f", about {_duration(est.seconds / jobs)} at {jobs} runs at once" if jobs > 1 else ""
+    return f"estimated time: {_duration(est.seconds)} of run time{at_once} (from {est.source})"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import dispatch
-    from benchmark.results import run_dir, status, study_dir
 
-    study, variant, runs, overrides = _planned(args)
+    the_plan = _planned(args)
+    study = the_plan.study
     if args.executor not in dispatch.EXECUTORS:
         raise UserError(f"unknown executor {args.executor!r}; valid: {', '.join(dispatch.EXECUTORS)}")
     if args.jobs < 0:
         raise UserError(f"--jobs must be at least 1 (or 0 for the default), got {args.jobs}")
     settings = _slurm_settings(args)
     jobs = args.jobs or dispatch.default_jobs()
-    root = args.results.resolve()  # cluster jobs start elsewhere (in a code snapshot)
-    folder = study_dir(root, study.name, variant)
-    states = {run_id(cfg): status(run_dir(root, study.name, variant, cfg)) for cfg in runs}
-    counts = Counter(states.values())
-    todo = [
-        dispatch.Task(cfg, run_dir(root, study.name, variant, cfg), study.label(cfg))
-        for cfg in runs
-        if states[run_id(cfg)] in ("pending", "interrupted")
-        or (args.retry_failed and states[run_id(cfg)] == "failed")
-    ]
-    skipped_failed = counts["failed"] if not args.retry_failed else 0
+    folder = the_plan.folder.resolve()  # absolute: cluster jobs start elsewhere (in a code snapshot)
+    todo = [dispatch.Task(r.cfg, r.path.resolve(), r.label) for r in the_plan.todo]
+    counts = the_plan.counts
+    where = f"on the {args.executor} executor" if todo else ""
     print(
-        f"{study.name}/{variant}: {len(runs)} runs; {counts['done']} done, {len(todo)} to run"
-        + (f", {skipped_failed} failed (skipped; --retry-failed to rerun)" if skipped_failed else "")
-        + (f", {counts['running']} running elsewhere (skipped)" if counts["running"] else "")
-        + (f" on the {args.executor} executor" if todo else "")
-        + (f", {jobs} at a time" if todo and args.executor == "local" else "")
+        plan.summary(the_plan, where + (f", {jobs} at a time" if todo and args.executor == "local" else ""))
     )
+    flags = _study_flags(args)
     if args.executor == "slurm" and todo:
         submitted = dispatch.submit_slurm(todo, folder / ".submitit", settings, name=f"vitbench-{study.name}")
         dispatch.record_dispatch(folder, "slurm", todo, submitted)
         first, last = submitted[0].job_id, submitted[-1].job_id
         print(f"Submitted Slurm job array {first.split('_')[0]}: jobs {first} … {last}, one per run.")
-        flags = _study_flags(args)
         if not args.wait:
             print(
                 f"Follow with `vitbench status {study.name}{flags}`; cancel with `vitbench cancel "
                 f"{study.name}{flags}`; once done, `vitbench report {study.name}{flags}`."
             )
             return 0
-        display = dispatch.Display(total=len(runs) - skipped_failed - counts["running"], done=counts["done"])
+        display = dispatch.Display(
+            total=len(the_plan.runs) - the_plan.skipped_failed - counts["running"], done=counts["done"]
+        )
         try:
             outcomes = dispatch.follow(
                 dict(zip(submitted, todo, strict=True)),
@@ -264,27 +304,54 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     else:
         outcomes = []
-    failed = [o for o in outcomes if o.status == "failed"] + ([None] * skipped_failed)
-    busy = [o for o in outcomes if o.status == "busy"]
-    finished = counts["done"] + sum(o.status == "done" for o in outcomes)
-    if not args.no_report and finished:
-        _report(study, variant, args, runs, overrides)
+    return _finish(args, the_plan, outcomes, flags)
+
+
+def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: str) -> int:
+    """After a run: what the run folders now say, the report and its verdicts, and what to do next.
+
+    Every count comes from the folders, as `status` and the report read them, so the three agree;
+    a run that failed but could not record it (e.g. a read-only folder) is said to be so."""
+    study = before.study
+    after = plan.make_plan(study, before.preset, parse_overrides(args.set), args.results, retry_failed=False)
+    counts = after.counts
+    report_written = False
+    if not args.no_report and counts["done"]:
+        _report(study, after, args)
+        report_written = True
     elif not args.no_report:
         print("vitbench: no run has finished, so no report was written.", file=sys.stderr)
-    if busy:
+    print(plan.summary(after))
+    problems = 0
+    if busy := [o for o in outcomes if o.status == "busy"]:
         print(
-            f"vitbench: {len(busy)} run(s) were being trained by another process; `vitbench run` again once "
-            "it is done to include them.",
+            f"vitbench: {len(busy)} run(s) were being trained by another process; run "
+            f"`vitbench run {study.name}{flags}` again once they are done to include them.",
             file=sys.stderr,
         )
-    if failed:
+    state_of = {r.path.resolve(): r.state for r in after.runs}
+    unrecorded = [o for o in outcomes if o.status == "failed" and state_of.get(o.task.run_dir) != "failed"]
+    for o in unrecorded:
         print(
-            f"vitbench: {len(failed)} run(s) failed; the report lists them. `vitbench status {study.name}`"
-            f" shows why.",
+            f"vitbench: {o.task.label}: failed and could not record it in {o.task.run_dir} "
+            f"(it stays {state_of.get(o.task.run_dir, 'unknown')}): {o.result.get('error', 'unknown error')}",
             file=sys.stderr,
         )
-        return 1
-    return 0
+    problems += len(unrecorded)
+    if counts["failed"]:
+        listed = "; the report lists them" if report_written else ""
+        retry = (
+            ""
+            if args.retry_failed
+            else f"; rerun them with `vitbench run {study.name}{flags} --retry-failed`"
+        )
+        print(
+            f"vitbench: {counts['failed']} run(s) failed{listed}. `vitbench status {study.name}{flags}` shows why"
+            f"{retry}.",
+            file=sys.stderr,
+        )
+        problems += counts["failed"]
+    return 1 if problems else 0
 
 
 def _slurm_settings(args: argparse.Namespace) -> SlurmSettings | None:
@@ -310,37 +377,83 @@ def _study_flags(args: argparse.Namespace) -> str:
     return flags
 
 
-def _report(
-    study: Study, variant: str, args: argparse.Namespace, runs: list[RunConfig], overrides: dict[str, str]
-) -> None:
+def _report(study: Study, the_plan: plan.Plan, args: argparse.Namespace) -> None:
     from benchmark.report import build_report
 
-    path, _verdicts = build_report(study, variant, args.results, args.reports, runs, overrides)
+    path, verdicts = build_report(
+        study,
+        the_plan.variant,
+        args.results,
+        args.reports,
+        [r.cfg for r in the_plan.runs],
+        parse_overrides(args.set),
+    )
+    _print_verdicts(verdicts)
     print(f"Report: {path}")
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from benchmark.results import JOBS, read_jsonl, run_dir, run_info, study_dir
+def _print_verdicts(verdicts: Sequence[Verdict]) -> None:
+    """The claims as the report judges them, so the terminal shows the outcome, not only a path."""
 
-    study, variant, runs, _overrides = _planned(args)
-    folder = study_dir(args.results, study.name, variant)
-    print(f"{study.name}/{variant}: {len(runs)} runs under {folder}")
-    counts: Counter[str] = Counter()
-    for cfg in runs:
-        info = run_info(run_dir(args.results, study.name, variant, cfg))
-        counts[info["state"]] += 1
-        step = cfg.optim.steps if info["state"] == "done" else info["step"] or 0
-        progress = f"{step}/{cfg.optim.steps}" if info["state"] != "pending" else ""
-        took = _duration(info["wall_s"] or info["elapsed_s"]) if info["attempts"] else ""
-        label = study.label(cfg)
-        print(f"  {run_id(cfg)}  {info['state']:11s} {progress:>11s} {took:>8s}  {label:44s} {_detail(info)}")
-    dispatches = [r for r in read_jsonl(folder / JOBS) if r.get("event") == "dispatch"]
+    _print_table(
+        ["claim", "verdict", "margin"],
+        [[v.claim, v.verdict, v.margin_text] for v in verdicts],
+        right=("margin",),
+    )
+
+
+def _print_table(headers: list[str], rows: list[list[str]], right: Sequence[str] = ()) -> None:
+    """A plain-text table: a header, a rule, one line per row; columns named in `right` right-aligned."""
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(cells, widths, headers, strict=True)
+        ).rstrip()
+
+    print(line(headers))
+    print(line(["-" * w for w in widths]))
+    for row in rows:
+        print(line(row))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from benchmark.locks import stale_after_s
+    from benchmark.results import JOBS, read_jsonl
+
+    the_plan = _planned(args)
+    print(f"{the_plan.study.name}/{the_plan.variant} under {the_plan.folder}")
+    rows = []
+    for r in the_plan.runs:
+        info, steps = r.info, r.cfg.optim.steps
+        step = steps if r.state == "done" else info["step"] or 0
+        rows.append(
+            [
+                r.run_id,
+                r.state,
+                f"{step}/{steps}" if r.state != "pending" else "",
+                _duration(info["wall_s"] or info["elapsed_s"]) if info["attempts"] else "",
+                str(info["attempts"]) if info["attempts"] else "",
+                r.label,
+                _detail(info),
+            ]
+        )
+    _print_table(
+        ["run id", "state", "step", "time", "attempts", "run", "detail"],
+        rows,
+        right=("step", "time", "attempts"),
+    )
+    print(plan.summary(the_plan))
+    dispatches = [rec for rec in read_jsonl(the_plan.folder / JOBS) if rec.get("event") == "dispatch"]
     if dispatches:
         last = dispatches[-1]
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last["dispatcher"]["time"]))
         jobs = f" as Slurm job array {last['jobs'][0].split('_')[0]}" if last["jobs"] else ""
         print(f"last dispatch: {len(last['runs'])} runs on the {last['executor']} executor{jobs}, {when}")
-    print(f"{study.name}/{variant}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    print(
+        f"a run whose trainer is silent for {_duration(stale_after_s())} is taken as dead and resumes on the "
+        "next `vitbench run` (VITBENCH_LOCK_STALE_S)"
+    )
     return 0
 
 
@@ -362,25 +475,28 @@ def _detail(info: dict) -> str:
         parts.append(f"requeued {info['requeued']}×")
     if info["killed"]:
         parts.append(f"killed {info['killed']}×")
+    if info["claim_lost"]:
+        parts.append(f"claim lost {info['claim_lost']}× (taken over after a silence)")
+    if info["mixed"]:
+        parts.append(info["mixed"])  # attempts under different revisions or thread counts
     return "; ".join(parts)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from benchmark import dispatch
-    from benchmark.results import study_dir
 
-    study, variant, _runs, _overrides = _planned(args)
-    done = dispatch.cancel(study_dir(args.results, study.name, variant))
+    the_plan = _planned(args)
+    done = dispatch.cancel(the_plan.folder)
     for line in done:
         print(line)
     after = "interrupted runs resume on the next `vitbench run`" if done else "nothing to cancel"
-    print(f"{study.name}/{variant}: {after}")
+    print(f"{the_plan.study.name}/{the_plan.variant}: {after}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    study, variant, runs, overrides = _planned(args)
-    _report(study, variant, args, runs, overrides)
+    the_plan = _planned(args)
+    _report(the_plan.study, the_plan, args)
     return 0
 
 
@@ -388,8 +504,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from benchmark.bench import run_bench
 
     figures = run_bench()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(figures, indent=1) + "\n")
-        print(f"Wrote {args.out}")
+    for path in (args.results / plan.BENCH, args.out):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(figures, indent=1) + "\n")
+            print(f"Wrote {path}")
     return 0

@@ -27,7 +27,8 @@ Representation = Literal["pre_tanh", "post_tanh"]
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network. `arch` is a variant string: "B/16", "ViT-L/32", "Mu/4" (see models.vit.SIZES)."""
+    """The network. `arch` is a variant string: "B/16", "ViT-L/32", "Mu/4" (see models.vit.SIZES);
+    `depth`, `width`, `heads`, `mlp` and `patch` override its parts (models.vit.resolve_shape)."""
 
     arch: str = "Mu/4"
     pos_embed: PosEmbed = "1d"
@@ -38,6 +39,13 @@ class ModelConfig:
     # §3.1: pre-training head = MLP with one tanh hidden layer of width D.
     prelogits: bool = True
     dropout: float = 0.0
+    # The encoder's shape, each overriding its part of `arch` (0: take it from `arch`), so an
+    # ablation can grid over it (models.vit.resolve_shape).
+    depth: int = 0  # layers
+    width: int = 0  # hidden size D
+    heads: int = 0  # attention heads; must divide the width
+    mlp: int = 0  # MLP hidden size (0: the named size's MLP ratio, 4 for every size, times the width)
+    patch: int = 0  # patch size; must divide the image size
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,12 @@ def flatten(cfg: RunConfig) -> dict[str, Any]:
 # rules below, before anything is written; `describe` gives a range as the errors print it.
 LIMITS: dict[str, tuple[float | None, float | None]] = {
     "model.dropout": (0.0, 1.0),
+    # 0: the named size's (models.vit.resolve_shape); heads dividing the width is validate_model's.
+    "model.depth": (0, None),
+    "model.width": (0, None),
+    "model.heads": (0, None),
+    "model.mlp": (0, None),
+    "model.patch": (0, None),
     "data.image_size": (0, None),  # 0: the dataset's native size
     "data.train_examples": (0, None),  # 0: all of them
     "optim.lr": (0.0, None),

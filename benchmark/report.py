@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import numbers
 from collections.abc import Iterable
 from pathlib import Path
@@ -120,7 +119,7 @@ def _verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
                 "paper": v.paper,
                 "measured here": v.measured,
                 "verdict": f"**{v.verdict}**",
-                "margin": _margin(v),
+                "margin": v.margin_text,
             }
             for v in verdicts
         ]
@@ -134,12 +133,6 @@ def _verdict_details(v: Verdict) -> str:
         ("Rule", v.rule), ("Evidence", v.evidence), ("Judged on", v.judged_on), ("Note", v.note),
     ) if text and text != "–"]  # fmt: skip
     return "\n".join(lines)
-
-
-def _margin(v: Verdict) -> str:
-    if v.holds is None or math.isnan(v.margin):  # not judged, or a rule with no numeric threshold
-        return "–"
-    return f"{v.margin * 100:+.2f} pts" if v.unit == "pts" else f"{v.margin:+.2f} {v.unit}".rstrip()
 
 
 def _markdown(df: pd.DataFrame) -> str:

@@ -20,6 +20,7 @@ the evaluations logged during training.
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 import traceback
 from dataclasses import dataclass
@@ -52,6 +53,17 @@ class Verdict:
     @property
     def verdict(self) -> str:
         return {True: "holds", False: "does not hold", None: "not judged"}[self.holds]
+
+    @property
+    def margin_text(self) -> str:
+        """The margin as a reader sees it: points for accuracies, the unit otherwise, "–" if none."""
+        if self.holds is None or math.isnan(self.margin):
+            return "–"
+        return (
+            f"{self.margin * 100:+.2f} pts"
+            if self.unit == "pts"
+            else f"{self.margin:+.2f} {self.unit}".rstrip()
+        )
 
     @classmethod
     def not_judged(cls, claim: str, reason: str, paper: str = "", judged_on: str = "") -> Verdict:

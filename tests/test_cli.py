@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmark import cli
+from benchmark.study import load_study
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,13 +64,98 @@ def test_list_shows_every_study(capsys):
     assert "pos_embed" in out and "Table 8" in out and "smoke, cpu" in out
 
 
-def test_plan_and_status_show_every_run(tmp_path, capsys):
-    assert cli.main(["plan", "pos_embed", "--preset", "smoke", "--results", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "8 runs" in out and out.count("pending") == 8
-    assert cli.main(["status", "pos_embed", "--preset", "smoke", "--results", str(tmp_path)]) == 0
-    assert "8 pending" in capsys.readouterr().out
+def test_plan_and_status_print_one_table_each_with_a_summary(tmp_path, capsys):
+    argv = ["pos_embed", "--preset", "smoke", "--results", str(tmp_path)]
+    assert cli.main(["plan", *argv]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["run", "id", "state", "steps", "run"] and set(out[2]) == {"-", " "}
+    assert sum(" pending " in line for line in out) == 8
+    assert "pos_embed/smoke: 8 runs; 0 done, 8 to run (8 pending)" in out
+    assert out[-1].startswith("estimated time: no estimate yet") and "vitbench bench" in out[-1]
+    assert cli.main(["status", *argv]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["run", "id", "state", "step", "time", "attempts", "run", "detail"]
+    assert "pos_embed/smoke: 8 runs; 0 done, 8 to run (8 pending)" in out
+    assert "silent for 5m00s is taken as dead" in out[-1]
     assert not any(tmp_path.iterdir())  # looking never writes
+
+
+def test_status_shows_each_runs_attempts_and_a_history_mixed_across_code(tmp_path, capsys):
+    from benchmark import plan
+    from benchmark.results import META, PROGRESS, init_run_dir, write_json
+
+    run = plan.make_plan(load_study("pos_embed"), "smoke", {}, tmp_path).runs[0]
+    init_run_dir(run.path, run.cfg)
+    attempts = [
+        {"start": 100.0, "end": 160.0, "outcome": "requeued", "revision": "1a2b3c4d99", "threads": 1},
+        {"start": 200.0, "revision": "5e6f7a8b99", "dirty": True, "threads": 2},
+    ]
+    write_json(run.path / META, {"attempts": attempts})
+    write_json(run.path / PROGRESS, {"step": 7, "time": 230.0})
+    assert cli.main(["status", "pos_embed", "--preset", "smoke", "--results", str(tmp_path)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(run.run_id))
+    assert line.split()[1:5] == ["interrupted", "7/30", "1m30s", "2"]
+    assert "requeued 1×" in line and "revisions 1a2b3c4d→5e6f7a8b+dirty; threads 1→2" in line
+
+
+@pytest.mark.parametrize("flag", ["--results", "--reports"])
+def test_a_results_or_reports_folder_that_is_a_file_is_refused(flag, tmp_path, capsys):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    folders = {"--results": str(tmp_path / "r"), "--reports": str(tmp_path / "p"), flag: str(taken / "sub")}
+    before = snapshot(tmp_path)
+    argv = ["run", "pos_embed", "--preset", "smoke", "--executor", "debug"]
+    assert cli.main([*argv, *(x for item in folders.items() for x in item)]) == 2
+    err = capsys.readouterr().err
+    expected = f"{flag} {taken / 'sub'}: {taken} is a file, not a folder; give a folder (created if missing)"
+    assert err == f"vitbench: error: {expected}\n"
+    assert snapshot(tmp_path) == before
+
+
+def test_list_into_a_closed_pipe_exits_quietly():
+    """`vitbench list | head`: a reader that has gone is no error (a real pipe, read end closed)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmark", "list"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+    finally:
+        os.close(write)
+    assert proc.stderr == "" and proc.returncode == 141
+
+
+def test_run_and_report_print_the_verdicts_and_write_reports_under_results(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("VITBENCH_REPORTS", raising=False)
+    argv = [
+        "pos_embed",
+        "--preset",
+        "smoke",
+        "--set",
+        "optim.steps=2",
+        "--set",
+        "optim.warmup_steps=1",
+        "--results",
+        str(tmp_path / "r"),
+    ]
+    assert cli.main(["run", *argv, "--executor", "debug"]) == 0
+    out = capsys.readouterr().out
+    report = next((tmp_path / "r" / "reports" / "pos_embed").glob("smoke@*/report.md"))
+    for text in (out, report.read_text()):
+        assert "No position embedding is clearly worse than every encoding" in text
+    assert "claim" in out and "verdict" in out and "margin" in out and f"Report: {report}" in out
+    assert cli.main(["report", *argv]) == 0
+    again = capsys.readouterr().out
+    assert again.splitlines()[0].split() == ["claim", "verdict", "margin"]
+    assert "1-D, 2-D and relative embeddings differ little" in again
+    # The runs just measured now give the next plan of that shape its estimate.
+    longer = [a.replace("optim.steps=2", "optim.steps=4") for a in argv]
+    assert cli.main(["plan", *longer]) == 0
+    assert "of run time" in capsys.readouterr().out.splitlines()[-1]
 
 
 @pytest.mark.slow
@@ -94,7 +180,7 @@ def test_console_script_runs_a_study_on_the_local_executor(tmp_path):
     assert "8 to run on the local executor" in first.stdout
     assert "[8/8]" in first.stdout + first.stderr
     report = next((tmp_path / "p" / "pos_embed").glob("smoke@*/report.md"))
-    assert "--set optim.steps=4" in report.read_text()
+    assert "--set optim.steps=4 --set optim.warmup_steps=1" in report.read_text()
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert second.returncode == 0 and "8 done, 0 to run" in second.stdout
 
@@ -105,8 +191,71 @@ def test_a_study_whose_runs_all_fail_exits_1_without_a_report(tmp_path, monkeypa
     real = optim.F.cross_entropy
     monkeypatch.setattr(optim.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
     argv = ["run", "pos_embed", "--preset", "smoke", "--executor", "debug", "--set", "optim.steps=2",
-            "--set", "optim.warmup_steps=1", "--results", str(tmp_path / "r"), "--reports", str(tmp_path / "p")]  # fmt: skip
+            "--set", "optim.warmup_steps=1", "--results", str(tmp_path / "r"),
+            "--reports", str(tmp_path / "p")]  # fmt: skip
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
-    assert "no run has finished, so no report was written" in err and "8 run(s) failed" in err
+    assert "no run has finished, so no report was written" in err
+    # No report, so it is not said to list them; the hints name this very experiment again.
+    flags = f"--preset smoke --set optim.steps=2 --set optim.warmup_steps=1 --results {tmp_path / 'r'}"
+    assert f"8 run(s) failed. `vitbench status pos_embed {flags}` shows why" in err
+    assert f"`vitbench run pos_embed {flags} --retry-failed`" in err and "report lists" not in err
     assert not (tmp_path / "p").exists()
+
+
+def test_a_failure_that_could_not_be_recorded_is_not_counted_as_failed(tmp_path, monkeypatch, capsys):
+    """A run folder that cannot take failed.json (read-only, full) stays interrupted: the summary
+    says so, and says the same as `status` would."""
+    from benchmark import optim, train
+
+    real = optim.F.cross_entropy
+    monkeypatch.setattr(optim.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+
+    def unwritable(run_dir, exc):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(train, "record_failure", unwritable)
+    argv = ["run", "pos_embed", "--preset", "smoke", "--executor", "debug", "--set", "optim.steps=2",
+            "--set", "optim.warmup_steps=1", "--results", str(tmp_path / "r")]  # fmt: skip
+    assert cli.main(argv) == 1
+    captured = capsys.readouterr()
+    assert "pos_embed/smoke@" in captured.out and "0 done, 8 to run (8 interrupted)" in captured.out
+    assert captured.err.count("failed and could not record it") == 8
+    # (The debug executor's post-mortem replaces the error's text, so only the state is checked.)
+    assert captured.err.count("(it stays interrupted): ") == 8
+    assert "run(s) failed" not in captured.err
+
+
+@pytest.mark.slow
+def test_a_user_who_only_runs_leaves_git_status_clean(tmp_path):
+    """A fresh clone, a smoke run with the default folders, then reference-style reports of a
+    smoke and an overridden variant: `git status` has nothing to say."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VITBENCH_")}
+    env["PYTHONPATH"] = str(clone)
+
+    def vitbench(*argv: str) -> None:
+        proc = subprocess.run([sys.executable, "-m", "benchmark", *argv], cwd=clone, env=env,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+
+    vitbench("run", "pos_embed", "--preset", "smoke")
+    assert (clone / "results" / "reports" / "pos_embed" / "smoke" / "report.md").exists()
+    vitbench("report", "pos_embed", "--preset", "smoke", "--reports", "reports")
+    vitbench(
+        "run",
+        "pos_embed",
+        "--preset",
+        "smoke",
+        "--set",
+        "optim.steps=2",
+        "--set",
+        "optim.warmup_steps=1",
+        "--reports",
+        "reports",
+    )
+    assert (clone / "reports" / "pos_embed" / "smoke" / "report.md").exists()
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone,
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert status.stdout == ""

@@ -102,6 +102,21 @@ def test_steps_for_epochs():
     assert steps_for_epochs(0.001, 10, 128) == 1
 
 
+def test_model_shape_fields_are_overrides_and_change_the_run_id():
+    cfg = apply_overrides(RunConfig(), parse_overrides(["model.depth=6", "model.width=96", "model.patch=7"]))
+    assert (cfg.model.depth, cfg.model.width, cfg.model.patch, cfg.model.heads, cfg.model.mlp) == (
+        6,
+        96,
+        7,
+        0,
+        0,
+    )
+    assert run_id(cfg) != run_id(RunConfig()) != run_id(RunConfig().replace(**{"model.depth": 2}))
+    assert flatten(cfg)["model.depth"] == 6
+    with pytest.raises(UserError, match=r"model\.depth='two' is not a valid int"):
+        apply_overrides(RunConfig(), {"model.depth": "two"})
+
+
 # --- ranges and cross-field rules (config.check) -----------------------------------------------
 
 
@@ -136,6 +151,7 @@ def test_defaults_and_every_study_preset_pass_the_checks():
     ("override", "message"),
     [
         ("optim.steps=-5", "optim.steps=-5 is out of range: allowed [1, ∞)"),
+        ("model.depth=-1", "model.depth=-1 is out of range: allowed [0, ∞)"),
         ("data.train_examples=-10", "data.train_examples=-10 is out of range: allowed [0, ∞)"),
         ("optim.batch_size=0", "optim.batch_size=0 is out of range: allowed [1, ∞)"),
         ("optim.lr=-1", "optim.lr=-1.0 is out of range: allowed (0, ∞)"),

@@ -227,8 +227,9 @@ def test_status_shows_state_progress_restarts_and_reasons(tmp_path, capsys):
         "eval.fewshot_datasets=digits",
     ]
     args = cli._parser().parse_args(["status", *argv, "--results", str(tmp_path)])
-    _study, variant, runs, _overrides = cli._planned(args)
-    dirs = [run_dir(tmp_path, "pos_embed", variant, cfg) for cfg in runs]
+    the_plan = cli._planned(args)
+    runs = [r.cfg for r in the_plan.runs]
+    dirs = [run_dir(tmp_path, "pos_embed", the_plan.variant, cfg) for cfg in runs]
     train.run(runs[0], dirs[0])  # done
     dirs[1].mkdir(parents=True)
     (dirs[1] / "failed.json").write_text(json.dumps({"error": "Diverged: loss became nan at step 3"}))
@@ -243,7 +244,7 @@ def test_status_shows_state_progress_restarts_and_reasons(tmp_path, capsys):
     (dirs[3] / "progress.json").write_text(json.dumps({"step": 2, "steps": 3, "time": now - 30}))
     assert cli.main(["status", *argv, "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    lines = {line.split()[0]: line for line in out.splitlines() if line.split()}
     assert " done " in lines[dirs[0].name] and "3/3" in lines[dirs[0].name]
     assert " failed " in lines[dirs[1].name] and "loss became nan" in lines[dirs[1].name]
     assert (
@@ -252,7 +253,8 @@ def test_status_shows_state_progress_restarts_and_reasons(tmp_path, capsys):
     line = lines[dirs[3].name]
     assert " interrupted " in line and "2/3" in line and "requeued 1×" in line and "killed 1×" in line
     assert " 20s " in line  # 10 s in the first attempt, 10 s until the second one's last progress
-    assert out.rstrip().endswith("1 done, 1 failed, 1 interrupted, 4 pending, 1 running")
+    assert "8 runs; 1 done, 5 to run (1 interrupted, 4 pending); 1 failed (skipped; " in out
+    assert "; 1 running (skipped)\n" in out
 
 
 @pytest.mark.slow

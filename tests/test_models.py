@@ -27,6 +27,7 @@ from benchmark.models import (
     parse_arch,
     pre_logits,
     replace_head,
+    resolve_shape,
     validate_model,
 )
 from benchmark.models.vit import _size_table
@@ -451,3 +452,36 @@ def test_bad_image_size_or_classes_raise_user_error():
         build_model(ModelConfig(arch="Mu/5"), num_classes=K, img_size=28, in_chans=1)
     with pytest.raises(UserError, match="num_classes"):
         build_model(ModelConfig(), num_classes=0, img_size=28, in_chans=1)
+
+
+def test_shape_fields_override_the_named_size():
+    """model.depth/width/heads/mlp/patch replace their part of the arch string's size."""
+    assert len(tiny(depth=2).blocks) == 2 and len(tiny().blocks) == SIZES["Mu"].depth
+    model = tiny(width=96, heads=3, mlp=128, patch=7)
+    assert model.embed_dim == 96 and model.blocks[0].attn.num_heads == 3
+    assert model.blocks[0].mlp.fc1.out_features == 128
+    assert model.patch_embed.grid_size == (4, 4)
+    # An unset MLP keeps the named size's ratio (4 D), not its absolute size.
+    assert tiny(width=32, heads=2).blocks[0].mlp.fc1.out_features == 128
+    # The relative variant builds its own attention: it must get the overridden heads too.
+    assert tiny(pos_embed="relative", width=48, heads=6).blocks[0].attn.num_heads == 6
+    assert resolve_shape(ModelConfig(arch="B/16", depth=6)) == (ViTSize(6, 768, 3072, 12), 16)
+
+
+@pytest.mark.parametrize(
+    "kw, needle",
+    [
+        ({"width": 66, "heads": 4}, "width 66 does not split into 4 heads"),
+        ({"heads": 3}, "width 64 does not split into 3 heads"),
+        ({"width": 9, "heads": 3, "pos_embed": "2d"}, "even width"),
+    ],
+)
+def test_bad_shapes_raise_one_line_user_error(kw, needle):
+    with pytest.raises(UserError) as err:
+        validate_model(ModelConfig(**kw))
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_patch_that_does_not_divide_the_image_is_refused_at_build():
+    with pytest.raises(UserError, match="multiple of the patch size 5"):
+        tiny(patch=5)

@@ -10,6 +10,7 @@ from benchmark.models.vit import (
     math_attention,
     param_count,
     parse_arch,
+    resolve_shape,
     validate_model,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "parse_arch",
     "pre_logits",
     "replace_head",
+    "resolve_shape",
     "validate_model",
 ]

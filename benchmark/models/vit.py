@@ -77,6 +77,22 @@ def parse_arch(arch: str) -> tuple[str, int]:
     return match["size"], int(match["patch"])
 
 
+def resolve_shape(cfg: ModelConfig) -> tuple[ViTSize, int]:
+    """The encoder shape and patch size `cfg` describes: the named size and patch of `cfg.arch`,
+    with each non-zero `model.depth/width/heads/mlp/patch` in place of its part. An unset MLP
+    keeps the named size's MLP ratio (so a wider Mu keeps MLP = 4 D, as every size in Table 1)."""
+    size_name, arch_patch = parse_arch(cfg.arch)
+    named = SIZES[size_name]
+    width = cfg.width or named.width
+    size = ViTSize(
+        depth=cfg.depth or named.depth,
+        width=width,
+        mlp=cfg.mlp or named.mlp * width // named.width,
+        heads=cfg.heads or named.heads,
+    )
+    return size, cfg.patch or arch_patch
+
+
 class PaperViT(VisionTransformer):
     """timm's VisionTransformer with a hook for a stem position embedding timm does not have.
 
@@ -102,7 +118,15 @@ class PaperViT(VisionTransformer):
 def validate_model(cfg: ModelConfig) -> None:
     """Raise UserError, naming the valid choices, if `cfg` names an unknown size or variant or
     an invalid combination; builds nothing (the CLI checks every run before starting one)."""
-    parse_arch(cfg.arch)
+    size, _patch = resolve_shape(cfg)  # ranges are config.check's; these are the shape's own rules
+    if size.width % size.heads:
+        raise UserError(
+            f"model width {size.width} does not split into {size.heads} heads; "
+            "choose model.width a multiple of model.heads"
+        )
+    # App. D.4: the 2-D embedding is two tables of D/2 (X and Y), concatenated.
+    if cfg.pos_embed == "2d" and size.width % 2:
+        raise UserError(f"model.pos_embed='2d' needs an even width (two tables of D/2), not {size.width}")
     for name, value, choices in (
         ("pos_embed", cfg.pos_embed, get_args(PosEmbed)),
         ("pos_inject", cfg.pos_inject, get_args(PosInject)),
@@ -134,12 +158,14 @@ def build_model(cfg: ModelConfig, num_classes: int, img_size: int, in_chans: int
     weights. Builds on the current default device (so `with torch.device("meta")` is free).
     """
     validate_model(cfg)
-    size_name, patch = parse_arch(cfg.arch)
+    size, patch = resolve_shape(cfg)
     if num_classes < 1:
         raise UserError(f"num_classes={num_classes} is not valid; it must be at least 1")
     if img_size < patch or img_size % patch:
-        raise UserError(f"image size {img_size} is not a multiple of {cfg.arch}'s patch size {patch}")
-    size = SIZES[size_name]
+        raise UserError(
+            f"image size {img_size} is not a multiple of the patch size {patch} "
+            f"({cfg.arch}{f', model.patch={cfg.patch}' if cfg.patch else ''}); choose a patch that divides it"
+        )
     token = cfg.pool == "token"
     model = PaperViT(
         img_size=img_size,

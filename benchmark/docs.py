@@ -1,0 +1,305 @@
+"""Write studies/README.md, the study API on one page: `python -m benchmark.docs`.
+
+The config reference (fields, types, defaults, ranges, the comments beside each field), the
+Verdict fields, the paper's sources and the stats helpers are generated from the code, so the
+page cannot drift; tests/test_docs.py checks that the committed page is current and runs its
+example study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from benchmark import config, data, stats
+from benchmark.models.vit import SIZES
+from benchmark.paper import paper_values
+from benchmark.study import REQUIRED, Verdict
+
+PAGE = Path(__file__).resolve().parent.parent / "studies" / "README.md"
+
+# What each Verdict field holds and in which unit; the test fails when Verdict gains a field
+# that is not described here.
+VERDICT_FIELDS = {
+    "claim": "the claim in a few words, as the verdict table shows it",
+    "paper": "the paper's evidence, with its numbers, e.g. `1-D 64.2 vs none 61.4 (+2.8)`",
+    "measured": "ours, with the spread over seeds and the seed count",
+    "holds": "`True` holds, `False` does not hold, `None` not judged (`Verdict.not_judged(claim, reason)`)",
+    "margin": "how far inside (+) or outside (−) the rule's threshold; in `unit`. NaN: no numeric threshold",
+    "rule": "the decision rule: the test, its level, the margin and why, so a reader can dispute the threshold",
+    "evidence": "the statistics behind it: per comparison the estimate, statistic, p, Holm p and seeds (`judge.judged` fills it)",
+    "judged_on": "the metric and the data it was measured on (transfer or upstream), e.g. `transfer 5-shot, test split`",
+    "note": "where it does not hold: which results break it; hypotheses labelled as hypotheses; why not judged",
+    "unit": '`"pts"`: `margin` is a fraction of accuracy, printed in points (×100); any other unit is printed as is',
+}
+
+EXAMPLE = '''\
+"""Depth ablation (Fig. 8, the depth axis): a deeper encoder transfers better.
+
+Run:   vitbench run depth --preset smoke
+Cost:  smoke ≈ 1 min on 2 CPU cores (6 runs of ViT-Mu/7 with 2 or 4 layers).
+"""
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+
+from benchmark.judge import judged
+from benchmark.presets import base, grid, product, transfer_mean
+from benchmark.stats import cell_summary, greater, too_few_seeds
+from benchmark.study import Verdict
+
+TITLE, REFERENCE = "Depth ablation", "Fig. 8"
+CLAIM = "Of the model dimensions scaled in Fig. 8, depth gives the largest improvement."
+PRESETS = {"smoke": "a check of the pipeline, 3 seeds per depth"}
+CELL = ("model.depth",)
+JUDGED = "transfer 5-shot"  # mean over the transfer datasets: images the model never saw
+
+
+def runs(preset):
+    return grid(base(preset), product(**{"model.depth": [2, 4]}), seeds=range(3))
+
+
+def table(df):
+    df = df.assign(**{JUDGED: transfer_mean(df)})
+    return cell_summary(df, CELL, JUDGED).rename(f"{JUDGED} (%)").reset_index()
+
+
+def checks(df):
+    df = df.assign(**{JUDGED: transfer_mean(df)})
+    cells = {d: df.loc[df["model.depth"] == d, JUDGED] for d in (2, 4)}
+    claim = "4 layers transfer better than 2"
+    if reason := too_few_seeds({f"depth {d}": v for d, v in cells.items()}):
+        return [Verdict.not_judged(claim, reason)]
+    comparisons = [greater(cells[4], cells[2], "depth 4 > depth 2")]
+    return [
+        judged(
+            comparisons,
+            claim=claim,
+            paper="Fig. 8: depth scales best",
+            measured=f"{cells[4].mean():.1%} vs {cells[2].mean():.1%}",
+            rule="one-sided Welch t-test, α = 0.05",
+            judged_on=f"{JUDGED}, test split",
+        )
+    ]
+
+
+def figures(df, curves):
+    data = df.assign(**{JUDGED: transfer_mean(df)})[[*CELL, "seed", JUDGED]]
+    fig, ax = plt.subplots(figsize=(4, 3))
+    sns.pointplot(data=data, x="model.depth", y=JUDGED, ax=ax)
+    return {"depth": (fig, data)}
+'''
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """The comments written above (and beside) each field of a config dataclass."""
+    comments: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(cls).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            pending.append(stripped.lstrip("# "))
+        elif match := re.match(r"(\w+): [^=]+=[^#]*(?:#\s*(.*))?$", stripped):
+            # A field's own comment first, then the comment above it (which may speak for a group).
+            comments[match[1]] = ". ".join(part for part in (match[2], " ".join(pending)) if part)
+            pending = []
+        else:
+            pending = []
+    return comments
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "str"
+    if typing.get_origin(tp) is tuple:
+        return f"tuple[{_type_name(typing.get_args(tp)[0])}, ...]"
+    return tp.__name__
+
+
+def _allowed(key: str, tp: Any) -> str:
+    if key in config.LIMITS:
+        return f"each in {config.describe(key)}" if typing.get_origin(tp) is tuple else config.describe(key)
+    if typing.get_origin(tp) is Literal:
+        return ", ".join(f"`{c}`" for c in typing.get_args(tp))
+    if key == "model.arch":
+        return f"SIZE/PATCH, SIZE one of {', '.join(SIZES)}"
+    if key in ("data.dataset", "eval.fewshot_datasets"):
+        return ", ".join(f"`{name}`" for name in data.SOURCES)
+    return "–"
+
+
+def _default(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def config_reference() -> str:
+    """One table per config section: key, type, default, allowed values, meaning."""
+    sections = []
+    hints = typing.get_type_hints(config.RunConfig)
+    top = [f for f in dataclasses.fields(config.RunConfig) if not dataclasses.is_dataclass(hints[f.name])]
+    for section in dataclasses.fields(config.RunConfig):
+        cls = hints[section.name]
+        if not dataclasses.is_dataclass(cls):
+            continue
+        rows = ["| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+        comments = _field_comments(cls)
+        for f, tp in zip(dataclasses.fields(cls), typing.get_type_hints(cls).values(), strict=True):
+            key = f"{section.name}.{f.name}"
+            rows.append(
+                f"| `{key}` | {_type_name(tp)} | `{_default(f.default)}` | {_allowed(key, tp)} "
+                f"| {comments.get(f.name, '')} |"
+            )
+        doc = " ".join((inspect.getdoc(cls) or "").split())
+        sections.append(f"### `{section.name}`\n\n{doc}\n\n" + "\n".join(rows))
+    for f in top:
+        sections.append(
+            f"### `{f.name}`\n\n{_type_name(hints[f.name])}, default `{f.default}`, "
+            f"allowed {_allowed(f.name, hints[f.name])}: the run's seed (initialisation and data order)."
+        )
+    return "\n\n".join(sections)
+
+
+def verdict_reference() -> str:
+    hints = typing.get_type_hints(Verdict)
+    rows = ["| field | type | what it holds |", "|---|---|---|"]
+    for f in dataclasses.fields(Verdict):
+        tp = hints[f.name]
+        name = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+        name = name.replace("|", "\\|")  # a union's bar would end the Markdown cell
+        rows.append(f"| `{f.name}` | `{name}` | {VERDICT_FIELDS[f.name]} |")
+    return "\n".join(rows)
+
+
+def paper_sources() -> str:
+    rows = ["| `source` | rows | models | metrics |", "|---|---|---|---|"]
+    df = paper_values()
+    for source, group in df.groupby("source", sort=True):
+        models = ", ".join(sorted(group["model"].dropna().unique()))
+        metrics = ", ".join(f"`{m}`" for m in sorted(group["metric"].dropna().unique()))
+        rows.append(f"| `{source}` | {len(group)} | {models} | {metrics} |")
+    return "\n".join(rows)
+
+
+def stats_helpers() -> str:
+    items = []
+    for name, func in inspect.getmembers(stats, inspect.isfunction):
+        if func.__module__ == stats.__name__ and not name.startswith("_"):
+            doc = " ".join((inspect.getdoc(func) or "").split("\n\n")[0].split())
+            call = f"{name}({', '.join(inspect.signature(func).parameters)})"
+            items.append(f"- `{call}`" + (f": {doc}" if doc else ""))
+    return "\n".join(items)
+
+
+def render() -> str:
+    return f"""# Writing a study: the API on one page
+
+<!-- Generated by `python -m benchmark.docs` from the code; edit benchmark/docs.py, not this page. -->
+
+A study is one file in this folder, found by its name (no registry to edit); the test suite
+smoke-runs it. It is data and checks only: it never imports training code. It defines
+{", ".join(f"`{name}`" for name in REQUIRED)}:
+
+| name | what it is |
+|---|---|
+| `TITLE`, `REFERENCE` | one line each; the paper's figure or table, e.g. `"Table 8 / App. D.4"` |
+| `CLAIM` | the paper's claim in one or two sentences |
+| `PRESETS` | `{{preset: what that scale is}}`: `smoke` (CI, a minute), `cpu`, later `gpu`, `paper` |
+| `CELL` | the config columns that name a cell; seeds repeat a cell |
+| `runs(preset)` | `list[RunConfig]`: every run of the preset, plain Python over typed configs |
+| `table(df)` | a DataFrame: our numbers beside the paper's |
+| `checks(df)` | `list[Verdict]`: the claim judged on our results |
+| `figures(df, curves)` | `{{name: (matplotlib Figure, DataFrame of the data it plots)}}` |
+
+`df` has one row per finished run: `run_id`, the flattened config (`model.arch`, `optim.lr`, …,
+`seed`), every final metric (`upstream/test_top1`, `fewshot/<dataset>/<k>shot`, …) and
+what each run recorded about itself (`results.RESULT_COLUMNS`: `wall_s`, `train_flops`,
+`params`, `image_size`, `patch_grid`, `train_examples`, and the `datasets` and `protocol` records
+the report describes the data and the evaluations from). `curves` has the evaluations logged
+during training (`eval.every_steps`), one row per run and step.
+
+## A complete minimal study: a depth ablation
+
+Save as `studies/depth.py` and run `vitbench run depth --preset smoke` ({len(EXAMPLE.splitlines())}
+lines; the test suite runs this very text).
+
+```python
+{EXAMPLE}```
+
+## Config fields
+
+Set in `runs()` with `RunConfig(...)` / `cfg.replace(**{{"optim.lr": 3e-4}})`, or for every run
+from the command line with `--set optim.lr=3e-4` (tuples comma-separated: `--set eval.shots=1,5`).
+Every field is part of the run id. Out-of-range values and contradictions (e.g.
+`optim.warmup_steps` > `optim.steps`) are refused before anything is written.
+
+{config_reference()}
+
+## `Verdict` (benchmark.study)
+
+{verdict_reference()}
+
+A verdict's `holds` is computed from `df`, and every number in `measured` and `note` is
+formatted from `df` or the config, never typed in, so it stays true under `--set`.
+
+## The paper's numbers: `paper_values`
+
+`benchmark.paper.paper_values(**filters)` returns the rows of `benchmark/paper_values.csv`
+(columns: source, model, pretrain, eval, metric, value, epochs, exaflops, variant, note)
+filtered by column equality, e.g. `paper_values(source="table8")`; `parse_variant` splits its
+`variant` column (`"pos_embed=1d;inject=stem"`). A study takes the paper's numbers from here,
+never from literals. Sources:
+
+{paper_sources()}
+
+## Figures
+
+`figures(df, curves)` returns `{{name: (Figure, DataFrame)}}`; the report writes each as
+`name.png` (150 dpi), `name.pdf` (vector) and `name.csv` (the DataFrame: exactly the data
+plotted), in the paper's style (seaborn `paper` context, white grid) and byte-identical when
+rebuilt. Plot seeds as points and cells as means, and put the paper's values beside ours
+where it has them.
+
+## The study kit
+
+- `benchmark.presets`: `base(preset)` is the preset's shared protocol (a `RunConfig`: at `smoke` and
+  `cpu`, pre-train on `mnist0to4` and probe `TRANSFER` = mnist5to9, digits, shapes — images, and for
+  MNIST classes, never seen in pre-training); a preset without a base is an error, never a silent
+  fall-back. `grid(base, cells, seeds)` makes one run per cell and seed; `product(**axes)` makes the
+  cells of a full grid; `transfer_mean(df, shots=5, split="test")` is the judged number (select on
+  `split="val"`, judge on `"test"`).
+- `benchmark.metrics`: the metric keys, `fewshot(dataset, shots, split, seed, protocol)` and
+  `key(evaluator, dataset, measure, split)`; `/val` keys are for choices, bare keys are the test split.
+- `benchmark.evals`: evaluators the config names in `eval.evaluators` (`upstream`, `fewshot`,
+  `fewshot_lso`, `linear`, `finetune`); a new one is one `@register(name, describe)` function that
+  returns `{{metric key: value}}`.
+- `benchmark.judge`: `judged(comparisons, claim=..., paper=..., measured=..., rule=..., judged_on=...)`
+  turns a family of comparisons into a verdict: it holds when all are significant after Holm, and
+  its margin (the smallest confidence bound at its Holm level) is positive exactly then;
+  `failing(comparisons)` lists what breaks a claim.
+
+## Stats helpers (benchmark.stats)
+
+One noise model: "a is better than b" is a one-sided Welch t-test (`greater`); "a and b differ
+little" is an equivalence test (`equivalent`, TOST) against a margin the study states and
+justifies — never the absence of a significant difference; the comparisons of one claim are
+Holm-adjusted together; cells need `MIN_SEEDS` = {stats.MIN_SEEDS} seeds; rank agreement is judged
+on a bootstrap interval. Their error rates are measured by null simulations in
+`tests/test_stats.py`.
+
+{stats_helpers()}
+"""
+
+
+def main() -> None:
+    PAGE.write_text(render())
+    print(f"Wrote {PAGE}")
+
+
+if __name__ == "__main__":
+    main()
