@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmark import data, plan
+from benchmark import plan
 from benchmark.config import RunConfig, check, parse_overrides
 from benchmark.errors import UserError
 from benchmark.study import Study, list_studies, load_study
@@ -164,8 +164,10 @@ SLURM_FLAGS = {
 }
 
 
-def _planned(args: argparse.Namespace) -> plan.Plan:
-    """The study's runs, their states and what is left to do, after every check on the input."""
+def _planned(args: argparse.Namespace, to_train: bool = False) -> plan.Plan:
+    """The study's runs, their states and what is left to do, after every check on the input.
+    Runs about to be trained (or priced) are also checked against the data and the models; a
+    command that only reads stored results (status, cancel, report) loads neither."""
     study = load_study(args.study)
     overrides = parse_overrides(args.set)
     args.reports = _folders(args)
@@ -173,7 +175,9 @@ def _planned(args: argparse.Namespace) -> plan.Plan:
         study, args.preset, overrides, args.results, retry_failed=getattr(args, "retry_failed", False)
     )
     for run in the_plan.runs:
-        validate(run.cfg)
+        check(run.cfg)  # ranges and cross-field rules
+        if to_train:
+            validate(run.cfg)
     return the_plan
 
 
@@ -194,11 +198,9 @@ def _folders(args: argparse.Namespace) -> Path:
 
 
 def validate(cfg: RunConfig) -> None:
-    """Reject unknown names before anything is written."""
-    from benchmark import evals
+    """Reject what the data, the models and the evaluators cannot do, before anything is written."""
+    from benchmark import data, evals
     from benchmark.models import validate_model
-
-    check(cfg)  # ranges and cross-field rules
 
     data.check_name(cfg.data.dataset)
     validate_model(cfg.model)
@@ -222,7 +224,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    the_plan = _planned(args)
+    the_plan = _planned(args, to_train=True)
     print(f"{the_plan.study.name}/{the_plan.variant} under {the_plan.folder}")
     _print_table(
         ["run id", "state", "steps", "run"],
@@ -254,7 +256,7 @@ def _estimate_line(the_plan: plan.Plan) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import dispatch
 
-    the_plan = _planned(args)
+    the_plan = _planned(args, to_train=True)
     study = the_plan.study
     if args.executor not in dispatch.EXECUTORS:
         raise UserError(f"unknown executor {args.executor!r}; valid: {', '.join(dispatch.EXECUTORS)}")

@@ -27,8 +27,8 @@ Representation = Literal["pre_tanh", "post_tanh"]
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network. `arch` is a variant string: "B/16", "ViT-L/32", "Mu/4" (see models.vit.SIZES);
-    `depth`, `width`, `heads`, `mlp` and `patch` override its parts (models.vit.resolve_shape)."""
+    """The network. `arch` is a variant string: "B/16", "ViT-L/32", "Mu/4" (see benchmark.sizes.SIZES);
+    `depth`, `width`, `heads`, `mlp` and `patch` override its parts (benchmark.sizes.resolve_shape)."""
 
     arch: str = "Mu/4"
     pos_embed: PosEmbed = "1d"
@@ -40,7 +40,7 @@ class ModelConfig:
     prelogits: bool = True
     dropout: float = 0.0
     # The encoder's shape, each overriding its part of `arch` (0: take it from `arch`), so an
-    # ablation can grid over it (models.vit.resolve_shape).
+    # ablation can grid over it (benchmark.sizes.resolve_shape).
     depth: int = 0  # layers
     width: int = 0  # hidden size D
     heads: int = 0  # attention heads; must divide the width
@@ -176,7 +176,7 @@ def flatten(cfg: RunConfig) -> dict[str, Any]:
 # rules below, before anything is written; `describe` gives a range as the errors print it.
 LIMITS: dict[str, tuple[float | None, float | None]] = {
     "model.dropout": (0.0, 1.0),
-    # 0: the named size's (models.vit.resolve_shape); heads dividing the width is validate_model's.
+    # 0: the named size's (benchmark.sizes.resolve_shape); heads dividing the width is validate_model's.
     "model.depth": (0, None),
     "model.width": (0, None),
     "model.heads": (0, None),

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmark import config, data, stats
-from benchmark.models.vit import SIZES
 from benchmark.paper import paper_values
+from benchmark.sizes import SIZES
 from benchmark.study import REQUIRED, Verdict
 
 PAGE = Path(__file__).resolve().parent.parent / "studies" / "README.md"

@@ -127,7 +127,7 @@ def summary(plan: Plan, where: str = "") -> str:
 
 def _shape_key(cfg: RunConfig) -> tuple:
     """What a run's time per training image depends on most: the encoder, the tokens, the data."""
-    from benchmark.models import resolve_shape
+    from benchmark.sizes import resolve_shape
 
     size, patch = resolve_shape(cfg.model)
     return (size, patch, cfg.model.pos_embed, cfg.data.dataset, cfg.data.image_size)

@@ -30,7 +30,7 @@ from benchmark.models import (
     resolve_shape,
     validate_model,
 )
-from benchmark.models.vit import _size_table
+from benchmark.sizes import _size_table
 
 VALID_POS = [
     ("none", "stem"),
