@@ -56,11 +56,14 @@ def judged(
 ) -> Verdict:
     """The verdict of a claim that holds when every comparison in the family is significant."""
     family = holm(comparisons)
+    holds = all_rejected(family)
+    if not holds and (short := underpowered(family)):
+        note = f"{note} {short}".strip()
     return Verdict(
         claim=claim,
         paper=paper,
         measured=measured,
-        holds=all_rejected(family),
+        holds=holds,
         margin=holm_margin(family),
         rule=rule,
         evidence="; ".join(f"{c.name}: {c.text()}" for c in family),
@@ -72,3 +75,18 @@ def judged(
 def failing(comparisons: Sequence[Comparison]) -> list[Comparison]:
     """The comparisons of a family that are not significant after Holm (what breaks a claim)."""
     return [c for c in holm(comparisons) if not c.rejected]
+
+
+def underpowered(comparisons: Sequence[Comparison]) -> str:
+    """Say so when an equivalence could not have been shown by these seeds whatever the means: an
+    interval wider than the whole ±margin band. Computed, so a reader knows "does not hold" means
+    "not shown", not "shown different"."""
+    wide = [c for c in comparisons if c.margin is not None and c.interval[1] - c.interval[0] >= 2 * c.margin]
+    if not wide:
+        return ""
+    widest = max(c.interval[1] - c.interval[0] for c in wide)
+    return (
+        f"For {len(wide)} of {len(comparisons)} comparisons the {1 - 2 * wide[0].alpha:.0%} interval (up to "
+        f"{widest * 100:.1f} pts wide) is wider than the whole ±{wide[0].margin * 100:.2f}-pt band: with these seeds no "
+        "means could have shown equivalence, so this is a lack of evidence for parity, not evidence of a difference."
+    )

@@ -24,7 +24,7 @@ from benchmark import metrics
 from benchmark.judge import judged
 from benchmark.paper import paper_values, parse_variant
 from benchmark.presets import TRANSFER, base, grid, product, transfer_mean
-from benchmark.stats import ALPHA, equivalent, fmt_mean_std, greater, summarize, too_few_seeds
+from benchmark.stats import ALPHA, cell_summary, equivalent, greater, summarize, too_few_seeds
 from benchmark.study import Verdict
 
 TITLE = "Head type: class token vs global average pooling"
@@ -74,21 +74,23 @@ def _cell(df: pd.DataFrame, pool: str, lr: float, metric: str = JUDGED) -> pd.Se
 def table(df: pd.DataFrame) -> pd.DataFrame:
     df = _with_judged(df)
     best = _best_lrs(df)
-    rows = []
-    for (pool, lr), _ in df.groupby(list(CELL)):
-        roles = [f"chosen lr for {HEAD[pool]}"] * (lr == best.get(pool))
-        roles += ["GAP at CLS's chosen lr"] * (pool == "gap" and lr == best.get("token"))
-        row = {"head": HEAD[pool], "lr": lr}
-        for metric in (SELECTED_ON, JUDGED, metrics.UPSTREAM_TOP1):
-            values = _cell(df, pool, lr, metric)
-            row[f"{metric} (%)"] = fmt_mean_std(values.mean(), values.std(), len(values))
-        rows.append({**row, "role": ", ".join(roles)})
-    paper = [{"head": f"paper: {HEAD['token']}", "lr": PAPER_CLS_LR, "role": "Fig. 9 curve: the class token"}]
-    paper += [{"head": f"paper: {HEAD['gap']}", "lr": lr, "role": "Fig. 9 curve"} for lr in PAPER_GAP_LRS]
+    labels = {
+        SELECTED_ON: f"{SELECTED_ON} (%)",
+        JUDGED: f"{JUDGED} (%), judged",
+        metrics.UPSTREAM_TOP1: "upstream test top-1 (%)",
+    }
+    out = pd.DataFrame({label: cell_summary(df, CELL, m) for m, label in labels.items()}).reset_index()
+    out["role"] = [
+        ", ".join([f"chosen lr for {HEAD[pool]}"] * (lr == best.get(pool)) + ["GAP at CLS's chosen lr"] * (pool == "gap" and lr == best.get("token")))
+        for pool, lr in zip(out["model.pool"], out["optim.lr"], strict=True)
+    ]  # fmt: skip
+    out.insert(0, "head", out.pop("model.pool").map(HEAD))
+    paper = [{"head": f"paper: {HEAD['token']}", "optim.lr": PAPER_CLS_LR, "role": "Fig. 9 curve"}]
+    paper += [
+        {"head": f"paper: {HEAD['gap']}", "optim.lr": lr, "role": "Fig. 9 curve"} for lr in PAPER_GAP_LRS
+    ]
     return (
-        pd.DataFrame(rows + paper)
-        .fillna("")
-        .rename(columns={f"{metrics.UPSTREAM_TOP1} (%)": "upstream test top-1 (%)"})
+        pd.concat([out, pd.DataFrame(paper)], ignore_index=True).rename(columns={"optim.lr": "lr"}).fillna("")
     )
 
 
@@ -202,6 +204,9 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
 
     cells = df[["model.pool", "optim.lr", "seed", SELECTED_ON, JUDGED]].melt(
         id_vars=["model.pool", "optim.lr", "seed"], var_name="split", value_name="accuracy"
+    )
+    cells["split"] = cells["split"].map(
+        {SELECTED_ON: f"{SELECTED_ON}: chooses the lr", JUDGED: f"{JUDGED}: test, judged"}
     )
     cells["head"] = cells["model.pool"].map(HEAD)
     cells["accuracy"] *= 100

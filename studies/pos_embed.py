@@ -134,7 +134,8 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
             "Not significantly above none after Holm: "
             + ", ".join(f"{c.name.removesuffix(' > none')} ({c.estimate * 100:+.1f} pts)" for c in short)
             + "."
-            + (_relative_hypothesis(df) if any(c.name.startswith("Relative") for c in short) else "")
+            # Only where relative attention stands out among the encodings that fall short.
+            + (_relative_hypothesis(df) if [c.name.startswith("Relative") for c in short] == [True] else "")
             if short
             else ""
         ),

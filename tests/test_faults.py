@@ -132,6 +132,10 @@ table = checks = figures = None
 RUNNER = "import sys, studies; studies.__path__.append(sys.argv.pop(1)); from benchmark.cli import main; sys.exit(main())"
 
 
+# Short runs trained in the dispatching process (debug executor): no job start-ups to pay for.
+IN_PROCESS_20_STEPS = ("--set", "optim.steps=20", "--executor", "debug")
+
+
 @pytest.fixture
 def four_runs(tmp_path):
     """argv prefix running `vitbench` with the four-run study `faults` available."""
@@ -192,17 +196,7 @@ def test_two_concurrent_runs_of_one_study_train_each_run_once(four_runs, tmp_pat
     """Two `vitbench run` processes started together. They train in-process (debug executor):
     the claim that keeps them apart is taken by the task, the same on every executor, and this
     spares the test eight job start-ups."""
-    argv = [
-        *four_runs,
-        "run",
-        "faults",
-        "--preset",
-        "smoke",
-        "--set",
-        "optim.steps=20",
-        "--executor",
-        "debug",
-    ]
+    argv = [*four_runs, "run", "faults", "--preset", "smoke", *IN_PROCESS_20_STEPS]
     argv += ["--no-report", "--results", str(tmp_path / "r")]
     both = [
         subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)
@@ -398,17 +392,7 @@ def test_a_really_full_disk_stops_the_study_in_one_line_and_the_runs_resume_once
     filler = tmpfs / "filler"
     free = os.statvfs(tmpfs).f_bavail * os.statvfs(tmpfs).f_frsize
     filler.write_bytes(b"\0" * (free - 300_000))
-    argv = [
-        *four_runs,
-        "run",
-        "faults",
-        "--preset",
-        "smoke",
-        "--set",
-        "optim.steps=20",
-        "--executor",
-        "debug",
-    ]
+    argv = [*four_runs, "run", "faults", "--preset", "smoke", *IN_PROCESS_20_STEPS]
     argv += ["--no-report", "--results", str(tmpfs / "r")]
     full = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert full.returncode == 2, full.stderr
