@@ -69,16 +69,25 @@ def runs(preset: str):
     return [cfg.replace(**changes) for changes in MODELS[preset]]
 
 
-def _model_name(row: pd.Series) -> str:
-    return (
-        f"{row['model.arch']} {row['model.pos_embed']} {row['model.pool']}, {row['optim.steps']} steps, "
-        f"lr {row['optim.lr']:g}, {row['train_examples']} images"
-    )
+SHOWN = {"model.arch": "{}", "model.pos_embed": "pos-emb {}", "model.pool": "pool {}", "optim.steps": "{} steps",
+         "optim.lr": "lr {:g}", "data.train_examples": "{} images"}  # fmt: skip
+
+
+def _names(df: pd.DataFrame) -> list[str]:
+    """Each model by how it differs from the most common setting (the base model, named in full)."""
+    common = {c: df[c].mode().iloc[0] for c in SHOWN}
+    shown = {
+        c: lambda v, c=c: SHOWN[c].format(v if v or c != "data.train_examples" else "all") for c in SHOWN
+    }
+    base = "base: " + ", ".join(shown[c](common[c]) for c in SHOWN)
+    return [
+        ", ".join(shown[c](row[c]) for c in SHOWN if row[c] != common[c]) or base for _, row in df.iterrows()
+    ]
 
 
 def _scores(df: pd.DataFrame) -> pd.DataFrame:
     """One row per model: each evaluation's test accuracy, averaged over the transfer datasets."""
-    out = pd.DataFrame({"model": df.apply(_model_name, axis=1)}, index=df.index)
+    out = pd.DataFrame({"model": _names(df)}, index=df.index)
     for probe in ("fewshot", "fewshot_lso"):
         out[probe] = transfer_mean(df, protocol=probe)
     for evaluator in ("linear", "finetune"):
@@ -110,7 +119,7 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
             Verdict.not_judged(c, f"a rank correlation needs at least 3 models, got {len(df)}")
             for c in claims.values()
         ]
-    names = list(df.apply(_model_name, axis=1))
+    names = [name.split(":")[0] for name in _names(df)]  # "base", not the base spelt out each time
     target = _scores(df)["finetune"].to_numpy()
     verdicts = []
     for probe, claim in claims.items():
