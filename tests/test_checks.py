@@ -115,7 +115,7 @@ def few_frame(finetune: list[float], fewshot: list[float]) -> pd.DataFrame:
     rows = []
     for i, (ft, fs) in enumerate(zip(finetune, fewshot, strict=True)):
         row = {"model.arch": "Mu/7", "model.pos_embed": "1d", "model.pool": "token", "optim.steps": 400,
-               "optim.lr": 1e-3 * (i + 1), "train_examples": 1750, "eval.fewshot_seeds": 3, metrics.UPSTREAM_TOP1: 0.9}  # fmt: skip
+               "optim.lr": 1e-3 * (i + 1), "data.train_examples": 0, "eval.fewshot_seeds": 3, metrics.UPSTREAM_TOP1: 0.9}  # fmt: skip
         for d in TRANSFER:
             seeds = noisy(fs, 3, rng, sd=0.002)
             row |= {metrics.key("finetune", d, "top1"): ft, metrics.key("linear", d, "top1"): ft}

@@ -58,4 +58,6 @@ def test_an_equivalence_the_seeds_could_never_show_says_so():
     verdict = judged(noisy, claim="c", paper="", measured="", rule="", judged_on="")
     assert verdict.holds is False and "lack of evidence for parity" in verdict.note
     tight = [equivalent(0.01 * rng.standard_normal(5), 0.01 * rng.standard_normal(5), 0.1, "tight")]
-    assert "lack of evidence" not in judged(tight, claim="c", paper="", measured="", rule="", judged_on="").note
+    assert (
+        "lack of evidence" not in judged(tight, claim="c", paper="", measured="", rule="", judged_on="").note
+    )
