@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tabulate import tabulate
+
 from benchmark import plan
 from benchmark.config import RunConfig, check, parse_overrides
 from benchmark.errors import UserError
@@ -405,18 +407,9 @@ def _print_verdicts(verdicts: Sequence[Verdict]) -> None:
 
 
 def _print_table(headers: list[str], rows: list[list[str]], right: Sequence[str] = ()) -> None:
-    """A plain-text table: a header, a rule, one line per row; columns named in `right` right-aligned."""
-    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(cells, widths, headers, strict=True)
-        ).rstrip()
-
-    print(line(headers))
-    print(line(["-" * w for w in widths]))
-    for row in rows:
-        print(line(row))
+    """A plain-text table (tabulate's "simple" format); columns named in `right` right-aligned."""
+    align = ["right" if h in right else "left" for h in headers]
+    print(tabulate(rows, headers, tablefmt="simple", colalign=align, disable_numparse=True))
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -263,11 +263,12 @@ def test_cancel_stops_a_local_study_and_its_runs_resume(tmp_path, capsys):
     no training process is left behind; the interrupted run resumes on the next run."""
     env = {**os.environ, "VITBENCH_CHECKPOINT_EVERY_S": "0"}
     common = ["pos_embed", "--preset", "smoke", "--set", "optim.steps=2000", "--results", str(tmp_path / "r")]
+    log = tmp_path / "run.log"  # what the dispatcher said, for the assertion message
     run = subprocess.Popen(
         [sys.executable, "-m", "benchmark", "run", *common, "--jobs", "1", "--no-report"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -280,7 +281,11 @@ def test_cancel_stops_a_local_study_and_its_runs_resume(tmp_path, capsys):
         worker = json.loads((started[0].parent / locks.LOCK).read_text())["pid"]
         assert cli.main(["cancel", *common]) == 0
         assert f"stopped the local `vitbench run` (pid {run.pid})" in capsys.readouterr().out
-        assert run.wait(timeout=60) == 130
+        try:
+            code = run.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 130, f"the dispatcher did not stop on cancel; it said:\n{log.read_text()[-3000:]}"
         deadline = time.time() + 30
         while locks.pid_alive(worker) and time.time() < deadline:
             time.sleep(0.1)
