@@ -1,7 +1,7 @@
 """Linear few-shot evaluation as a cheap proxy for fine-tuning (§4.1).
 
 Run:   vitbench run few_shot [--preset smoke|cpu]
-Cost:  smoke ≈ 1 min; cpu ≈ 15 min on 2 CPU cores (10 pre-trainings, each probed three ways and
+Cost:  smoke ≈ 1 min; cpu ≈ 12 min on 2 CPU cores (10 pre-trainings, each probed three ways and
        fine-tuned on three transfer datasets).
 Claim: the paper reports linear few-shot accuracy "where fine-tuning would be too costly", as a
        proxy that tracks fine-tuning: models rank the same way under both.

@@ -1,7 +1,7 @@
 """Position-embedding ablation (Table 8, App. D.4).
 
 Run:   vitbench run pos_embed [--preset smoke|cpu]
-Cost:  smoke ≈ 1 min; cpu ≈ 15 min on 2 CPU cores (40 runs of a 0.2M-parameter ViT).
+Cost:  smoke ≈ 1 min; cpu ≈ 17 min on 2 CPU cores (40 runs of a 0.2M-parameter ViT).
 Claim: without position embeddings ViT is clearly worse; 1-D, 2-D and relative embeddings, at the
        stem or at every layer, differ little.
 
