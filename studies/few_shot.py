@@ -123,7 +123,9 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
     target = _scores(df)["finetune"].to_numpy()
     verdicts = []
     for probe, claim in claims.items():
-        agree = rank_agreement(_per_seed(df, probe), target)
+        scores = _per_seed(df, probe)
+        agree = rank_agreement(scores, target)
+        over = "models and the probe's sampling seeds" if scores.shape[1] > 1 else "models"
         low, high = agree.kendall_ci
         pairs = "; ".join(f"{names[i]} vs {names[j]}" for i, j in agree.discordant)
         verdicts.append(Verdict(
@@ -135,8 +137,8 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
             holds=bool(low > TAU_MIN),
             margin=float(low - TAU_MIN),
             rule=f"the lower end of the 95% bootstrap interval of Kendall's τ exceeds {TAU_MIN} (at least "
-            f"{(1 + TAU_MIN) / 2:.0%} of model pairs in fine-tuning's order); percentile bootstrap over models "
-            f"and probe sampling seeds, {agree.n_boot} resamples",
+            f"{(1 + TAU_MIN) / 2:.0%} of model pairs in fine-tuning's order); percentile bootstrap over "
+            f"{over}, {agree.n_boot} resamples",
             evidence=f"discordant pairs: {pairs}" if pairs else "no discordant pairs",
             judged_on=judged_on,
             unit="τ",
