@@ -258,6 +258,7 @@ def _estimate_line(the_plan: plan.Plan) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import dispatch
 
+    dispatch.listen_for_ctrl_c()  # so `vitbench cancel` stops a run started in the background
     the_plan = _planned(args, to_train=True)
     study = the_plan.study
     if args.executor not in dispatch.EXECUTORS:

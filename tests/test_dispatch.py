@@ -260,7 +260,8 @@ def test_status_shows_state_progress_restarts_and_reasons(tmp_path, capsys):
 @pytest.mark.slow
 def test_cancel_stops_a_local_study_and_its_runs_resume(tmp_path, capsys):
     """`vitbench cancel` from another terminal: the local `vitbench run` stops its jobs and exits;
-    no training process is left behind; the interrupted run resumes on the next run."""
+    no training process is left behind; the interrupted run resumes on the next run. The run is
+    started with SIGINT ignored, as a background job of a script inherits it."""
     env = {**os.environ, "VITBENCH_CHECKPOINT_EVERY_S": "0"}
     common = ["pos_embed", "--preset", "smoke", "--set", "optim.steps=2000", "--results", str(tmp_path / "r")]
     log = tmp_path / "run.log"  # what the dispatcher said, for the assertion message
@@ -270,6 +271,8 @@ def test_cancel_stops_a_local_study_and_its_runs_resume(tmp_path, capsys):
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # As `nohup vitbench run ... &` or a CI script starts it: SIGINT inherited as ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         deadline = time.time() + 120
@@ -282,7 +285,7 @@ def test_cancel_stops_a_local_study_and_its_runs_resume(tmp_path, capsys):
         assert cli.main(["cancel", *common]) == 0
         assert f"stopped the local `vitbench run` (pid {run.pid})" in capsys.readouterr().out
         try:
-            code = run.wait(timeout=120)
+            code = run.wait(timeout=60)
         except subprocess.TimeoutExpired:
             code = None
         assert code == 130, f"the dispatcher did not stop on cancel; it said:\n{log.read_text()[-3000:]}"

@@ -28,7 +28,7 @@ import torch
 
 from benchmark import locks
 from benchmark.config import RunConfig
-from benchmark.dispatch.job import TrainJob
+from benchmark.dispatch.job import TrainJob, listen_for_ctrl_c
 from benchmark.dispatch.progress import Display
 from benchmark.dispatch.slurm import (
     SLURM_KEYS,
@@ -63,6 +63,7 @@ __all__ = [
     "default_jobs",
     "execute",
     "follow",
+    "listen_for_ctrl_c",
     "make_executor",
     "record_dispatch",
     "slurm_executor",

@@ -39,6 +39,7 @@ class TrainJob(submitit.helpers.Checkpointable):
 
     def __call__(self, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         run_dir = Path(run_dir)
+        listen_for_ctrl_c()  # the dispatcher stops a local job with SIGINT
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
@@ -105,6 +106,14 @@ class TrainJob(submitit.helpers.Checkpointable):
             )
             train.record_failure(run_dir, error)
             raise error
+
+
+def listen_for_ctrl_c() -> None:
+    """Make SIGINT raise KeyboardInterrupt again. A process started in the background by a
+    non-interactive shell (`nohup vitbench run ... &`, a CI script) inherits SIGINT as ignored,
+    and Python keeps it so: Ctrl-C, `vitbench cancel` (which sends SIGINT to a local dispatcher)
+    and the dispatcher stopping its local jobs would then do nothing."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _end_attempt(run_dir: Path, earlier: int, outcome: str) -> None:
