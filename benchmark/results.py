@@ -399,24 +399,7 @@ def _stored_configs(root: Path, study: str, preset: str) -> list[RunConfig]:
     return configs
 
 
-# The loaders below read what the run folders declare instead of what the study declares; they
-# serve report.py until it calls `scan`.
-
-
 def load_results(root: Path, study: str, preset: str) -> pd.DataFrame:
-    """One row per finished run: run_id, flattened config columns, and every final metric."""
+    """One row per finished run of whatever configs the run folders hold (not what a study
+    declares): for looking at a results folder without its study, e.g. in tests and notebooks."""
     return scan(root, study, preset, _stored_configs(root, study, preset)).results
-
-
-def load_curves(root: Path, study: str, preset: str) -> pd.DataFrame:
-    """Evaluation records logged during training (kind == "eval"), one row per (run, step)."""
-    return scan(root, study, preset, _stored_configs(root, study, preset)).curves
-
-
-def load_runs(root: Path, study: str, preset: str) -> pd.DataFrame:
-    """Every run folder with its status, progress, failure reason and metadata (for reports)."""
-    return scan(root, study, preset, _stored_configs(root, study, preset)).runs
-
-
-def load_meta(root: Path, study: str, preset: str) -> list[dict[str, Any]]:
-    return scan(root, study, preset, _stored_configs(root, study, preset)).metas
