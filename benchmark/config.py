@@ -46,6 +46,9 @@ class ModelConfig:
     heads: int = 0  # attention heads; must divide the width
     mlp: int = 0  # MLP hidden size (0: the named size's MLP ratio, 4 for every size, times the width)
     patch: int = 0  # patch size; must divide the image size
+    # The ResNet's base width (its stem's channels; 64 in every paper size "RNxK" times K), for BiT
+    # ResNets and a hybrid's ResNet stem (0: the named size's), so CPU presets can shrink them.
+    resnet_width: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,10 @@ class EvalConfig:
     # The finetune evaluator: steps, and the learning rates it chooses from on the validation split.
     finetune_steps: int = 80
     finetune_lrs: tuple[float, ...] = (0.003, 0.01, 0.03)
+    # §4.3: keep the model at its best validation score among the evaluations during training
+    # (`every_steps`): the 5-shot few-shot accuracy on the validation splits, averaged over
+    # `fewshot_datasets`. The final evaluators then run on that model, and the result says its step.
+    early_stop: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,7 @@ LIMITS: dict[str, tuple[float | None, float | None]] = {
     "model.heads": (0, None),
     "model.mlp": (0, None),
     "model.patch": (0, None),
+    "model.resnet_width": (0, None),
     "data.image_size": (0, None),  # 0: the dataset's native size
     "data.train_examples": (0, None),  # 0: all of them
     "optim.lr": (0.0, None),
@@ -259,6 +267,11 @@ def check(cfg: RunConfig) -> None:
         (
             bool(ev.evaluators),
             "eval.evaluators is empty: name at least one, e.g. eval.evaluators=upstream,fewshot",
+        ),
+        (
+            not ev.early_stop or (ev.every_steps > 0 and 5 in ev.shots and "fewshot" in ev.evaluators),
+            "eval.early_stop selects on the 5-shot validation accuracy seen during training: it needs "
+            "eval.every_steps > 0, 5 in eval.shots and the fewshot evaluator",
         ),
         (
             bool(ev.finetune_lrs) or "finetune" not in ev.evaluators,
