@@ -1,11 +1,13 @@
 """Offline datasets: fixed splits, the class halves of MNIST, and what a probe dataset measures."""
 
 import numpy as np
+import pytest
 import torch
 
 from benchmark import data
 from benchmark.data import shapes
 from benchmark.data.dataset import TEST_FRACTION, VAL_FRACTION
+from benchmark.errors import UserError
 
 
 def test_shapes_are_deterministic_and_balanced():
@@ -49,3 +51,11 @@ def test_role_says_transfer_only_for_images_and_labels_never_seen():
     assert "0, 1, 2, 3, 4 are ones pre-training saw as concepts" in data.role("digits", "mnist0to4")
     assert data.role("mnist5k", "mnist0to4").startswith("read-back")
     assert data.role("mnist0to4", "mnist0to4").startswith("read-back")
+
+
+def test_the_papers_datasets_are_known_for_planning_without_their_images():
+    assert data.spec("jft300m").train_examples == 303_000_000
+    assert data.spec("imagenet21k").num_classes == 21_843
+    assert data.spec("mnist0to4") == data.DatasetSpec(28, 1, 5, 1750, data.load("mnist0to4").provenance)
+    with pytest.raises(UserError, match="planning and pricing only"):
+        data.load("imagenet1k")

@@ -17,9 +17,13 @@ import torch.nn.functional as F
 
 from benchmark.data import offline
 from benchmark.data.dataset import ImageDataset
+from benchmark.data.specs import PAPER, DatasetSpec
 from benchmark.errors import UserError
 
-__all__ = ["SOURCES", "ImageDataset", "check_name", "load", "prepare", "random_shift", "role", "subset"]
+__all__ = [
+    "SOURCES", "DatasetSpec", "ImageDataset", "check_name", "load", "prepare", "random_shift", "role", "spec",
+    "subset",
+]  # fmt: skip
 
 SOURCES: dict[str, Callable[[], ImageDataset]] = {
     "mnist5k": offline.mnist5k,
@@ -32,15 +36,30 @@ SOURCES: dict[str, Callable[[], ImageDataset]] = {
 
 def check_name(name: str) -> None:
     """Validate a dataset name without loading it (for plan-time checks)."""
-    if name not in SOURCES:
-        raise UserError(f"unknown dataset {name!r}; valid: {', '.join(sorted(SOURCES))}")
+    if name not in SOURCES and name not in PAPER:
+        raise UserError(f"unknown dataset {name!r}; valid: {', '.join(sorted([*SOURCES, *PAPER]))}")
 
 
 @functools.cache
 def load(name: str) -> ImageDataset:
     """Load a dataset by name (cached per process)."""
     check_name(name)
+    if name in PAPER:
+        raise UserError(
+            f"dataset {name!r} ({PAPER[name].provenance}) cannot be read by this version: it is known for "
+            f"planning and pricing only; offline datasets: {', '.join(sorted(SOURCES))}"
+        )
     return SOURCES[name]()
+
+
+def spec(name: str) -> DatasetSpec:
+    """A dataset's shape for planning: published sizes for the paper's datasets (no images needed),
+    the loaded dataset's for the offline ones."""
+    check_name(name)
+    if name in PAPER:
+        return PAPER[name]
+    ds = load(name)
+    return DatasetSpec(ds.image_size, ds.channels, ds.num_classes, len(ds.train_y), ds.provenance)
 
 
 def role(probe: str, upstream: str) -> str:
