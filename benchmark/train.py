@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from benchmark import data, distributed, environment, evals, flops, locks
 from benchmark.config import RunConfig
+from benchmark.metrics import fewshot as fewshot_key
 from benchmark.models import build_model
 from benchmark.optim import lr_at, make_optimizer, set_lr, train_step
 from benchmark.results import (
@@ -45,7 +46,8 @@ from benchmark.results import (
 )
 
 CHECKPOINT_EVERY_S = 60.0  # wall-clock seconds between checkpoints (env VITBENCH_CHECKPOINT_EVERY_S)
-MODEL = "model.pt"  # final weights, kept for inspection studies
+MODEL = "model.pt"  # final weights (with eval.early_stop: the selected ones), kept for inspection studies
+BEST = "best.pt"  # with eval.early_stop: the weights of the best validation score so far
 
 
 def checkpoint_every_s() -> float:
@@ -114,6 +116,8 @@ class Trainer:
         # Training steps go through DDP, which averages the gradients over ranks; evaluation and
         # checkpoints use the model itself.
         self.net = self.model if self.world == 1 else DistributedDataParallel(self.model)
+        # eval.early_stop: the step and validation score of the best evaluation so far (its weights in best.pt).
+        self.best_step, self.best_score = 0, -math.inf
 
     # --- checkpoints -----------------------------------------------------------------
 
@@ -128,6 +132,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "torch_rng": torch.get_rng_state(),
+            "best": [self.best_step, self.best_score],
         }
         path = self.dir / CHECKPOINT
         if path.exists():
@@ -154,6 +159,7 @@ class Trainer:
                 self.optimizer.load_state_dict(state["optimizer"])
                 torch.set_rng_state(state["torch_rng"])
                 self.step = int(state["step"])
+                self.best_step, self.best_score = state["best"]
             except Exception as exc:  # a truncated file raises many kinds of errors
                 if self.lead:  # (another rank may find it gone, set aside: it moves on alike)
                     path.replace(path.with_suffix(".corrupt"))
@@ -251,7 +257,33 @@ class Trainer:
         metrics = self.evaluate(final)
         if self.lead:
             append_jsonl(self.dir / METRICS, {"kind": "eval", "step": self.step, **metrics})
+        if self.cfg.eval.early_stop and (score := selection_score(self.cfg, metrics)) > self.best_score:
+            self.best_step, self.best_score = self.step, score
+            if self.lead:
+                save_torch(self.dir / BEST, self.model.state_dict())
         return metrics
+
+    def final_eval(self) -> dict[str, float]:
+        """Every evaluator, on the final model; with eval.early_stop, on the model of the best validation
+        score seen (the final one included), recorded as that step's "selected" evaluation."""
+        if not self.cfg.eval.early_stop:
+            return self.log_eval()
+        self.log_eval(final=False)  # the last point of the curve, and a candidate
+        if self.best_step < self.step:
+            self.model.load_state_dict(
+                torch.load(self.dir / BEST, map_location=self.device, weights_only=True)
+            )
+        metrics = self.evaluate(final=True)
+        append_jsonl(self.dir / METRICS, {"kind": "selected", "step": self.best_step, **metrics})
+        return metrics
+
+
+def selection_score(cfg: RunConfig, metrics: dict[str, float]) -> float:
+    """eval.early_stop's score (§4.3, Fig. 4: "early stopping on the best validation score"): 5-shot
+    accuracy on the validation splits, averaged over the probe datasets. Never a test number."""
+    return sum(metrics[fewshot_key(d, 5, "val")] for d in cfg.eval.fewshot_datasets) / len(
+        cfg.eval.fewshot_datasets
+    )
 
 
 def record_of_data(cfg: RunConfig) -> dict[str, dict[str, str]]:
@@ -291,7 +323,7 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         train_s = time.perf_counter() - t_train
         trainer.save_checkpoint()
         trainer.write_progress({"kind": "eval", "step": trainer.step, "phase": "final evaluation"})
-        metrics = trainer.log_eval()
+        metrics = trainer.final_eval()
         save_torch(run_dir / MODEL, trainer.model.state_dict())
         images = (trainer.step - start_step) * trainer.batch_size
         result = {
@@ -299,12 +331,15 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             "metrics": metrics,
             "params": sum(p.numel() for p in trainer.model.parameters()),
             "image_size": trainer.size,
-            "patch_grid": list(trainer.model.patch_embed.grid_size),
+            "patch_grid": list(grid)
+            if (grid := getattr(getattr(trainer.model, "patch_embed", None), "grid_size", None))
+            else None,
             "train_examples": len(trainer.train_y),
             "train_flops_per_image": flops_per_image,
             "train_flops": flops_per_image * cfg.optim.steps * trainer.batch_size,
             "train_images_per_s": images / max(train_s, 1e-9),
             "resumed_from_step": resumed_from,
+            "selected_step": trainer.best_step if cfg.eval.early_stop else trainer.step,
             "wall_s": time.perf_counter() - t0,
             "device": meta["device"],
             "datasets": record_of_data(cfg),
@@ -317,8 +352,8 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     except BaseException as exc:
         record_failure(run_dir, exc)
         raise
-    (run_dir / CHECKPOINT).unlink(missing_ok=True)
-    (run_dir / PREVIOUS_CHECKPOINT).unlink(missing_ok=True)
+    for name in (CHECKPOINT, PREVIOUS_CHECKPOINT, BEST):
+        (run_dir / name).unlink(missing_ok=True)
     return result
 
 

@@ -100,3 +100,29 @@ def test_a_crash_in_evaluation_never_looks_finished(tiny_cfg, tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="disk on fire"):
         train.run(tiny_cfg, tmp_path)
     assert status(tmp_path) == "failed" and not (tmp_path / RESULT).exists()
+
+
+def test_early_stopping_evaluates_the_model_of_the_best_validation_score(tiny_cfg, tmp_path, monkeypatch):
+    """§4.3: the selected model is the one of the best validation score seen during training; its
+    final evaluation reproduces that step's logged evaluation (so its weights were restored)."""
+    cfg = tiny_cfg.replace(**{"eval.every_steps": 3, "eval.early_stop": True})
+    scores = iter([0.1, 0.9, 0.2, 0.3])  # steps 3, 6, 9 and the final 12: step 6 is best
+    monkeypatch.setattr(train, "selection_score", lambda cfg, metrics: next(scores))
+    result = train.run(cfg, tmp_path)
+    assert result["selected_step"] == 6
+    records = read_jsonl(tmp_path / METRICS)
+    at_6 = next(r for r in records if r["kind"] == "eval" and r["step"] == 6)
+    selected = next(r for r in records if r["kind"] == "selected")
+    assert selected["step"] == 6
+    assert {k: selected[k] for k in at_6 if k not in ("kind", "step")} == {
+        k: v for k, v in at_6.items() if k not in ("kind", "step")
+    }
+    assert result["metrics"] == {k: v for k, v in selected.items() if k not in ("kind", "step")}
+    assert [r["step"] for r in records if r["kind"] == "eval"] == [3, 6, 9, 12]
+    assert not (tmp_path / train.BEST).exists()
+
+
+def test_early_stopping_scores_validation_accuracy_only(tiny_cfg):
+    cfg = tiny_cfg.replace(**{"eval.fewshot_datasets": ("digits", "shapes")})
+    scores = {"fewshot/digits/5shot/val": 0.4, "fewshot/shapes/5shot/val": 0.8, "fewshot/digits/5shot": 1.0}
+    assert train.selection_score(cfg, scores) == pytest.approx(0.6)
