@@ -58,8 +58,11 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     flags = "".join(f" --set {k}={v}" for k, v in (overrides or {}).items())
 
-    table = study.table(df)
-    write_atomic(out / "table.csv", table.to_csv(index=False).encode())
+    # A study returns one table, or several as {heading: table} (e.g. ours, then the paper's own).
+    tables = study.table(df)
+    tables = tables if isinstance(tables, dict) else {"": tables}
+    for i, table in enumerate(tables.values()):
+        write_atomic(out / f"table{i + 1 if i else ''}.csv", table.to_csv(index=False).encode())
     verdicts = study.checks(df)
     frame = pd.DataFrame([{**v.__dict__, "verdict": v.verdict} for v in verdicts])
     write_atomic(out / "verdicts.csv", frame.to_csv(index=False).encode())
@@ -91,7 +94,10 @@ def build_report(
         _markdown(_verdict_table(verdicts)),
         *[_verdict_details(v) for v in verdicts],
         "## Our results beside the paper",
-        _markdown(table),
+        *[
+            f"### {heading}\n\n{_markdown(table)}" if heading else _markdown(table)
+            for heading, table in tables.items()
+        ],
         *[
             f"![{name}]({name}.png)\n\nData: [`{name}.csv`]({name}.csv), vector: [`{name}.pdf`]({name}.pdf)"
             for name in figure_files
@@ -160,10 +166,10 @@ def _scale(df: pd.DataFrame, cell: Iterable[str]) -> str:
     seeds = (
         df.groupby(list(cell), dropna=False)["seed"].nunique() if cell else pd.Series([df["seed"].nunique()])
     )
-    grids = _unique(df["patch_grid"].map(lambda g: f"{g[0]}x{g[1]}"))
+    grids = _unique(df["patch_grid"].map(lambda g: f"{g[0]}x{g[1]}" if g else "no tokens (a ResNet)"))
     return (
         f"Models {_unique(df['model.arch'])} ({df['params'].min():,}–{df['params'].max():,} parameters, "
-        f"{_unique(df['image_size'])} px images as {grids} patches), pre-trained from scratch on "
+        f"{_unique(df['image_size'])} px images; token grids {grids}), pre-trained from scratch on "
         f"{_unique(df['train_examples'])} images of `{'`, `'.join(sorted(set(df['data.dataset'])))}` for "
         f"{_unique(df['optim.steps'])} steps of batch {_unique(df['optim.batch_size'])} "
         f"({_unique(epochs.round(1))} epochs); {_unique(seeds)} seed(s) per cell."
