@@ -19,8 +19,8 @@ def build_backbone(shape: ModelShape, in_chans: int) -> ResNetV2:
     """The hybrid's ResNet: the stages of `shape.resnet_layers` (one of the paper's two layouts,
     benchmark.sizes.hybrid_layers), no final norm, no head. As the original code and timm's
     `vision_transformer_hybrid._resnetv2`: StdConv → GroupNorm → ReLU bottlenecks (not
-    pre-activation), TF-style "SAME" padding. Unlike timm's hybrids, the last GroupNorm of every
-    block starts at scale zero, as the original code (so each block starts as its shortcut).
+    pre-activation), TF-style "SAME" padding; the last GroupNorm of every block starts at scale
+    zero, as the original code (so each block starts as its shortcut).
     """
     return ResNetV2(
         layers=list(shape.resnet_layers),
@@ -44,9 +44,10 @@ def build_hybrid(
     projection to D) → the ViT of `cfg` over a grid of img_size / stride tokens per side."""
     embed = partial(HybridEmbed, backbone=build_backbone(shape, in_chans))
     model = build_vit(cfg, shape.vit, 1, num_classes, img_size, in_chans, embed_layer=embed)
-    # The ViT's "jax" initialisation walks the backbone too: it resets every GroupNorm to scale 1,
-    # and only timm's ResNetV2.init_weights running after it (default zero_init_last) zeroes the
-    # last ones again. State the original's init here rather than rely on that order.
+    # The ViT's initialisation walks the backbone too: it resets every GroupNorm to scale 1, and
+    # only timm's ResNetV2.init_weights running after it (default zero_init_last, which is also
+    # why timm's own hybrids start this way despite building theirs with it off) zeroes the last
+    # ones again. State the original's init here rather than rely on that order.
     for module in model.patch_embed.backbone.modules():
         if isinstance(module, Bottleneck):
             module.zero_init_last()
