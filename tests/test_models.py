@@ -25,8 +25,10 @@ from benchmark.models import (
     math_attention,
     param_count,
     parse_arch,
+    parse_model,
     pre_logits,
     replace_head,
+    resolve_model,
     resolve_shape,
     validate_model,
 )
@@ -485,3 +487,48 @@ def test_bad_shapes_raise_one_line_user_error(kw, needle):
 def test_patch_that_does_not_divide_the_image_is_refused_at_build():
     with pytest.raises(UserError, match="multiple of the patch size 5"):
         tiny(patch=5)
+
+
+# --- every family's variant strings (benchmark.sizes.parse_model) ---------------------------
+
+
+@pytest.mark.parametrize(
+    "arch, family, name",
+    [
+        ("ViT-B/16", "vit", "ViT-B/16"),
+        ("b/32", "vit", "ViT-b/32"),
+        ("Mu/7", "vit", "ViT-Mu/7"),
+        ("R50x1", "bit", "R50x1"),
+        ("BiT-R50x1", "bit", "R50x1"),
+        ("ResNet152x2", "bit", "R152x2"),  # Table 6's spelling
+        ("R14x1", "bit", "R14x1"),
+        ("R50", "bit", "R50x1"),  # K defaults to 1, as in "R50+ViT-B/16"
+        ("R50x1+B/16", "hybrid", "R50x1+ViT-B/16"),
+        ("R50+ViT-B/16", "hybrid", "R50x1+ViT-B/16"),
+        ("R50x1+ViT-L/32", "hybrid", "R50x1+ViT-L/32"),  # Table 6's spelling
+        ("R14x1+Mu/8", "hybrid", "R14x1+ViT-Mu/8"),
+    ],
+)
+def test_parse_model_reads_every_family(arch, family, name):
+    parsed = parse_model(arch)
+    assert parsed.family == family and parsed.name == name
+    assert parse_model(parsed.name) == parsed
+
+
+def test_resolve_model_agrees_with_resolve_shape_for_a_vit():
+    cfg = ModelConfig(arch="B/16", depth=6, patch=32)
+    shape = resolve_model(cfg)
+    assert (shape.vit, shape.patch) == resolve_shape(cfg) == (ViTSize(6, 768, 3072, 12), 32)
+    assert shape.family == "vit" and shape.resnet_layers == () and shape.resnet_width == 0
+    bit = resolve_model(ModelConfig(arch="R50x2"))
+    assert (bit.vit, bit.resnet_layers, bit.resnet_width) == (None, (3, 4, 6, 3), 128)
+    assert bit.resnet_channels == (512, 1024, 2048, 4096)
+
+
+@pytest.mark.parametrize("arch", ["X/16", "R50x", "R34x1", "R50x1+", "R50x1+X/16", "R50-B/16", "", "B/0"])
+def test_parse_model_rejects_with_every_family_named(arch):
+    with pytest.raises(UserError) as err:
+        parse_model(arch)
+    msg = str(err.value)
+    assert "\n" not in msg and repr(arch) in msg
+    assert "Ti, S, B, L, H, b, Mu, Nano" in msg and "e.g. R50x1" in msg and "e.g. R50x1+B/16" in msg

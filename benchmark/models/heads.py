@@ -14,7 +14,7 @@ from torch import nn
 REPRESENTATIONS = ("pre_tanh", "post_tanh")
 
 
-def _zero_(layer: nn.Linear) -> None:
+def _zero_(layer: nn.Linear | nn.Conv2d) -> None:
     nn.init.zeros_(layer.weight)
     nn.init.zeros_(layer.bias)
 
@@ -47,7 +47,9 @@ def pre_logits(model: nn.Module, x: torch.Tensor, representation: str = "pre_tan
     """(B, D) frozen representation for linear few-shot (§4.1). With the tanh pre-logits head:
     the hidden layer's output before the tanh ("pre_tanh", the paper-era few-shot features;
     big_vision later moved the tanh inside: "In the past we did not include tanh in pre_logits")
-    or after it ("post_tanh"). Without that head: the pooled feature (class token or GAP).
+    or after it ("post_tanh"). Without that head: the pooled feature (class token or GAP); for a
+    BiT ResNet, its globally averaged final features (the representation choice only matters for
+    the tanh head).
 
     Runs in whatever mode the model is in: call `model.eval()` first so dropout is off.
     """
@@ -64,6 +66,7 @@ def pre_logits(model: nn.Module, x: torch.Tensor, representation: str = "pre_tan
 
 def replace_head(model: nn.Module, num_classes: int) -> None:
     """Fine-tuning (§3.1): drop the whole pre-training head, tanh layer included, and install one
-    zero-initialised nn.Linear(D, num_classes) on the pooled feature."""
-    model.reset_classifier(num_classes)  # timm: a fresh Linear on the model's device and dtype
-    _zero_(model.head)
+    zero-initialised classifier on the pooled feature: nn.Linear(D, num_classes) for a ViT or
+    hybrid, a 1×1 conv (timm's ResNetV2 head) for a BiT."""
+    model.reset_classifier(num_classes)  # timm: a fresh classifier on the model's device and dtype
+    _zero_(model.get_classifier())

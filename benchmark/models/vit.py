@@ -1,19 +1,20 @@
-"""The model factory, on top of timm (sizes and variant strings: benchmark.sizes).
+"""The ViT, on top of timm (sizes and variant strings: benchmark.sizes; the family factory:
+benchmark.models.build_model).
 
 timm's VisionTransformer already is the paper's encoder: pre-LN blocks, GELU MLP, final LayerNorm,
-class token, learned 1-D position table. `build_model` configures it from a ModelConfig and adds
+class token, learned 1-D position table. `build_vit` configures it from a ModelConfig and adds
 what timm lacks: the 2-D and relative position variants, per-layer injection (App. D.4), GAP after
 the final LayerNorm (App. D.3) and the tanh pre-logits head (§3.1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import get_args
 
 import torch
-from timm.layers import Attention
+from timm.layers import Attention, PatchEmbed
 from timm.models.vision_transformer import VisionTransformer, init_weights_vit_jax
 from torch import nn
 
@@ -21,7 +22,7 @@ from benchmark.config import ModelConfig, Pool, PosEmbed, PosInject
 from benchmark.errors import UserError
 from benchmark.models.heads import TanhHead, replace_head
 from benchmark.models.pos_embed import InjectPos, PosEmbed1d, PosEmbed2d, RelativeAttention
-from benchmark.sizes import resolve_shape
+from benchmark.sizes import ViTSize
 
 
 class PaperViT(VisionTransformer):
@@ -46,10 +47,9 @@ class PaperViT(VisionTransformer):
         return self.pos_drop(x)
 
 
-def validate_model(cfg: ModelConfig) -> None:
-    """Raise UserError, naming the valid choices, if `cfg` names an unknown size or variant or
-    an invalid combination; builds nothing (the CLI checks every run before starting one)."""
-    size, _patch = resolve_shape(cfg)  # ranges are config.check's; these are the shape's own rules
+def validate_vit(cfg: ModelConfig, size: ViTSize) -> None:
+    """Raise UserError, naming the valid choices, if the ViT encoder `size` (a plain ViT's or a
+    hybrid's) and `cfg`'s variant fields do not fit together; builds nothing."""
     if size.width % size.heads:
         raise UserError(
             f"model width {size.width} does not split into {size.heads} heads; "
@@ -58,13 +58,6 @@ def validate_model(cfg: ModelConfig) -> None:
     # App. D.4: the 2-D embedding is two tables of D/2 (X and Y), concatenated.
     if cfg.pos_embed == "2d" and size.width % 2:
         raise UserError(f"model.pos_embed='2d' needs an even width (two tables of D/2), not {size.width}")
-    for name, value, choices in (
-        ("pos_embed", cfg.pos_embed, get_args(PosEmbed)),
-        ("pos_inject", cfg.pos_inject, get_args(PosInject)),
-        ("pool", cfg.pool, get_args(Pool)),
-    ):
-        if value not in choices:
-            raise UserError(f"model.{name}={value!r} is not valid; choose one of: {', '.join(choices)}")
     # App. D.4 / Table 8: per-layer injection only exists for the learned absolute tables.
     if cfg.pos_inject != "stem" and cfg.pos_embed not in ("1d", "2d"):
         raise UserError(
@@ -74,34 +67,47 @@ def validate_model(cfg: ModelConfig) -> None:
         )
 
 
+def check_choices(cfg: ModelConfig) -> None:
+    """The Literal fields hold one of their choices (config types them but a dict can bypass it)."""
+    for name, value, choices in (
+        ("pos_embed", cfg.pos_embed, get_args(PosEmbed)),
+        ("pos_inject", cfg.pos_inject, get_args(PosInject)),
+        ("pool", cfg.pool, get_args(Pool)),
+    ):
+        if value not in choices:
+            raise UserError(f"model.{name}={value!r} is not valid; choose one of: {', '.join(choices)}")
+
+
 def _make_table(kind: str, model: VisionTransformer) -> nn.Module:
     if kind == "1d":
         return PosEmbed1d(model.patch_embed.num_patches + model.num_prefix_tokens, model.embed_dim)
     return PosEmbed2d(model.patch_embed.grid_size, model.embed_dim, model.num_prefix_tokens)
 
 
-def build_model(cfg: ModelConfig, num_classes: int, img_size: int, in_chans: int) -> nn.Module:
-    """The ViT described by `cfg`: a timm VisionTransformer (subclass PaperViT).
+def build_vit(
+    cfg: ModelConfig,
+    size: ViTSize,
+    patch: int,
+    num_classes: int,
+    img_size: int,
+    in_chans: int,
+    embed_layer: Callable[..., nn.Module] = PatchEmbed,
+) -> PaperViT:
+    """The ViT encoder `size` with `cfg`'s variants (a timm VisionTransformer, subclass PaperViT)
+    over `embed_layer`: timm's PatchEmbed for a plain ViT, a HybridEmbed for a hybrid (patch 1 on
+    the ResNet's feature map). Checks nothing: benchmark.models.build_model validates first.
 
     Initialisation is the original code's, through timm's "jax" mode (Xavier-uniform Linears,
     LeCun-normal patch embedding, position tables normal 0.02) and a zero final head Linear
-    (head_zeroinit). Same torch seed, same
-    weights. Builds on the current default device (so `with torch.device("meta")` is free).
+    (head_zeroinit). Same torch seed, same weights. Builds on the current default device (so
+    `with torch.device("meta")` is free).
     """
-    validate_model(cfg)
-    size, patch = resolve_shape(cfg)
-    if num_classes < 1:
-        raise UserError(f"num_classes={num_classes} is not valid; it must be at least 1")
-    if img_size < patch or img_size % patch:
-        raise UserError(
-            f"image size {img_size} is not a multiple of the patch size {patch} "
-            f"({cfg.arch}{f', model.patch={cfg.patch}' if cfg.patch else ''}); choose a patch that divides it"
-        )
     token = cfg.pool == "token"
     model = PaperViT(
         img_size=img_size,
         patch_size=patch,
         in_chans=in_chans,
+        embed_layer=embed_layer,
         num_classes=num_classes,
         embed_dim=size.width,
         depth=size.depth,
@@ -162,20 +168,6 @@ def _init_qkv_as_original(model: nn.Module) -> None:
         if isinstance(module, Attention):
             for part in module.qkv.weight.data.chunk(3, dim=0):
                 nn.init.xavier_uniform_(part)
-
-
-def param_count(arch: str, num_classes: int = 1000, img_size: int = 224) -> int:
-    """Parameters of the plain ViT `arch`, the count compared with Table 1 (built on the meta
-    device, so ViT-H costs nothing). It includes the patch embedding, the class token, the 1-D
-    position table at `img_size`, the encoder, the final LayerNorm and a linear `num_classes`
-    head; not the tanh pre-logits layer.
-
-    B/16 86.6M, L/16 304.3M, L/32 306.5M, H/14 632.0M against Table 1's 86M, 307M, 632M.
-    """
-    cfg = ModelConfig(arch=arch, pos_embed="1d", pos_inject="stem", pool="token", prelogits=False)
-    with torch.device("meta"):
-        model = build_model(cfg, num_classes, img_size, in_chans=3)
-    return sum(p.numel() for p in model.parameters())
 
 
 @contextmanager
