@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from benchmark import data, distributed, environment, evals, flops, locks
 from benchmark.config import RunConfig
 from benchmark.metrics import fewshot as fewshot_key
-from benchmark.models import build_model
+from benchmark.models import build_model, token_grid
 from benchmark.optim import lr_at, make_optimizer, set_lr, train_step
 from benchmark.results import (
     CHECKPOINT,
@@ -331,9 +331,7 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             "metrics": metrics,
             "params": sum(p.numel() for p in trainer.model.parameters()),
             "image_size": trainer.size,
-            "patch_grid": list(grid)
-            if (grid := getattr(getattr(trainer.model, "patch_embed", None), "grid_size", None))
-            else None,
+            "patch_grid": list(grid) if (grid := token_grid(trainer.model)) else None,
             "train_examples": len(trainer.train_y),
             "train_flops_per_image": flops_per_image,
             "train_flops": flops_per_image * cfg.optim.steps * trainer.batch_size,
