@@ -75,7 +75,7 @@ def read(path: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
             layout = [(name, np.dtype(dtype), tuple(shape)) for name, dtype, shape in stored["arrays"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptCache(f"unreadable header ({exc})") from None
-        if stored.get("meta") != meta:
+        if stored.get("meta") != json.loads(json.dumps(meta)):  # as JSON stores it (tuples: lists)
             raise CorruptCache("made with other generator parameters")
         expected = sum(dtype.itemsize * int(np.prod(shape)) for _, dtype, shape in layout)
         buffer = bytearray(expected)  # writable, so torch.from_numpy can share it without a copy

@@ -16,9 +16,11 @@ variations, each drawn per image:
   [0.8, 1.2] (FractalDB's weight grid scales one parameter by 0.8, 0.9, 1.1 or 1.2; a continuous
   factor gives every image its own shape instead of 25 per category);
 - flips: left-right and up-down, each with probability 1/2 (FractalDB renders all four);
-- intensity: one grey channel, black background; each pixel is the fraction of its 2x2
-  sub-pixels the points hit (an antialiased stroke, as FractalDB's 512 px images become once
-  resized) times a stroke brightness uniform in [0.4, 1.0] per image (FractalDB draws grey 127).
+- intensity: one grey channel, black background, POINTS_PER_PIXEL points per pixel; a pixel hit
+  n times gets the grey FractalDB's 512-px point drawing would have there once resized (below),
+  times a stroke brightness uniform in [0.4, 1.0] per image (FractalDB draws grey 127). No
+  3-channel variant: FractalDB's colour is a hue cycled along the orbit, which costs a channel
+  gather per point; one grey channel is what the models here read.
 Image i of category c in split s is a pure function of (version, seed, c, s, i, size): the
 randomness is a counter-based hash of those, never a stateful generator, so the bytes do not
 depend on how many images are rendered at once, and `fractal100x128`'s training images are the
