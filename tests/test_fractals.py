@@ -196,3 +196,10 @@ def test_spec_and_role_need_no_rendering(monkeypatch):
     data.check_name("fractal10x64@64")
     with pytest.raises(UserError, match="fractal<categories>x"):
         data.check_name("imagenet")
+
+
+def test_render_throughput_is_measured_on_real_renders(monkeypatch):
+    calls = []
+    real = F.render
+    monkeypatch.setattr(F, "render", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    assert 0 < F.render_throughput(images=40) < float("inf") and calls == [40]

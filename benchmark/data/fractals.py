@@ -34,6 +34,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -407,3 +408,14 @@ def load(name: str, seed: int = SEED) -> ImageDataset:
 
 def classes(n: int) -> tuple[str, ...]:
     return tuple(f"ifs{c}" for c in range(n))
+
+
+def render_throughput(images: int = 2048, size: int = DEFAULT_SIZE) -> float:
+    """Images/s of the renderer (numpy: one thread) at `size`, for `vitbench bench`. It draws
+    candidate IFSs unfiltered, skipping the search: a point costs the same whatever the maps."""
+    keys = _key(VERSION, SEED, _STREAM_CATEGORY, np.arange(10), 0)
+    params, probs = _sample_ifs(keys)
+    labels, index = layout(10, -(-images // 10))
+    t0 = time.perf_counter()
+    render({"params": params, "probs": probs}, labels, index, 0, size)
+    return len(labels) / (time.perf_counter() - t0)
