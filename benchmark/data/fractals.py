@@ -188,7 +188,8 @@ def _chaos_game(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Points (steps, m, walkers) of m IFSs' attractors: `walkers` orbits per IFS from the
     origin, each step one map drawn by its alias tables (`_alias_tables`), after BURN_IN
-    discarded steps. Orbits that leave float64 give non-finite points (`_hits` flags them)."""
+    discarded steps. A step reads 16 random bits, so map probabilities resolve to 1/65,536.
+    Orbits that leave float64 give non-finite points (`_pixels` flags them)."""
     m, n_maps = params.shape[:2]
     a, b, c, d, e, f = (np.ascontiguousarray(params[:, :, k]).ravel() for k in range(6))
     keep, alias = tables[0].ravel(), (tables[1] + (np.arange(m) * n_maps)[:, None]).ravel()
@@ -327,6 +328,9 @@ def _render_chunk(
     p[np.arange(m), :, which] *= factor[:, None]
     points = round(POINTS_PER_PIXEL * size * size)
     xs, ys = _chaos_game(p, (tables[0][labels], tables[1][labels]), keys, WALKERS, -(-points // WALKERS))
+    # An image whose perturbed orbit left float64 would come out as one dot (its finite flag is
+    # ignored): none does among the 128,000 training images of fractal100x1280 (seed 0), whose sparsest
+    # image lights 3.4% of its pixels.
     pixels, _ = _pixels(xs, ys, size, round(size * SEARCH_MARGIN / SEARCH_CANVAS))
     counts = np.bincount(pixels, minlength=m * size * size).reshape(m, size, size)
     cover = -np.expm1(-COVER_PER_POINT * counts)
