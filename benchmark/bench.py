@@ -1,7 +1,8 @@
 """`vitbench bench`: measure this machine (never asserted in tests).
 
 - the closed-form few-shot solver at the paper's scale (10,000 x 768 features, 30 regularisers);
-- training throughput (images/s) and training FLOPs per image of the CPU-scale models.
+- training throughput (images/s) and training FLOPs per image of the CPU-scale models;
+- the fractal upstream's renderer (images/s at 32 px, one thread).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 
 from benchmark import environment, flops
 from benchmark.config import ModelConfig, OptimConfig
+from benchmark.data import fractals
 from benchmark.evals.fewshot import bench_solver
 from benchmark.models import build_model
 from benchmark.optim import make_optimizer, train_step
@@ -75,9 +77,12 @@ def run_bench() -> dict[str, Any]:
             f"train {arch:7s} @{size:3d}px batch {batch:3d}: {row['img_per_s']:8.1f} img/s, "
             f"{row['train_gflop_per_img']:.3f} GFLOP/img, {row['achieved_tflop_s']:.3f} TFLOP/s"
         )
+    fractal_ips = fractals.render_throughput()
+    print(f"fractal upstream renderer @32px (numpy, one thread): {fractal_ips:8.1f} img/s")
     return {
         "device": environment.device_name(),
         "versions": environment.versions(),
         "fewshot_solver_s": solver,
         "train": rows,
+        "fractal_render_img_per_s": fractal_ips,
     }

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.data import offline
+from benchmark.data import fractals, offline
 from benchmark.data.dataset import ImageDataset
 from benchmark.data.specs import PAPER, DatasetSpec
 from benchmark.errors import UserError
@@ -36,8 +37,12 @@ SOURCES: dict[str, Callable[[], ImageDataset]] = {
 
 def check_name(name: str) -> None:
     """Validate a dataset name without loading it (for plan-time checks)."""
-    if name not in SOURCES and name not in PAPER:
-        raise UserError(f"unknown dataset {name!r}; valid: {', '.join(sorted([*SOURCES, *PAPER]))}")
+    if fractals.is_fractal(name):
+        fractals.parse(name)
+    elif name not in SOURCES and name not in PAPER:
+        raise UserError(
+            f"unknown dataset {name!r}; valid: {', '.join(sorted([*SOURCES, *PAPER]))}, {fractals.GRAMMAR}"
+        )
 
 
 @functools.cache
@@ -49,15 +54,20 @@ def load(name: str) -> ImageDataset:
             f"dataset {name!r} ({PAPER[name].provenance}) cannot be read by this version: it is known for "
             f"planning and pricing only; offline datasets: {', '.join(sorted(SOURCES))}"
         )
+    if fractals.is_fractal(name):
+        return fractals.load(name)
     return SOURCES[name]()
 
 
 def spec(name: str) -> DatasetSpec:
-    """A dataset's shape for planning: published sizes for the paper's datasets (no images needed),
-    the loaded dataset's for the offline ones."""
+    """A dataset's shape for planning: published sizes for the paper's datasets and what the name
+    says for the fractal ones (no images needed), the loaded dataset's for the offline ones."""
     check_name(name)
     if name in PAPER:
         return PAPER[name]
+    if fractals.is_fractal(name):
+        s = fractals.parse(name)
+        return DatasetSpec(s.size, 1, s.categories, s.train_examples, s.provenance())
     ds = load(name)
     return DatasetSpec(ds.image_size, ds.channels, ds.num_classes, len(ds.train_y), ds.provenance)
 
@@ -66,7 +76,7 @@ def role(probe: str, upstream: str) -> str:
     """What probing `probe` after pre-training on `upstream` measures: "transfer: ..." when the
     model never saw the probe's images nor (for one source) its classes; "read-back: ..." when the
     probe re-uses pre-training images or labels."""
-    p, u = load(probe), load(upstream)
+    p, u = _identity(probe), _identity(upstream)
     shared = [c for c in p.classes if c in u.classes]
     if p.source == u.source:
         if shared:
@@ -74,6 +84,20 @@ def role(probe: str, upstream: str) -> str:
         return "transfer: images and classes never seen in pre-training (same source, other classes)"
     concepts = f"; classes {', '.join(shared)} are ones pre-training saw as concepts" if shared else ""
     return f"transfer: images never seen in pre-training (another source){concepts}"
+
+
+@dataclass(frozen=True)
+class _Identity:
+    source: str
+    classes: tuple[str, ...]
+
+
+def _identity(name: str) -> _Identity:
+    """A dataset's source and classes; a fractal dataset's come from its name, unrendered."""
+    if fractals.is_fractal(name):
+        return _Identity(fractals.SOURCE, fractals.classes(fractals.parse(name).categories))
+    ds = load(name)
+    return _Identity(ds.source, ds.classes)
 
 
 def subset(n: int, total: int) -> np.ndarray:
