@@ -254,7 +254,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     the_plan = _planned(args, to_train=True)
     bill = plan.bill(the_plan, cost.load_table(args.gpu_table))
-    unit, scale = cost.flop_unit(max(c.flops for c in bill.runs))
+    unit, scale = cost.flop_unit(max((c.flops for c in bill.runs), default=0.0))
     print(f"{the_plan.study.name}/{the_plan.variant} under {the_plan.folder}")
     _print_table(
         ["run id", "state", "steps", "model", "images", f"train {unit}", "GPU-hours", "run"],

@@ -55,6 +55,10 @@ table = checks = figures = None
 '''.replace("TABLE6_ROWS", repr(TABLE6_VIT))
 
 
+# A row as `vitbench bench` writes it (benchmark.bench.train_throughput).
+BENCH_ROW = {"arch": "Mu/4", "image_size": 28, "batch": 8, "img_per_s": 100.0, "train_gflop_per_img": 0.07}
+
+
 @pytest.fixture
 def paper_study(tmp_path, monkeypatch):
     import studies
@@ -156,23 +160,7 @@ def test_a_shape_is_counted_once_and_a_small_subset_caps_the_batch():
 
 def test_a_table_vitbench_bench_wrote_prices_its_own_models(tmp_path):
     path = tmp_path / "bench.json"
-    path.write_text(
-        json.dumps(
-            {
-                "device": "Test GPU",
-                "train": [
-                    {
-                        "arch": "Mu/4",
-                        "image_size": 28,
-                        "batch": 8,
-                        "img_per_s": 100.0,
-                        "train_gflop_per_img": 0.07,
-                        "achieved_tflop_s": 0.007,
-                    }
-                ],
-            }
-        )
-    )
+    path.write_text(json.dumps({"device": "Test GPU", "train": [BENCH_ROW]}))
     table = cost.load_table(path)
     assert table.device == "Test GPU" and "vitbench bench" in table.source and table.rows[0].mode == "eager"
     cfg = RunConfig(
@@ -226,6 +214,13 @@ def test_plan_prices_a_paper_preset_without_its_data_and_run_refuses_it(paper_st
     )
     assert out[-1].startswith("FLOPs: training FLOPs by torch's FLOP counter")
     assert not results.exists()
+    # Priced on another machine's table instead, named as such.
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"device": "Test GPU", "train": [BENCH_ROW]}))
+    assert cli.main(["plan", *argv, "--gpu-table", str(bench)]) == 0
+    printed = capsys.readouterr().out
+    assert "GPU-hours on Test GPU (measured by `vitbench bench`" in printed
+    assert "1 extrapolated from Mu/4 @28px" in printed
     # Training needs the images: one line naming the dataset, exit 2, nothing written.
     assert cli.main(["run", *argv, "--executor", "debug"]) == 2
     err = capsys.readouterr().err
