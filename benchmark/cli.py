@@ -91,8 +91,12 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    study_command("plan", "show a study's runs and their state without running anything", cmd_plan)
+    p = study_command(
+        "plan", "show a study's runs, their state and their cost without running anything", cmd_plan
+    )
+    _gpu_table_flag(p)
     p = study_command("run", "run a study's unfinished runs, then write its report", cmd_run)
+    _gpu_table_flag(p)
     p.add_argument(
         "--executor",
         default="local",
@@ -149,6 +153,16 @@ def _parser() -> argparse.ArgumentParser:
 # --- shared helpers ----------------------------------------------------------------------
 
 
+def _gpu_table_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--gpu-table",
+        type=Path,
+        metavar="FILE",
+        help="throughput table that prices the runs in GPU-hours: the JSON `vitbench bench` writes "
+        "(RESULTS/bench.json, measured on its machine) (default: the shipped H100 table of PERF.md)",
+    )
+
+
 # Typed and checked by dispatch.slurm_settings, the same way for all three sources.
 SLURM_FLAGS = {
     "--partition": ("NAME", "partition to submit to (default: the cluster's default)"),
@@ -200,13 +214,23 @@ def _folders(args: argparse.Namespace) -> Path:
 
 
 def validate(cfg: RunConfig) -> None:
-    """Reject what the data, the models and the evaluators cannot do, before anything is written."""
+    """Reject what the data, the models and the evaluators cannot do, before anything is written.
+    Needs no data that cannot be read here (the paper's datasets are planned and priced by shape)."""
     from benchmark import data, evals
     from benchmark.models import validate_model
 
     data.check_name(cfg.data.dataset)
     validate_model(cfg.model)
     evals.check(cfg)
+
+
+def check_readable(cfg: RunConfig) -> None:
+    """A run about to train reads its upstream and probe datasets: each must load here (the paper's
+    do not in this version), or the one-line error comes before any run folder is written."""
+    from benchmark import data
+
+    for name in (cfg.data.dataset, *cfg.eval.fewshot_datasets):
+        data.load(name)
 
 
 # --- commands --------------------------------------------------------------------------
@@ -226,15 +250,36 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from benchmark import cost
+
     the_plan = _planned(args, to_train=True)
+    bill = plan.bill(the_plan, cost.load_table(args.gpu_table))
+    unit, scale = cost.flop_unit(max((c.flops for c in bill.runs), default=0.0))
     print(f"{the_plan.study.name}/{the_plan.variant} under {the_plan.folder}")
     _print_table(
-        ["run id", "state", "steps", "run"],
-        [[r.run_id, r.state, str(r.cfg.optim.steps), r.label] for r in the_plan.runs],
-        right=("steps",),
+        ["run id", "state", "steps", "model", "images", f"train {unit}", "GPU-hours", "run"],
+        [
+            [
+                r.run_id,
+                r.state,
+                str(r.cfg.optim.steps),
+                c.model,
+                f"{c.images:,}",
+                cost.significant(c.flops / scale),
+                "–" if c.seconds is None else cost.significant(c.seconds / 3600),
+                r.label,
+            ]
+            for r, c in zip(the_plan.runs, bill.runs, strict=True)
+        ],
+        right=("steps", "images", f"train {unit}", "GPU-hours"),
     )
     print(plan.summary(the_plan))
     print(_estimate_line(the_plan))
+    print(f"cost of all runs: {cost.total(bill.runs, bill.table)}")
+    if the_plan.todo and len(the_plan.todo) < len(the_plan.runs):
+        print(f"cost of what is left to run: {cost.total(bill.todo, bill.table)}")
+    print(f"GPU-hours on {bill.table.label}: {cost.bases(bill.runs)}")
+    print(f"FLOPs: {cost.CONVENTION}")
     return 0
 
 
@@ -256,10 +301,13 @@ def _estimate_line(the_plan: plan.Plan) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import dispatch
+    from benchmark import cost, dispatch
 
     dispatch.listen_for_ctrl_c()  # so `vitbench cancel` stops a run started in the background
     the_plan = _planned(args, to_train=True)
+    for run in the_plan.todo:
+        check_readable(run.cfg)
+    table = cost.load_table(args.gpu_table)
     study = the_plan.study
     if args.executor not in dispatch.EXECUTORS:
         raise UserError(f"unknown executor {args.executor!r}; valid: {', '.join(dispatch.EXECUTORS)}")
@@ -274,6 +322,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         plan.summary(the_plan, where + (f", {jobs} at a time" if todo and args.executor == "local" else ""))
     )
+    if todo:  # the bill before anything is submitted; nothing asks, as in a job script
+        print(
+            f"cost of what is left to run: {cost.total(plan.bill(the_plan, table).todo, table)} ({table.source})"
+        )
     flags = _study_flags(args)
     if args.executor == "slurm" and todo:
         submitted = dispatch.submit_slurm(todo, folder / ".submitit", settings, name=f"vitbench-{study.name}")

@@ -5,7 +5,8 @@ and prints what it returns; it never decides which runs are trained.
 
 The estimate is measured, never assumed: the wall times of finished runs of the same model shape
 (any study under the results folder), else the training throughput that `vitbench bench` stored
-in `<results>/bench.json`, else none.
+in `<results>/bench.json`, else none. The bill (`bill`) prices the same runs in training FLOPs
+and in hours on a named accelerator from a throughput table (`benchmark.cost`), without the data.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark import cost
 from benchmark.config import RunConfig, apply_overrides, from_dict, run_id
 from benchmark.errors import UserError
 from benchmark.results import CONFIG, STATES, read_json, read_result, run_dir, run_info, study_dir
@@ -63,6 +65,21 @@ class Plan:
     @property
     def skipped_failed(self) -> int:
         return 0 if self.retry_failed else self.counts["failed"]
+
+
+@dataclass(frozen=True)
+class Bill:
+    """What a plan costs on the device of a throughput table, before it runs."""
+
+    table: cost.ThroughputTable
+    runs: list[cost.RunCost]  # in the order of Plan.runs
+    todo: list[cost.RunCost]  # in the order of Plan.todo
+
+
+def bill(plan: Plan, table: cost.ThroughputTable) -> Bill:
+    """Each run's images, training FLOPs and time on `table`'s device (the data need not be present)."""
+    costs = {r.run_id: cost.run_cost(r.cfg, table) for r in plan.runs}
+    return Bill(table, [costs[r.run_id] for r in plan.runs], [costs[r.run_id] for r in plan.todo])
 
 
 def variant_name(preset: str, overrides: dict[str, str]) -> str:
@@ -129,6 +146,8 @@ def _shape_key(cfg: RunConfig) -> tuple:
     """What a run's time per training image depends on most: the encoder, the tokens, the data."""
     from benchmark.sizes import resolve_shape
 
+    if cost.family(cfg.model.arch) != "ViT":  # BiT and hybrid variants are not ViT sizes: the whole model
+        return (cfg.model, cfg.data.dataset, cfg.data.image_size)
     size, patch = resolve_shape(cfg.model)
     return (size, patch, cfg.model.pos_embed, cfg.data.dataset, cfg.data.image_size)
 
@@ -187,13 +206,13 @@ def estimate(todo: list[RunConfig], results_root: Path) -> Estimate | None:
 def _bench_key(cfg: RunConfig) -> tuple[str, int] | None:
     """A run measured by `vitbench bench`: a named size (no shape override) at a known image size."""
     m = cfg.model
-    if m.depth or m.width or m.heads or m.mlp or m.patch:
+    if any(getattr(m, name) for name in cost.SHAPE_FIELDS):
         return None
     if cfg.data.image_size:
         return (m.arch, cfg.data.image_size)
     from benchmark import data
 
-    return (m.arch, data.load(cfg.data.dataset).image_size)
+    return (m.arch, data.spec(cfg.data.dataset).image_size)
 
 
 def _bench_throughput(results_root: Path) -> dict[tuple[str, int], float]:

@@ -30,6 +30,11 @@ def snapshot(folder: Path) -> dict[str, int]:
         (["run", "pos_embed", "--set", "data.dataset=imagenet"], "unknown dataset 'imagenet'; valid: "),
         (["run", "pos_embed", "--set", "eval.fewshot_datasets=digits,cifar"], "unknown dataset 'cifar'"),
         (["run", "pos_embed", "--executor", "cloud"], "unknown executor 'cloud'; valid: local, debug"),
+        (
+            ["plan", "pos_embed", "--gpu-table", "no_such_table.json"],
+            "--gpu-table no_such_table.json: cannot",
+        ),
+        (["run", "pos_embed", "--gpu-table", "no_such_table.json"], "--gpu-table no_such_table.json: cannot"),
         (["report", "pos_embed", "--preset", "smoke"], "no finished runs"),
     ],
 )
@@ -68,10 +73,13 @@ def test_plan_and_status_print_one_table_each_with_a_summary(tmp_path, capsys):
     argv = ["pos_embed", "--preset", "smoke", "--results", str(tmp_path)]
     assert cli.main(["plan", *argv]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1].split() == ["run", "id", "state", "steps", "run"] and set(out[2]) == {"-", " "}
+    header = ["run", "id", "state", "steps", "model", "images", "train", "gigaFLOPs", "GPU-hours", "run"]
+    assert out[1].split() == header and set(out[2]) == {"-", " "}
     assert sum(" pending " in line for line in out) == 8
     assert "pos_embed/smoke: 8 runs; 0 done, 8 to run (8 pending)" in out
-    assert out[-1].startswith("estimated time: no estimate yet") and "vitbench bench" in out[-1]
+    estimate = next(line for line in out if line.startswith("estimated time: "))
+    assert estimate.startswith("estimated time: no estimate yet") and "vitbench bench" in estimate
+    assert any(line.startswith("cost of all runs: 8 runs, ") for line in out)
     assert cli.main(["status", *argv]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1].split() == ["run", "id", "state", "step", "time", "attempts", "run", "detail"]
@@ -144,6 +152,8 @@ def test_run_and_report_print_the_verdicts_and_write_reports_under_results(tmp_p
     ]
     assert cli.main(["run", *argv, "--executor", "debug"]) == 0
     out = capsys.readouterr().out
+    # The bill of what is left, printed before training starts.
+    assert out.index("cost of what is left to run: 8 runs, ") < out.index("Report: ")
     report = next((tmp_path / "r" / "reports" / "pos_embed").glob("smoke@*/report.md"))
     for text in (out, report.read_text()):
         assert "No position embedding is clearly worse than every encoding" in text
@@ -155,7 +165,8 @@ def test_run_and_report_print_the_verdicts_and_write_reports_under_results(tmp_p
     # The runs just measured now give the next plan of that shape its estimate.
     longer = [a.replace("optim.steps=2", "optim.steps=4") for a in argv]
     assert cli.main(["plan", *longer]) == 0
-    assert "of run time" in capsys.readouterr().out.splitlines()[-1]
+    out = capsys.readouterr().out.splitlines()
+    assert "of run time" in next(line for line in out if line.startswith("estimated time: "))
 
 
 @pytest.mark.slow
