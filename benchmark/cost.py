@@ -17,13 +17,13 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 from benchmark.config import ModelConfig, RunConfig
 from benchmark.errors import UserError
+from benchmark.sizes import family, parse_model
 
 # Said once wherever FLOPs are printed.
 CONVENTION = (
@@ -112,16 +112,9 @@ def load_table(path: Path | None = None) -> ThroughputTable:
     return ThroughputTable(device, source, rows)
 
 
-def family(arch: str) -> str:
-    """The model family of a variant string: "hybrid" ("R50x1+B/16"), "BiT" ("R50x1") or "ViT"."""
-    if "+" in arch:
-        return "hybrid"
-    return "BiT" if re.fullmatch(r"R\d+x\d+", arch.strip()) else "ViT"
-
-
 def _arch_key(arch: str) -> str:
-    """ "ViT-B/16" and "B/16" name one model (sizes.parse_arch); so do "R50x1+ViT-B/16" and "R50x1+B/16"."""
-    return re.sub(r"(?i)vit-", "", arch.strip())
+    """ "ViT-B/16" and "B/16" name one model; so do "R50x1+ViT-B/16" and "R50x1+B/16"."""
+    return parse_model(arch).name
 
 
 def _model_label(m: ModelConfig) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from benchmark import config, data, stats
 from benchmark.paper import paper_values
-from benchmark.sizes import SIZES
+from benchmark.sizes import RESNET_DEPTHS, SIZES, STAGE_STRIDES
 from benchmark.study import REQUIRED, Verdict
 
 PAGE = Path(__file__).resolve().parent.parent / "studies" / "README.md"
@@ -126,9 +126,13 @@ def _allowed(key: str, tp: Any) -> str:
     if typing.get_origin(tp) is Literal:
         return ", ".join(f"`{c}`" for c in typing.get_args(tp))
     if key == "model.arch":
-        return f"SIZE/PATCH, SIZE one of {', '.join(SIZES)}"
+        return (
+            f"ViT `SIZE/PATCH` (SIZE one of {', '.join(SIZES)}), BiT ResNet `R<depth>x<K>` (depth one of "
+            f"{', '.join(map(str, RESNET_DEPTHS))}) or hybrid `R<depth>x<K>+SIZE/STRIDE` (STRIDE one of "
+            f"{', '.join(map(str, STAGE_STRIDES))})"
+        )
     if key in ("data.dataset", "eval.fewshot_datasets"):
-        return ", ".join(f"`{name}`" for name in data.SOURCES)
+        return ", ".join(f"`{name}`" for name in data.SOURCES) + ", `fractal<C>x<K>[@PX]`"
     return "–"
 
 

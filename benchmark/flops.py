@@ -7,6 +7,8 @@ count runs with the math attention path.
 
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -46,6 +48,7 @@ JFT_CLASSES = 18_291
 PAPER_RESOLUTION = 224
 
 
+@functools.cache  # seconds per model on the meta device; a report and its tests ask again
 def paper_train_flops_per_image(
     arch: str, img_size: int = PAPER_RESOLUTION, num_classes: int = JFT_CLASSES
 ) -> float:

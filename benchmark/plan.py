@@ -144,12 +144,9 @@ def summary(plan: Plan, where: str = "") -> str:
 
 def _shape_key(cfg: RunConfig) -> tuple:
     """What a run's time per training image depends on most: the encoder, the tokens, the data."""
-    from benchmark.sizes import resolve_shape
+    from benchmark.sizes import resolve_model
 
-    if cost.family(cfg.model.arch) != "ViT":  # BiT and hybrid variants are not ViT sizes: the whole model
-        return (cfg.model, cfg.data.dataset, cfg.data.image_size)
-    size, patch = resolve_shape(cfg.model)
-    return (size, patch, cfg.model.pos_embed, cfg.data.dataset, cfg.data.image_size)
+    return (resolve_model(cfg.model), cfg.model.pos_embed, cfg.data.dataset, cfg.data.image_size)
 
 
 def _images(cfg: RunConfig) -> int:

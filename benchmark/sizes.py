@@ -226,3 +226,11 @@ def resolve_model(cfg: ModelConfig) -> ModelShape:
         return ModelShape("bit", None, 0, layers, width)
     stride = cfg.patch or parsed.patch
     return ModelShape("hybrid", _vit_shape(parsed.vit, cfg), stride, hybrid_layers(layers, stride), width)
+
+
+FAMILY_NAMES = {"vit": "ViT", "bit": "BiT", "hybrid": "hybrid"}
+
+
+def family(arch: str) -> str:
+    """A model's family as reports and price tables name it: "ViT", "BiT" (ResNet) or "hybrid"."""
+    return FAMILY_NAMES[parse_model(arch).family]

@@ -43,7 +43,7 @@ class ImageDataset:
     def describe(self) -> str:
         """Provenance and the split sizes, for a run's record."""
         return (
-            f"{self.provenance}; fixed stratified split (seed 0): {len(self.train_y):,} train / "
+            f"{self.provenance}; fixed splits: {len(self.train_y):,} train / "
             f"{len(self.val_y):,} validation / {len(self.test_y):,} test"
         )
 
@@ -67,6 +67,7 @@ def from_arrays(
     train, val, test = stratified_split(labels)
     x = torch.from_numpy(images).unsqueeze(1)  # (N, 1, H, W) uint8
     y = torch.from_numpy(labels.astype(np.int64))
+    provenance = f"{provenance}; split stratified by class (seed 0)"
     return ImageDataset(
         name, x[train], y[train], x[val], y[val], x[test], y[test], classes, source, provenance
     )
