@@ -26,7 +26,7 @@ def snapshot(folder: Path) -> dict[str, int]:
         (["run", "pos_embed", "--set", "optim.lrr=1"], "unknown config key 'optim.lrr'"),
         (["run", "pos_embed", "--set", "optim.lr"], "malformed override"),
         (["run", "pos_embed", "--set", "optim.steps=many"], "not a valid int"),
-        (["run", "pos_embed", "--set", "model.arch=Q/16"], "unknown model 'Q/16'; valid sizes: "),
+        (["run", "pos_embed", "--set", "model.arch=Q/16"], "unknown model 'Q/16'; valid: ViT SIZE/PATCH"),
         (["run", "pos_embed", "--set", "data.dataset=imagenet"], "unknown dataset 'imagenet'; valid: "),
         (["run", "pos_embed", "--set", "eval.fewshot_datasets=digits,cifar"], "unknown dataset 'cifar'"),
         (["run", "pos_embed", "--executor", "cloud"], "unknown executor 'cloud'; valid: local, debug"),
