@@ -88,11 +88,13 @@ def _cells(df: pd.DataFrame) -> pd.DataFrame:
                      **{JUDGED: transfer_mean(df), FINETUNED: finetuned})  # fmt: skip
 
 
-def _fronts(frame: pd.DataFrame, means: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each family's compute-efficiency front, from the given cell means (measured or resampled)."""
-    cells = frame.groupby("cell").agg(family=("family", "first"), compute=("train_flops", "mean"))
-    return {f: pareto.front(g["compute"].to_numpy(), np.array([means[c][0] for c in g.index]))
-            for f, g in cells.groupby("family")}  # fmt: skip
+def _fronts(families: dict[str, tuple[list[str], np.ndarray]], means: Mapping[str, np.ndarray]) -> dict:
+    """Each family's compute-efficiency front from cell means (measured or resampled); `families`
+    maps a family to its cells and their measured compute."""
+    return {
+        f: pareto.front(compute, np.array([means[c][0] for c in cells]))
+        for f, (cells, compute) in families.items()
+    }
 
 
 def _hybrid_gap(fronts: dict, at: str) -> float:
@@ -167,7 +169,9 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
 
 def _bootstrapped(key: str, samples: dict, frame: pd.DataFrame, judged_on: str) -> Verdict:
     fn, threshold, unit, what = BOOTSTRAPPED[key]
-    boot = bootstrap_cells(samples, lambda means: fn(_fronts(frame, means)))
+    cells = frame.groupby("cell").agg(family=("family", "first"), compute=("train_flops", "mean"))
+    families = {f: (list(g.index), g["compute"].to_numpy()) for f, g in cells.groupby("family")}
+    boot = bootstrap_cells(samples, lambda means: fn(_fronts(families, means)))
     if np.isnan(boot.estimate):
         return Verdict.not_judged(CLAIMS[key], f"the fronts' ranges do not overlap, so nothing can be matched ({what})",
                                   PAPER[key], judged_on)  # fmt: skip

@@ -7,7 +7,7 @@ import pytest
 
 from benchmark import metrics
 from benchmark.presets import TRANSFER
-from studies import few_shot, head_type, pos_embed
+from studies import compute, data_scaling, few_shot, head_type, pos_embed
 
 
 def noisy(mean: float, seeds: int, rng: np.random.Generator, sd: float = 0.005) -> np.ndarray:
@@ -153,3 +153,88 @@ def test_verdict_text_is_built_from_the_results():
     a = pos_embed.checks(pos_frame(none=0.50, encodings={}))[0].measured
     b = pos_embed.checks(pos_frame(none=0.40, encodings={}))[0].measured
     assert a != b and "50.0%" in a and "40.0%" in b
+
+
+SCALING_ARCHS = {"ViT": "Mu/8", "BiT": "R14x1", "hybrid": "R14x1+Mu/8"}
+
+
+def scaling_frame(small: dict, slope: dict, seeds: int = 3) -> pd.DataFrame:
+    """Accuracy = small[family] + slope[family] per decade above 1k images, plus seed noise."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for fam, arch in SCALING_ARCHS.items():
+        for n in (1_000, 10_000, 100_000):
+            for seed, acc in enumerate(noisy(small[fam] + slope[fam] * np.log10(n / 1_000), seeds, rng)):
+                rows.append({"model.arch": arch, "train_examples": n, "seed": seed, "selected_step": 300,
+                             metrics.UPSTREAM_TOP1: 0.5, **{metrics.fewshot(d, 5): acc for d in TRANSFER},
+                             **{metrics.key("finetune", d, "top1"): acc for d in TRANSFER}})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_data_scaling_claims_hold_when_vit_starts_behind_and_overtakes():
+    ahead, slope, over = data_scaling.checks(
+        scaling_frame(
+            small={"ViT": 0.30, "BiT": 0.40, "hybrid": 0.35}, slope={"ViT": 0.10, "BiT": 0.01, "hybrid": 0.05}
+        )
+    )
+    assert ahead.holds and slope.holds and over.holds
+    assert "cross at" in over.note and "extrapolation" not in over.note
+
+
+def test_data_scaling_claims_fail_when_bit_stays_ahead_and_the_crossing_is_only_extrapolated():
+    ahead, slope, over = data_scaling.checks(
+        scaling_frame(
+            small={"ViT": 0.30, "BiT": 0.50, "hybrid": 0.35}, slope={"ViT": 0.05, "BiT": 0.02, "hybrid": 0.05}
+        )
+    )
+    assert ahead.holds and slope.holds and over.holds is False and over.margin < 0
+    assert "extrapolation" in over.note  # the lines cross near 4.6M images, beyond the 100k measured
+    assert data_scaling.checks(scaling_frame({"ViT": 0.3, "BiT": 0.3, "hybrid": 0.3}, {f: 0.0 for f in SCALING_ARCHS},
+                                             seeds=2))[0].holds is None  # fmt: skip
+
+
+COMPUTE_CELLS = [  # (arch, width, resnet_width, steps, training FLOPs)
+    ("Mu/8", 32, 0, 100, 1e12), ("Mu/8", 32, 0, 400, 4e12), ("Mu/8", 0, 0, 100, 2e12), ("Mu/8", 0, 0, 400, 8e12),
+    ("R14x1", 0, 8, 100, 1e12), ("R14x1", 0, 8, 400, 4e12), ("R14x1", 0, 16, 100, 3e12), ("R14x1", 0, 16, 400, 12e12),
+    ("R14x1+Mu/8", 32, 8, 100, 1.5e12), ("R14x1+Mu/8", 32, 8, 400, 6e12),
+    ("R14x1+Mu/8", 0, 16, 100, 3e12), ("R14x1+Mu/8", 0, 16, 400, 12e12),
+]  # fmt: skip
+
+
+def compute_frame(bit_needs: float, hybrid_bonus: float) -> pd.DataFrame:
+    """Accuracy rises 5 points per doubling of compute; BiT needs `bit_needs` times ViT's compute for
+    the same accuracy; hybrids add `hybrid_bonus` at 1 TFLOP, fading to 0 at 12 TFLOPs."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for arch, width, rwidth, steps, flops in COMPUTE_CELLS:
+        effective = flops / bit_needs if arch == "R14x1" else flops
+        bonus = hybrid_bonus * (1 - np.log(flops / 1e12) / np.log(12)) if "+" in arch else 0.0
+        for seed, acc in enumerate(noisy(0.30 + 0.05 * np.log2(effective / 1e12) + bonus, 3, rng)):
+            rows.append({"model.arch": arch, "model.width": width, "model.resnet_width": rwidth, "optim.steps": steps,
+                         "train_flops": flops, "params": 1000, "seed": seed,
+                         **{metrics.fewshot(d, 5): acc for d in TRANSFER},
+                         **{metrics.key("finetune", d, "top1"): acc for d in TRANSFER}})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def no_accounting(monkeypatch):
+    """The Table 6 accounting has its own tests (test_flops.py); here it is a fixed small table."""
+    rows = pd.DataFrame({"model": ["ViT-B/16", "ResNet50x1", "R50x1+ViT-L/16", "R50x1+ViT-L/16"], "epochs": [7, 7, 7, 14],
+                         "Table 6 exaFLOPs": [224, 50, 859, 1668], "ours": [223.2, 52.0, 833.8, 1668.0],
+                         "difference (%)": [-0.36, 3.98, -2.93, -0.03]})  # fmt: skip
+    monkeypatch.setattr(compute, "_accounting", lambda: rows)
+
+
+def test_compute_claims_hold_when_bit_needs_three_times_the_compute(no_accounting):
+    ratio, hybrid, shrinks, saturate, accounting = compute.checks(
+        compute_frame(bit_needs=3.0, hybrid_bonus=0.05)
+    )
+    assert ratio.holds and ratio.unit == "×" and 2.5 < float(ratio.measured.split()[0]) < 3.5
+    assert hybrid.holds and shrinks.holds and saturate.holds and accounting.holds
+
+
+def test_compute_claims_fail_when_bit_is_the_efficient_family(no_accounting):
+    ratio, hybrid, shrinks, _, _ = compute.checks(compute_frame(bit_needs=0.5, hybrid_bonus=0.0))
+    assert ratio.holds is False and ratio.margin < 0 and 0.4 < float(ratio.measured.split()[0]) < 0.6
+    assert hybrid.holds is False and shrinks.holds is False
