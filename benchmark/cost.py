@@ -196,15 +196,19 @@ def format_flops(flops: float) -> str:
     return f"{significant(flops / scale)} {name}"
 
 
-def gpu_hours(seconds: float) -> str:
-    return f"{significant(seconds / 3600)} GPU-hours"
+def gpu_time(seconds: float) -> str:
+    """GPU time in the unit that reads well: 26,000 GPU-hours, 12 GPU-minutes, 0.27 GPU-seconds."""
+    for unit, scale in (("GPU-hours", 3600), ("GPU-minutes", 60)):
+        if seconds >= scale:
+            return f"{significant(seconds / scale)} {unit}"
+    return f"{significant(seconds)} GPU-seconds"
 
 
 def total(costs: list[RunCost], table: ThroughputTable) -> str:
-    """'N runs, F of training, H GPU-hours on DEVICE' (and how many runs have no time estimate)."""
+    """'N runs, F of training, T GPU-hours on DEVICE' (and how many runs have no time estimate)."""
     flops = sum(c.flops for c in costs)
     timed = [c.seconds for c in costs if c.seconds is not None]
-    hours = f"{gpu_hours(sum(timed))} on {table.device}"
+    hours = f"{gpu_time(sum(timed))} on {table.device}"
     if len(timed) < len(costs):
         hours += f" for {len(timed)} of them ({len(costs) - len(timed)} without an estimate)"
     return f"{len(costs)} runs, {format_flops(flops)} of training, {hours}"

@@ -225,3 +225,9 @@ def test_plan_prices_a_paper_preset_without_its_data_and_run_refuses_it(paper_st
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "dataset 'jft300m'" in err and "planning and pricing only" in err
     assert not results.exists()
+
+
+def test_gpu_time_is_said_in_the_unit_that_reads_well():
+    assert cost.gpu_time(93_600_000) == "26,000 GPU-hours"
+    assert cost.gpu_time(720) == "12.0 GPU-minutes"
+    assert cost.gpu_time(0.2736) == "0.274 GPU-seconds"
