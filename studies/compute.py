@@ -58,8 +58,8 @@ SIZES = {
 STEPS = {"smoke": (10, 20), "cpu": (100, 400), "paper": (None,)}
 SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "paper": (0,)}
 TRAINING = {
-    "smoke": {"data.dataset": "fractal10x40", "data.train_examples": 0, "optim.batch_size": 32, "optim.warmup_steps": 2, "eval.shots": (1, 5),
-              "eval.finetune_steps": 5},
+    "smoke": {"data.dataset": "fractal10x40", "data.train_examples": 0, "optim.batch_size": 32, "optim.warmup_steps": 2, "eval.shots": (5,),
+              "eval.finetune_steps": 5, "eval.finetune_lrs": (0.01,)},
     "cpu": {"data.dataset": "fractal100x1000", "optim.batch_size": 128, "optim.warmup_steps": 10, "eval.shots": (5,),
             "eval.finetune_steps": 30, "eval.finetune_lrs": (0.01, 0.03)},
     "paper": {"eval.shots": (5,)},

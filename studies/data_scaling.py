@@ -59,7 +59,7 @@ UPSTREAM = {
 SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "paper": (0,)}
 TRAINING = {
     "smoke": {"data.train_examples": 0, "optim.steps": 20, "optim.warmup_steps": 4, "optim.batch_size": 32, "eval.every_steps": 10,
-              "eval.shots": (1, 5), "eval.finetune_steps": 5},
+              "eval.shots": (5,), "eval.finetune_steps": 5, "eval.finetune_lrs": (0.01,)},
     # 400 steps of 128 = 51,200 images: the 1k pool is seen 51 times, the 100k pool half once.
     "cpu": {"optim.steps": 400, "optim.warmup_steps": 40, "optim.batch_size": 128, "eval.every_steps": 100,
             "eval.shots": (5,), "eval.finetune_steps": 30, "eval.finetune_lrs": (0.01, 0.03)},
