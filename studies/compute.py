@@ -177,7 +177,12 @@ def _bootstrapped(key: str, samples: dict, frame: pd.DataFrame, judged_on: str) 
                                   PAPER[key], judged_on)  # fmt: skip
     scale = 100 if unit == "pts" else 1
     low, high = boot.interval
-    return Verdict(claim=CLAIMS[key], paper=PAPER[key], holds=bool(low > threshold), margin=float(low - threshold),
+    fronts = _fronts(families, {c: v.mean(axis=0) for c, v in samples.items()})
+    evidence = "; ".join(f"{f} front: " + ", ".join(f"{c / 1e12:.3g} TFLOPs {a * 100:.1f}%" for c, a in zip(*fr, strict=True))
+                         for f, fr in fronts.items())  # fmt: skip
+    evidence += f"; hybrid − ViT: {_hybrid_gap(fronts, 'small') * 100:+.1f} pts at the smallest common budget, " \
+                f"{_hybrid_gap(fronts, 'large') * 100:+.1f} pts at the largest"  # fmt: skip
+    return Verdict(claim=CLAIMS[key], paper=PAPER[key], holds=bool(low > threshold), margin=float(low - threshold), evidence=evidence,
                    measured=f"{boot.estimate * scale:.2f} {unit} [95%: {low * scale:.2f}, {high * scale:.2f}]", unit=unit,
                    rule=f"{what}; holds when the lower end of its 95% interval exceeds {threshold * scale:g} {unit} "
                    f"(t-parametric bootstrap of each configuration's seed noise, {boot.n_boot} draws, {boot.n_undefined} "
