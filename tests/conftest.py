@@ -5,6 +5,14 @@ import torch
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def data_cache(tmp_path_factory):
+    """Rendered datasets go to a folder of the test session, never the user's ~/.cache/vitbench."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VITBENCH_DATA_CACHE", str(tmp_path_factory.mktemp("data-cache")))
+        yield
+
+
 @pytest.fixture
 def tiny_cfg():
     """A run that trains in about a second: the smallest ViT on 256 MNIST images."""
