@@ -53,3 +53,17 @@ def compute_ratio(slow: tuple[np.ndarray, np.ndarray], fast: tuple[np.ndarray, n
     levels = np.linspace(low, high, LEVELS)
     ratios = [compute_for(slow, x) / compute_for(fast, x) for x in levels]
     return float(np.exp(np.mean(np.log(ratios))))
+
+
+def ratio_bound(
+    slow: tuple[np.ndarray, np.ndarray], fast: tuple[np.ndarray, np.ndarray]
+) -> tuple[float, str]:
+    """Where two fronts' accuracies do not overlap, what the compute ratio (slow ÷ fast) is bounded by:
+    `fast` entirely below `slow`: slow already beats fast's best at its cheapest point, so the ratio at
+    fast's best accuracy is at most slow's cheapest compute ÷ fast's compute there ("upper"); `fast`
+    entirely above: at least slow's dearest compute ÷ fast's cheapest ("lower"). (nan, "") when they overlap."""
+    if fast[1][-1] < slow[1][0]:
+        return float(slow[0][0] / fast[0][-1]), "upper"
+    if slow[1][-1] < fast[1][0]:
+        return float(slow[0][-1] / fast[0][0]), "lower"
+    return float("nan"), ""

@@ -107,6 +107,12 @@ def _hybrid_gap(fronts: dict, at: str) -> float:
     return pareto.accuracy_at(fronts["hybrid"], budget) - pareto.accuracy_at(fronts["ViT"], budget)
 
 
+def _ratio(fronts: dict) -> tuple[float, str]:
+    """BiT's compute ÷ ViT's at matched accuracy, or its bound ("upper"/"lower") where nothing matches."""
+    ratio = pareto.compute_ratio(fronts["BiT"], fronts["ViT"])
+    return (ratio, "") if not np.isnan(ratio) else pareto.ratio_bound(fronts["BiT"], fronts["ViT"])
+
+
 def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     frame = _cells(df)
     ours = frame.groupby(["family", "cell"], as_index=False).agg(
@@ -141,8 +147,10 @@ CLAIMS = {
     "saturate": "ViT does not saturate: its most expensive configuration beats every other ViT",
 }
 BOOTSTRAPPED = {  # claim: (statistic of the fronts, threshold it must exceed, unit, what it is)
-    "ratio": (lambda f: pareto.compute_ratio(f["BiT"], f["ViT"]), 1.0, "×",
-              "BiT's compute ÷ ViT's at matched accuracy (geometric mean over the accuracies both fronts reach)"),
+    "ratio": (lambda f: _ratio(f)[0], 1.0, "×",
+              "BiT's compute ÷ ViT's at matched accuracy (geometric mean over the accuracies both fronts reach; where "
+              "the fronts do not overlap, its bound: BiT's cheapest compute ÷ ViT's at its best accuracy when ViT stays "
+              "below BiT, an upper bound, or BiT's dearest ÷ ViT's cheapest when ViT stays above, a lower bound)"),
     "hybrid": (lambda f: _hybrid_gap(f, "small"), 0.0, "pts", "hybrid − ViT front accuracy at the smallest compute both span"),
     "shrinks": (lambda f: _hybrid_gap(f, "small") - _hybrid_gap(f, "large"), 0.0, "pts",
                 "(hybrid − ViT) at the smallest common budget minus the same at the largest"),
@@ -172,18 +180,25 @@ def _bootstrapped(key: str, samples: dict, frame: pd.DataFrame, judged_on: str) 
     cells = frame.groupby("cell").agg(family=("family", "first"), compute=("train_flops", "mean"))
     families = {f: (list(g.index), g["compute"].to_numpy()) for f, g in cells.groupby("family")}
     boot = bootstrap_cells(samples, lambda means: fn(_fronts(families, means)))
-    if np.isnan(boot.estimate):
-        return Verdict.not_judged(CLAIMS[key], f"the fronts' ranges do not overlap, so nothing can be matched ({what})",
+    fronts = _fronts(families, {c: v.mean(axis=0) for c, v in samples.items()})
+    bound = _ratio(fronts)[1] if key == "ratio" else ""
+    low, high = boot.interval
+    if np.isnan(boot.estimate) or (bound == "upper" and high >= threshold):
+        return Verdict.not_judged(CLAIMS[key], f"the fronts do not overlap and their bound decides nothing ({what})",
                                   PAPER[key], judged_on)  # fmt: skip
     scale = 100 if unit == "pts" else 1
-    low, high = boot.interval
-    fronts = _fronts(families, {c: v.mean(axis=0) for c, v in samples.items()})
     evidence = "; ".join(f"{f} front: " + ", ".join(f"{c / 1e12:.3g} TFLOPs {a * 100:.1f}%" for c, a in zip(*fr, strict=True))
                          for f, fr in fronts.items())  # fmt: skip
     evidence += f"; hybrid − ViT: {_hybrid_gap(fronts, 'small') * 100:+.1f} pts at the smallest common budget, " \
                 f"{_hybrid_gap(fronts, 'large') * 100:+.1f} pts at the largest"  # fmt: skip
-    return Verdict(claim=CLAIMS[key], paper=PAPER[key], holds=bool(low > threshold), margin=float(low - threshold), evidence=evidence,
-                   measured=f"{boot.estimate * scale:.2f} {unit} [95%: {low * scale:.2f}, {high * scale:.2f}]", unit=unit,
+    shown = {"upper": "≤ ", "lower": "≥ "}.get(bound, "")
+    note = {"upper": "ViT's most accurate configuration stays below BiT's cheapest one: no accuracy is matched, and "
+                     "the ratio is bounded from above.",
+            "lower": "ViT's cheapest configuration is above BiT's most accurate one: no accuracy is matched, and the "
+                     "ratio is bounded from below."}.get(bound, "")  # fmt: skip
+    return Verdict(claim=CLAIMS[key], paper=PAPER[key], holds=bool(low > threshold) and bound != "upper", margin=float(low - threshold),
+                   measured=f"{shown}{boot.estimate * scale:.3g} {unit} [95%: {low * scale:.3g}, {high * scale:.3g}]", unit=unit,
+                   evidence=evidence, note=note,
                    rule=f"{what}; holds when the lower end of its 95% interval exceeds {threshold * scale:g} {unit} "
                    f"(t-parametric bootstrap of each configuration's seed noise, {boot.n_boot} draws, {boot.n_undefined} "
                    "without a match left out)", judged_on=judged_on)  # fmt: skip

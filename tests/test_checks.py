@@ -238,3 +238,11 @@ def test_compute_claims_fail_when_bit_is_the_efficient_family(no_accounting):
     ratio, hybrid, shrinks, _, _ = compute.checks(compute_frame(bit_needs=0.5, hybrid_bonus=0.0))
     assert ratio.holds is False and ratio.margin < 0 and 0.4 < float(ratio.measured.split()[0]) < 0.6
     assert hybrid.holds is False and shrinks.holds is False
+
+
+def test_compute_says_by_how_much_at_most_when_vit_never_reaches_bit(no_accounting):
+    ratio, *_ = compute.checks(compute_frame(bit_needs=0.01, hybrid_bonus=0.0))
+    # BiT's cheapest configuration (1 TFLOP) beats ViT's best (8 TFLOPs): the ratio is at most 1/8.
+    assert (
+        ratio.holds is False and ratio.measured.startswith("≤ 0.125 ×") and "bounded from above" in ratio.note
+    )

@@ -29,3 +29,12 @@ def test_a_family_shifted_by_three_times_the_compute_needs_three_times_more():
 def test_fronts_whose_accuracies_do_not_overlap_cannot_be_matched():
     assert math.isnan(pareto.compute_ratio((np.array([1.0, 2.0]), np.array([0.1, 0.2])),
                                            (np.array([1.0, 2.0]), np.array([0.5, 0.6]))))  # fmt: skip
+
+
+def test_fronts_that_do_not_overlap_bound_the_ratio_in_the_direction_they_allow():
+    cheap_and_good = (np.array([1.0, 4.0]), np.array([0.5, 0.6]))
+    dear_and_poor = (np.array([10.0, 40.0]), np.array([0.2, 0.3]))
+    # The dear, poor family never reaches the other's worst: the other needs at most 1/40 of its compute.
+    assert pareto.ratio_bound(cheap_and_good, dear_and_poor) == (pytest.approx(1 / 40), "upper")
+    assert pareto.ratio_bound(dear_and_poor, cheap_and_good) == (pytest.approx(40.0), "lower")
+    assert pareto.ratio_bound(cheap_and_good, cheap_and_good)[1] == ""
