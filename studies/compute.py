@@ -1,7 +1,7 @@
 """Pre-training compute: ViT against BiT ResNets and hybrids at equal compute (Fig. 5, Table 6).
 
 Run:   vitbench run compute [--preset smoke|cpu|paper]
-Cost:  smoke ≈ 1 min; cpu ≈ 30 min on 2 CPU cores (36 runs); paper: `vitbench plan compute --preset paper`.
+Cost:  smoke ≈ 1 min; cpu ≈ 15 min on 2 CPU cores (36 runs, measured); paper: `vitbench plan compute --preset paper`.
 Claim: at equal pre-training compute ViT dominates ResNets, needing 2–4× less compute for the same
        transfer accuracy; hybrids beat ViT at small budgets, less so at larger ones; ViT does not
        saturate in the range tried.
