@@ -1,16 +1,27 @@
 """`vitbench bench`: measure this machine (never asserted in tests).
 
+- the device's peak: a bare square matmul (bf16 8192³ on a GPU, as PERF.md's anchor; fp32 on a CPU);
+- per model, side by side in one process on the same model, batch and precision: our training step
+  (`benchmark.optim`: the paper's AdamW groups, clipping) and a plain timm reference step (timm's
+  AdamW from `create_optimizer_v2`, the textbook loop), each with images/s, achieved TFLOP/s, MFU
+  against the measured peak, peak memory, and the ratio ours / reference;
 - the closed-form few-shot solver at the paper's scale (10,000 x 768 features, 30 regularisers);
-- training throughput (images/s) and training FLOPs per image of the CPU-scale models;
 - the fractal upstream's renderer (images/s at 32 px, one thread).
 """
 
 from __future__ import annotations
 
+import copy
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import timm.optim
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from benchmark import environment, flops
 from benchmark.config import ModelConfig, OptimConfig
@@ -18,28 +29,26 @@ from benchmark.data import fractals
 from benchmark.evals.fewshot import bench_solver
 from benchmark.models import build_model
 from benchmark.optim import make_optimizer, train_step
+from benchmark.sizes import family
 
-THROUGHPUT = [  # (arch, image size, channels, batch)
-    ("Mu/4", 28, 1, 128),
-    ("Nano/4", 28, 1, 128),
-    ("Ti/16", 224, 3, 32),
+# (arch, image size, channels, batch): the paper's models on a GPU, the CPU presets' sizes on a CPU.
+GPU_MODELS = [
+    ("B/16", 224, 3, 256),
+    ("B/32", 224, 3, 512),
+    ("R50x1", 224, 3, 256),
+    ("R50x1+B/16", 224, 3, 256),
 ]
+CPU_MODELS = [("Mu/7", 28, 1, 128), ("Mu/8", 32, 1, 128), ("R14x1", 32, 1, 128), ("R14x1+Mu/8", 32, 1, 128)]
+STEPS, WARMUP = 10, 2
 
 
-def train_throughput(arch: str, size: int, channels: int, batch: int, steps: int = 10) -> dict[str, Any]:
-    """Images/s of full training steps (forward, backward, clip, AdamW) after 2 warm-up steps."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(arch=arch), 10, size, channels).to(device)
-    opt = make_optimizer(model, OptimConfig())
-    x = torch.randn(batch, channels, size, size, device=device)
-    y = torch.randint(0, 10, (batch,), device=device)
-    per_image = flops.train_flops_per_image(model, x[:2], 10)
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    def step() -> None:
-        train_step(model, opt, x, y, clip_norm=1.0, params=model.parameters())
 
-    for _ in range(2):
+def _timed(step: Callable[[], object], steps: int, device: torch.device) -> float:
+    """Seconds for `steps` calls after WARMUP untimed ones; waits for the GPU at both ends."""
+    for _ in range(WARMUP):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -48,16 +57,110 @@ def train_throughput(arch: str, size: int, channels: int, batch: int, steps: int
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    ips = steps * batch / seconds
-    return {
-        "arch": arch,
-        "image_size": size,
-        "batch": batch,
-        "img_per_s": ips,
-        "train_gflop_per_img": per_image / 1e9,
-        "achieved_tflop_s": ips * per_image / 1e12,
+    return time.perf_counter() - t0
+
+
+def matmul_peak(n: int | None = None, steps: int = 10) -> float:
+    """TFLOP/s of a bare square matmul: the most this device gives a dense layer (MFU's denominator)."""
+    device = _device()
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    n = n or (8192 if device.type == "cuda" else 1024)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    return 2 * n**3 * steps / _timed(lambda: a @ b, steps, device) / 1e12
+
+
+def reference_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """A plain timm training step: timm's AdamW (fused on a GPU), bf16 autocast on a GPU, cross-entropy,
+    backward, clipping at norm 1, update — what a timm user writes, for our step to be measured against."""
+    cuda = x.device.type == "cuda"
+    opt = timm.optim.create_optimizer_v2(
+        model, "adamw", lr=1e-3, weight_decay=0.1, **({"fused": True} if cuda else {})
+    )
+
+    def step() -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss
+
+    return step
+
+
+def compare_steps(
+    arch: str, size: int, channels: int, batch: int, peak_tflop_s: float, steps: int = STEPS
+) -> dict[str, Any]:
+    """Ours and the reference on two copies of one model and one batch, timed alternately (best of
+    two each), so a busy machine slows both alike."""
+    device = _device()
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch=arch, prelogits=family(arch) != "BiT")
+    model = build_model(cfg, 10, size, channels).to(device)
+    x = torch.randn(batch, channels, size, size, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    per_image = flops.train_flops_per_image(model, x[:2], 10)
+    mine, theirs = model, copy.deepcopy(model)
+    opt = make_optimizer(mine, OptimConfig())
+    steps_of = {
+        "ours": lambda: train_step(mine, opt, x, y, clip_norm=1.0, params=mine.parameters()),
+        "reference": reference_step(theirs, x, y),
     }
+    seconds = {name: float("inf") for name in steps_of}
+    memory = {}
+    for _ in range(2):
+        for name, step in steps_of.items():
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            seconds[name] = min(seconds[name], _timed(step, steps, device))
+            memory[name] = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
+    ips = {name: steps * batch / s for name, s in seconds.items()}
+    achieved = ips["ours"] * per_image / 1e12
+    return {
+        "arch": arch, "image_size": size, "batch": batch, "img_per_s": ips["ours"], "reference_img_per_s": ips["reference"],
+        "ours_over_reference": ips["ours"] / ips["reference"], "train_gflop_per_img": per_image / 1e9,
+        "achieved_tflop_s": achieved, "mfu": achieved / peak_tflop_s, "peak_mem_mib": memory["ours"],
+        "reference_peak_mem_mib": memory["reference"],
+    }  # fmt: skip
+
+
+def trainer_overhead(steps: int = 30) -> dict[str, Any]:
+    """The project's trainer (data indexing, schedule, logging, the stop and checkpoint votes) against
+    a bare PyTorch loop on the same model, data, batch and optimiser: images/s of each, timed
+    alternately (best of two), and the overhead 1 - trainer / bare. The cpu presets' model and data."""
+    from benchmark.presets import base
+    from benchmark.train import Trainer, batch_indices
+
+    cfg = base("cpu").replace(**{"eval.evaluators": ("upstream",)})
+    device = _device()
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, Path(tmp))  # the preset's 400 steps: logging as often as in a real run
+        model = copy.deepcopy(trainer.model)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        x, y, batch, n = trainer.train_x, trainer.train_y, trainer.batch_size, len(trainer.train_y)
+        done = [0]
+
+        def bare() -> None:
+            for _ in range(steps):
+                idx = batch_indices(done[0], n, batch, cfg.seed).to(device)
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_norm)
+                opt.step()
+                done[0] += 1
+
+        def ours() -> None:
+            trainer.train(until=trainer.step + steps)
+
+        seconds = {"trainer": float("inf"), "bare": float("inf")}
+        for _ in range(2):  # (2 warm-up + 1 timed) x 2 rounds x 30 steps stays within the 400
+            for name, block in (("trainer", ours), ("bare", bare)):
+                seconds[name] = min(seconds[name], _timed(block, 1, device))
+    ips = {name: steps * batch / s for name, s in seconds.items()}
+    return {"arch": cfg.model.arch, "dataset": cfg.data.dataset, "batch": batch, "trainer_img_per_s": ips["trainer"],
+            "bare_img_per_s": ips["bare"], "overhead": 1 - ips["trainer"] / ips["bare"]}  # fmt: skip
 
 
 def run_bench() -> dict[str, Any]:
@@ -69,20 +172,39 @@ def run_bench() -> dict[str, Any]:
         f"solve and score all {solver['n_l2s']:.0f} l2 values {solver['all_l2s_s']:.3f} s, "
         f"one l2 {solver['one_l2_s']:.3f} s, each extra l2 {solver['per_extra_l2_s'] * 1e3:.1f} ms"
     )
+    peak = matmul_peak()
+    print(
+        f"bare matmul peak: {peak:.2f} TFLOP/s ({'bf16 8192³' if _device().type == 'cuda' else 'fp32 1024³'})"
+    )
     rows = []
-    for arch, size, channels, batch in THROUGHPUT:
-        row = train_throughput(arch, size, channels, batch)
+    for arch, size, channels, batch in GPU_MODELS if _device().type == "cuda" else CPU_MODELS:
+        row = compare_steps(arch, size, channels, batch, peak)
         rows.append(row)
+        memory = f", peak memory {row['peak_mem_mib']:,.0f} MiB" if row["peak_mem_mib"] is not None else ""
         print(
-            f"train {arch:7s} @{size:3d}px batch {batch:3d}: {row['img_per_s']:8.1f} img/s, "
-            f"{row['train_gflop_per_img']:.3f} GFLOP/img, {row['achieved_tflop_s']:.3f} TFLOP/s"
+            f"train {arch:11s} @{size:3d}px batch {batch:3d}: ours {row['img_per_s']:9.1f} img/s, timm reference "
+            f"{row['reference_img_per_s']:9.1f} img/s (ours/reference {row['ours_over_reference']:.3f}); "
+            f"{row['train_gflop_per_img']:.3f} GFLOP/img, {row['achieved_tflop_s']:.3f} TFLOP/s, MFU {row['mfu']:.1%}{memory}"
         )
+    overhead = trainer_overhead()
+    print(
+        f"trainer vs a bare loop ({overhead['arch']} on {overhead['dataset']}, batch {overhead['batch']}): "
+        f"{overhead['trainer_img_per_s']:.1f} vs {overhead['bare_img_per_s']:.1f} img/s, overhead {overhead['overhead']:+.1%}"
+    )
     fractal_ips = fractals.render_throughput()
     print(f"fractal upstream renderer @32px (numpy, one thread): {fractal_ips:8.1f} img/s")
     return {
         "device": environment.device_name(),
         "versions": environment.versions(),
+        "settings": {
+            "steps": STEPS,
+            "warmup_steps": WARMUP,
+            "precision": "bf16 autocast" if _device().type == "cuda" else "fp32",
+            "threads": torch.get_num_threads(),
+        },
+        "matmul_peak_tflop_s": peak,
         "fewshot_solver_s": solver,
         "train": rows,
+        "trainer_overhead": overhead,
         "fractal_render_img_per_s": fractal_ips,
     }

@@ -137,7 +137,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     study_command("report", "rebuild a study's report from stored results (no training)", cmd_report)
 
-    p = sub.add_parser("bench", help="measure this machine: few-shot solver and training throughput")
+    p = sub.add_parser(
+        "bench",
+        help="measure this machine: our training step beside timm's, the matmul peak, the few-shot solver",
+    )
     p.add_argument(
         "--results",
         type=Path,
@@ -549,12 +552,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from benchmark.bench import run_bench
 
     figures = run_bench()
+    # The JSON keeps everything (device, versions, settings); the CSV is the per-model table.
+    table = pd.DataFrame(figures["train"]).assign(device=figures["device"])
     for path in (args.results / plan.BENCH, args.out):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(figures, indent=1) + "\n")
-            print(f"Wrote {path}")
+            table.to_csv(path.with_suffix(".csv"), index=False)
+            print(f"Wrote {path} and {path.with_suffix('.csv').name}")
     return 0
