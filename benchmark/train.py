@@ -46,6 +46,9 @@ from benchmark.results import (
 )
 
 CHECKPOINT_EVERY_S = 60.0  # wall-clock seconds between checkpoints (env VITBENCH_CHECKPOINT_EVERY_S)
+# The training loop reads losses and votes from the device at most this many steps apart: the step
+# itself never waits for the device, and a stop request is answered within this many steps.
+READ_EVERY = 25
 MODEL = "model.pt"  # final weights (with eval.early_stop: the selected ones), kept for inspection studies
 BEST = "best.pt"  # with eval.early_stop: the weights of the best validation score so far
 
@@ -77,13 +80,16 @@ class StopRequest:
 STOP = StopRequest()
 
 
+def epoch_permutation(epoch: int, n: int, seed: int) -> torch.Tensor:
+    """The order of the training examples in one epoch: a pure function of (seed, epoch)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
     """The examples of one step: slices of a fresh permutation each epoch, from (seed, epoch)."""
     batch_size = min(batch_size, n)
-    per_epoch = n // batch_size
-    epoch, i = divmod(step, per_epoch)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-    return perm[i * batch_size : (i + 1) * batch_size]
+    epoch, i = divmod(step, n // batch_size)
+    return epoch_permutation(epoch, n, seed)[i * batch_size : (i + 1) * batch_size]
 
 
 class Trainer:
@@ -181,7 +187,12 @@ class Trainer:
     # --- training ----------------------------------------------------------------------
 
     def train(self, until: int | None = None) -> None:
-        """Train to step `until` (default: the end). The schedule always spans all steps."""
+        """Train to step `until` (default: the end). The schedule always spans all steps.
+
+        The step itself never waits for the device: losses stay on it and are read, with the stop
+        and checkpoint votes, once every READ_EVERY steps (and at every log, evaluation and the last
+        step). A non-finite loss found there fails the run naming the step where it first appeared;
+        the steps after it are never checkpointed (the last checkpoint is from before it)."""
         cfg = self.cfg.optim
         until = cfg.steps if until is None else until
         n = len(self.train_y)
@@ -189,6 +200,9 @@ class Trainer:
         last_ckpt = t_log = time.perf_counter()
         every = checkpoint_every_s()
         images_since_log = 0
+        window: list[
+            tuple[int, float, torch.Tensor]
+        ] = []  # (step, lr, loss on the device) since the last read
         self.model.train()
         while self.step < until:
             idx = batch_indices(self.step, n, cfg.batch_size, self.cfg.seed).to(self.device)
@@ -203,24 +217,34 @@ class Trainer:
             loss, grad_norm = train_step(
                 self.net, self.optimizer, x, y, cfg.clip_norm, self.model.parameters(), cfg.label_smoothing
             )
-            # The loss summed over ranks, and how many ranks were asked to stop (a preemption
-            # signal) or are due a checkpoint: one all-reduce (none in a single process), so every
-            # rank decides alike at the same step. A non-finite loss fails the run before this
-            # step's update can be checkpointed.
-            flags = [STOP.requested, time.perf_counter() - last_ckpt > every]
-            votes = torch.tensor([loss.item(), *flags], dtype=torch.float64, device=self.device)
-            loss_sum, stops, due = distributed.sum_over_ranks(votes).tolist()
-            if not math.isfinite(loss_sum):
-                raise Diverged(f"loss became {loss_sum / self.world} at step {self.step} (lr {lr:.3g})")
+            window.append((self.step, lr, loss))
             self.step += 1
             images_since_log += len(idx)
-
-            if self.step % log_every == 0 or self.step == cfg.steps:
+            log = self.step % log_every == 0 or self.step == cfg.steps
+            evaluate = (
+                bool(self.cfg.eval.every_steps)
+                and self.step % self.cfg.eval.every_steps == 0 < cfg.steps - self.step
+            )
+            if not (log or evaluate or self.step % READ_EVERY == 0 or self.step == until):
+                continue
+            # The window's losses summed over ranks, and how many ranks were asked to stop (a
+            # preemption signal) or are due a checkpoint: one all-reduce (none in a single process),
+            # so every rank decides alike at the same step.
+            flags = torch.tensor(
+                [STOP.requested, time.perf_counter() - last_ckpt > every], dtype=torch.float64
+            )
+            votes = torch.cat([torch.stack([w[2] for w in window]).double(), flags.to(self.device)])
+            *losses, stops, due = distributed.sum_over_ranks(votes).tolist()
+            for (step, step_lr, _), value in zip(window, losses, strict=True):
+                if not math.isfinite(value):
+                    raise Diverged(f"loss became {value / self.world} at step {step} (lr {step_lr:.3g})")
+            window.clear()
+            if log:
                 now = time.perf_counter()
                 record = {
                     "kind": "train",
                     "step": self.step,
-                    "loss": loss_sum / self.world,
+                    "loss": losses[-1] / self.world,
                     "lr": lr,
                     "grad_norm": grad_norm.item(),
                     "img_per_s": images_since_log / max(now - t_log, 1e-9),
@@ -229,10 +253,7 @@ class Trainer:
                     append_jsonl(self.dir / METRICS, record)
                     self.write_progress(record)
                 t_log, images_since_log = now, 0
-            if (
-                self.cfg.eval.every_steps
-                and self.step % self.cfg.eval.every_steps == 0 < cfg.steps - self.step
-            ):
+            if evaluate:
                 self.log_eval(final=False)
             if stops or due:
                 self.save_checkpoint()

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from benchmark import optim, train
+from benchmark import data, optim, train
 from benchmark.results import CHECKPOINT, FAILED, METRICS, PREVIOUS_CHECKPOINT, RESULT, read_jsonl, status
 
 
@@ -126,3 +126,47 @@ def test_early_stopping_scores_validation_accuracy_only(tiny_cfg):
     cfg = tiny_cfg.replace(**{"eval.fewshot_datasets": ("digits", "shapes")})
     scores = {"fewshot/digits/5shot/val": 0.4, "fewshot/shapes/5shot/val": 0.8, "fewshot/digits/5shot": 1.0}
     assert train.selection_score(cfg, scores) == pytest.approx(0.6)
+
+
+def test_the_step_loop_reads_the_device_only_every_few_steps(tiny_cfg, tmp_path, monkeypatch):
+    """No host synchronisation inside a step: losses and votes are read at logs and every READ_EVERY
+    steps (here 50 steps of a 1,000-step schedule: logs at 20 and 40, reads at 25 and 50)."""
+    reads = []
+    real = train.distributed.sum_over_ranks
+    monkeypatch.setattr(
+        train.distributed, "sum_over_ranks", lambda votes: reads.append(len(votes)) or real(votes)
+    )
+    trainer = train.Trainer(tiny_cfg.replace(**{"optim.steps": 1000, "optim.warmup_steps": 10}), tmp_path)
+    trainer.train(until=50)
+    assert reads == [
+        20 + 2,
+        5 + 2,
+        15 + 2,
+        10 + 2,
+    ]  # each read carries the losses since the last, and 2 votes
+
+
+def test_a_divergence_found_at_a_read_names_the_step_where_it_began(tiny_cfg, tmp_path, monkeypatch):
+    real, calls = optim.F.cross_entropy, []
+
+    def nan_from_step_5(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs) * (float("nan") if len(calls) > 5 else 1.0)
+
+    monkeypatch.setattr(optim.F, "cross_entropy", nan_from_step_5)
+    trainer = train.Trainer(tiny_cfg.replace(**{"optim.steps": 1000, "optim.warmup_steps": 10}), tmp_path)
+    with pytest.raises(train.Diverged, match="at step 5 "):
+        trainer.train(until=50)
+    assert trainer.step == 20  # found at the first read, and never checkpointed past it
+    assert not (tmp_path / CHECKPOINT).exists()
+
+
+def test_device_augmentation_is_the_per_image_crop_of_the_padded_batch():
+    x = torch.randn(6, 3, 16, 16)
+    shifted = data.random_shift(x, torch.Generator().manual_seed(4))
+    offsets = torch.randint(0, 5, (6, 2), generator=torch.Generator().manual_seed(4))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), value=-1.0)
+    expected = torch.stack(
+        [padded[i, :, dy : dy + 16, dx : dx + 16] for i, (dy, dx) in enumerate(offsets.tolist())]
+    )
+    assert torch.equal(shifted, expected)

@@ -123,11 +123,15 @@ def prepare(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
 
 
 def random_shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to 1/8 of its size (zero-pad in [-1, 1] space, then crop)."""
+    """Translate each image by up to 1/8 of its size (zero-pad in [-1, 1] space, then crop), on the
+    device `x` and `generator` live on: one gather for the whole batch, nothing read back to the host."""
     n, _, h, w = x.shape
     pad = max(1, h // 8)
-    padded = F.pad(x, (pad, pad, pad, pad), value=-1.0)
-    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
-    return torch.stack(
-        [padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets.tolist())]
-    )
+    padded = F.pad(x, (pad, pad, pad, pad), value=-1.0).permute(0, 2, 3, 1)  # (n, H, W, C)
+    offsets = torch.randint(
+        0, 2 * pad + 1, (n, 2), generator=generator, device=x.device
+    )  # (dy, dx) per image
+    rows = offsets[:, :1] + torch.arange(h, device=x.device)  # (n, h)
+    cols = offsets[:, 1:] + torch.arange(w, device=x.device)  # (n, w)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
