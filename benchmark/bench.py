@@ -125,25 +125,26 @@ def compare_steps(
     }  # fmt: skip
 
 
-def trainer_overhead(steps: int = 30) -> dict[str, Any]:
+def trainer_overhead(steps: int = 40, rounds: int = 3) -> dict[str, Any]:
     """The project's trainer (data indexing, schedule, logging, the stop and checkpoint votes) against
     a bare PyTorch loop on the same model, data, batch and optimiser: images/s of each, timed
-    alternately (best of two), and the overhead 1 - trainer / bare. The cpu presets' model and data."""
+    alternately (best of `rounds`), and the overhead 1 - trainer / bare. The cpu presets' model and data."""
     from benchmark.presets import base
-    from benchmark.train import Trainer, batch_indices
+    from benchmark.train import Trainer
 
     cfg = base("cpu").replace(**{"eval.evaluators": ("upstream",)})
     device = _device()
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp))  # the preset's 400 steps: logging as often as in a real run
         model = copy.deepcopy(trainer.model)
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        opt = make_optimizer(model, cfg.optim)
         x, y, batch, n = trainer.train_x, trainer.train_y, trainer.batch_size, len(trainer.train_y)
-        done = [0]
+        order, done = torch.randperm(n, device=device), [0]
 
         def bare() -> None:
             for _ in range(steps):
-                idx = batch_indices(done[0], n, batch, cfg.seed).to(device)
+                i = done[0] % (n // batch)
+                idx = order[i * batch : (i + 1) * batch]
                 loss = F.cross_entropy(model(x[idx]), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -155,7 +156,7 @@ def trainer_overhead(steps: int = 30) -> dict[str, Any]:
             trainer.train(until=trainer.step + steps)
 
         seconds = {"trainer": float("inf"), "bare": float("inf")}
-        for _ in range(2):  # (2 warm-up + 1 timed) x 2 rounds x 30 steps stays within the 400
+        for _ in range(rounds):  # (2 warm-up + 1 timed) x 3 rounds x 40 steps stays within the 400
             for name, block in (("trainer", ours), ("bare", bare)):
                 seconds[name] = min(seconds[name], _timed(block, 1, device))
     ips = {name: steps * batch / s for name, s in seconds.items()}
