@@ -200,16 +200,20 @@ class Trainer:
         last_ckpt = t_log = time.perf_counter()
         every = checkpoint_every_s()
         images_since_log = 0
-        window: list[
-            tuple[int, float, torch.Tensor]
-        ] = []  # (step, lr, loss on the device) since the last read
+        # (step, lr, loss still on the device) of every step since the last read
+        window: list[tuple[int, float, torch.Tensor]] = []
+        per_epoch = n // self.batch_size
+        order: tuple[int, torch.Tensor] | None = None  # (epoch, its permutation on the device)
         self.model.train()
         while self.step < until:
-            idx = batch_indices(self.step, n, cfg.batch_size, self.cfg.seed).to(self.device)
+            epoch, i = divmod(self.step, per_epoch)
+            if order is None or order[0] != epoch:  # one copy to the device per epoch, not per step
+                order = (epoch, epoch_permutation(epoch, n, self.cfg.seed).to(self.device))
+            idx = order[1][i * self.batch_size : (i + 1) * self.batch_size]
             x, y = self.train_x[idx], self.train_y[idx]
             if self.cfg.data.augment == "shift":
-                g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.step)
-                x = data.random_shift(x.cpu(), g).to(self.device)
+                g = torch.Generator(self.device).manual_seed(self.cfg.seed * 1_000_003 + self.step)
+                x = data.random_shift(x, g)
             # This rank's slice of the step's (augmented) batch; all of it in a single process.
             x, y = x[self.rank :: self.world], y[self.rank :: self.world]
             lr = lr_at(self.step, cfg)

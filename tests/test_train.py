@@ -170,3 +170,32 @@ def test_device_augmentation_is_the_per_image_crop_of_the_padded_batch():
         [padded[i, :, dy : dy + 16, dx : dx + 16] for i, (dy, dx) in enumerate(offsets.tolist())]
     )
     assert torch.equal(shifted, expected)
+
+
+def test_the_trainer_draws_the_batches_batch_indices_describes(tiny_cfg, tmp_path, monkeypatch):
+    """The epoch's order is kept on the device, but the examples of each step (across an epoch
+    boundary: 8 steps per epoch here) are still those of batch_indices(step)."""
+    seen = []
+    real = train.train_step
+    monkeypatch.setattr(
+        train, "train_step", lambda net, opt, x, y, *a: seen.append(y.clone()) or real(net, opt, x, y, *a)
+    )
+    trainer = train.Trainer(tiny_cfg, tmp_path)
+    trainer.train()
+    n = len(trainer.train_y)
+    for step, y in enumerate(seen):
+        assert torch.equal(y, trainer.train_y[train.batch_indices(step, n, 32, tiny_cfg.seed)])
+
+
+def test_resume_with_device_augmentation_is_bitwise(tiny_cfg, tmp_path):
+    cfg = tiny_cfg.replace(**{"data.augment": "shift"})
+    full = train.Trainer(cfg, tmp_path / "full")
+    full.train()
+    first = train.Trainer(cfg, tmp_path / "r")
+    first.train(until=5)
+    first.save_checkpoint()
+    resumed = train.Trainer(cfg, tmp_path / "r")
+    assert resumed.try_resume()
+    resumed.train()
+    for p, q in zip(full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
