@@ -7,6 +7,7 @@ from functools import partial
 import pytest
 import timm
 import torch
+from helpers import grey_images, n_params, one_training_step
 from timm.layers import GroupNormAct, StdConv2d
 from timm.models.resnetv2 import ResNetV2
 from torch import nn
@@ -18,19 +19,11 @@ from benchmark.models import build_model, param_count, pre_logits, replace_head,
 K = 10
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def tiny_bit(seed: int = 0, **kw) -> nn.Module:
     """R14x1 at base width 16 on 32×32 grey images."""
     torch.manual_seed(seed)
     cfg = ModelConfig(**{"arch": "R14x1", "resnet_width": 16, "prelogits": False, **kw})
     return build_model(cfg, num_classes=K, img_size=32, in_chans=1)
-
-
-def images(n: int = 4, seed: int = 1) -> torch.Tensor:
-    return torch.randn(n, 1, 32, 32, generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize(
@@ -104,24 +97,18 @@ def test_resnet_width_sets_the_base_width_and_groupnorm_follows():
 
 def test_tiny_bit_forward_and_training_step():
     model = tiny_bit()
-    x, y = images(), torch.arange(4)
+    x, y = grey_images(), torch.arange(4)
     head = model.get_classifier()
     assert torch.all(head.weight == 0) and torch.all(head.bias == 0)  # BiT's zero head
     assert torch.all(model(x) == 0) and model(x).shape == (4, K)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    loss = nn.functional.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    assert torch.isfinite(loss)
-    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    changed = one_training_step(model, x, y)
     assert "stem.conv.weight" in changed and "head.fc.weight" in changed
     assert not torch.all(model(x) == 0)
 
 
 def test_pre_logits_and_replace_head():
     model = tiny_bit().eval()
-    x = images()
+    x = grey_images()
     with torch.no_grad():
         feats = pre_logits(model, x)
         assert feats.shape == (4, 512)

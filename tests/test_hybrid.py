@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from helpers import grey_images, n_params, one_training_step
 from timm.layers import HybridEmbed
 from torch import nn
 
@@ -26,19 +27,11 @@ from benchmark.sizes import hybrid_layers
 K = 10
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def tiny_hybrid(seed: int = 0, **kw) -> nn.Module:
     """R14x1+Mu/8 with a base width 16 ResNet on 32×32 grey images: a 4×4 token grid."""
     torch.manual_seed(seed)
     cfg = ModelConfig(**{"arch": "R14x1+Mu/8", "resnet_width": 16, **kw})
     return build_model(cfg, num_classes=K, img_size=32, in_chans=1)
-
-
-def images(n: int = 4, seed: int = 1) -> torch.Tensor:
-    return torch.randn(n, 1, 32, 32, generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize(
@@ -112,15 +105,9 @@ def test_tiny_hybrid_forward_and_training_step():
     model = tiny_hybrid()
     assert token_grid(model) == (4, 4)
     assert model.patch_embed.backbone.stem.conv.out_channels == 16
-    x, y = images(), torch.arange(4)
+    x, y = grey_images(), torch.arange(4)
     assert torch.all(model(x) == 0) and model(x).shape == (4, K)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    loss = nn.functional.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    assert torch.isfinite(loss)
-    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    changed = one_training_step(model, x, y)
     assert {
         "patch_embed.backbone.stem.conv.weight",
         "patch_embed.proj.weight",
@@ -132,7 +119,7 @@ def test_tiny_hybrid_forward_and_training_step():
 @pytest.mark.parametrize("pos_embed", ["none", "1d", "2d", "relative"])
 def test_every_position_variant_and_head_works_on_a_hybrid(pos_embed, pool):
     model = tiny_hybrid(pos_embed=pos_embed, pool=pool).eval()
-    x = images()
+    x = grey_images()
     with torch.no_grad():
         assert model(x).shape == (4, K)
         feats = pre_logits(model, x)

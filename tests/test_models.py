@@ -7,6 +7,7 @@ import math
 import pytest
 import timm
 import torch
+from helpers import n_params
 from timm.layers import Attention
 from timm.utils import AttentionExtract
 from torch import nn
@@ -56,10 +57,6 @@ def tiny(seed: int = 0, **kw) -> nn.Module:
 
 def images(n: int = 3, seed: int = 1) -> torch.Tensor:
     return torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 # --- sizes and variant strings -------------------------------------------------------------
