@@ -14,7 +14,6 @@ this module through `plan` and load neither.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from dataclasses import dataclass
@@ -122,21 +121,6 @@ def _model_label(m: ModelConfig) -> str:
     return m.arch + (f" ({', '.join(overrides)})" if overrides else "")
 
 
-@functools.cache
-def _flops_per_image(model: ModelConfig, image_size: int, channels: int, num_classes: int) -> float:
-    """Training FLOPs per image, counted on the meta device; cached: a study's seeds (and often its
-    cells) share a model shape."""
-    import torch
-
-    from benchmark.flops import train_flops_per_image
-    from benchmark.models import build_model
-
-    with torch.device("meta"):
-        net = build_model(model, num_classes, image_size, channels)
-        images = torch.empty(2, channels, image_size, image_size)  # the batch of 2 train.py counts
-    return train_flops_per_image(net, images, num_classes)
-
-
 def run_cost(cfg: RunConfig, table: ThroughputTable) -> RunCost:
     """A run's images, training FLOPs and time on `table`'s device."""
     from benchmark import data
@@ -149,7 +133,9 @@ def run_cost(cfg: RunConfig, table: ThroughputTable) -> RunCost:
         cfg.data.train_examples if 0 < cfg.data.train_examples < spec.train_examples else spec.train_examples
     )
     images = cfg.optim.steps * min(cfg.optim.batch_size, examples)
-    per_image = _flops_per_image(cfg.model, size, spec.channels, spec.num_classes)
+    from benchmark.flops import meta_train_flops_per_image  # torch, only once a cost is computed
+
+    per_image = meta_train_flops_per_image(cfg.model, size, spec.channels, spec.num_classes)
     seconds, basis = _time(cfg.model, size, images, per_image, table)
     return RunCost(_model_label(cfg.model), size, images, images * per_image, seconds, basis)
 

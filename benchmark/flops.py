@@ -48,12 +48,19 @@ JFT_CLASSES = 18_291
 PAPER_RESOLUTION = 224
 
 
-@functools.cache  # seconds per model on the meta device; a report and its tests ask again
+@functools.cache  # seconds per model; a study's seeds, a report and its tests ask again
+def meta_train_flops_per_image(model: ModelConfig, image_size: int, channels: int, num_classes: int) -> float:
+    """train_flops_per_image of the model `model` describes, built on the meta device: nothing is
+    allocated or computed, so ViT-H takes seconds. The batch of 2 that train.py counts."""
+    with torch.device("meta"):
+        net = build_model(model, num_classes, image_size, channels)
+        return train_flops_per_image(net, torch.empty(2, channels, image_size, image_size), num_classes)
+
+
 def paper_train_flops_per_image(
     arch: str, img_size: int = PAPER_RESOLUTION, num_classes: int = JFT_CLASSES
 ) -> float:
-    """Training FLOPs per image of `arch` at the paper's pre-training setting, counted by torch's
-    FLOP counter on the meta device (nothing is computed, so ViT-H takes seconds).
+    """Training FLOPs per image of `arch` at the paper's pre-training setting (meta device).
 
     What the count includes: forward + backward of one training step (train_flops_per_image);
     every matmul and convolution, a multiply-add counted as 2 FLOPs (fvcore counts 1); attention
@@ -62,12 +69,8 @@ def paper_train_flops_per_image(
     Not counted: normalisation, activations, softmax, the optimiser step (elementwise, not
     counted by torch's FLOP counter).
     """
-    family = parse_model(arch).family
-    cfg = ModelConfig(arch=arch, prelogits=family != "bit")
-    with torch.device("meta"):
-        model = build_model(cfg, num_classes, img_size, in_chans=3)
-        images = torch.empty(2, 3, img_size, img_size)
-        return train_flops_per_image(model, images, num_classes)
+    cfg = ModelConfig(arch=arch, prelogits=parse_model(arch).family != "bit")
+    return meta_train_flops_per_image(cfg, img_size, 3, num_classes)
 
 
 def table6_accounting() -> pd.DataFrame:

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from benchmark import cli, cost, data, plan
+from benchmark import cli, cost, data, flops, plan
 from benchmark.config import DataConfig, ModelConfig, OptimConfig, RunConfig
 from benchmark.errors import UserError
 from benchmark.flops import train_flops_per_image
@@ -128,18 +128,18 @@ def test_meta_device_count_is_the_counters_count_on_real_tensors_and_matches_the
     # The same counter on real CPU tensors: the meta device changes nothing in the count.
     torch.manual_seed(0)
     model = build_model(ModelConfig(arch="Mu/4"), 5, 28, 1)
-    assert cost._flops_per_image(ModelConfig(arch="Mu/4"), 28, 1, 5) == train_flops_per_image(
+    assert flops.meta_train_flops_per_image(ModelConfig(arch="Mu/4"), 28, 1, 5) == train_flops_per_image(
         model, torch.randn(2, 1, 28, 28), 5
     )
     # PERF.md's counts, made on the GPU with SDPA attention (1,000 classes assumed): within 2%.
     for row in cost.load_table().rows:
         if row.flops_per_image and family(row.arch) == "ViT":
-            ours = cost._flops_per_image(ModelConfig(arch=row.arch), row.image_size, 3, 1000)
+            ours = flops.meta_train_flops_per_image(ModelConfig(arch=row.arch), row.image_size, 3, 1000)
             assert ours == pytest.approx(row.flops_per_image, rel=0.02), row.arch
 
 
 def test_a_shape_is_counted_once_and_a_small_subset_caps_the_batch():
-    cost._flops_per_image.cache_clear()
+    flops.meta_train_flops_per_image.cache_clear()
     seeds = [
         RunConfig(
             model=ModelConfig(arch="Mu/4"),
@@ -150,10 +150,11 @@ def test_a_shape_is_counted_once_and_a_small_subset_caps_the_batch():
         for s in range(5)
     ]
     costs = [cost.run_cost(cfg, cost.load_table()) for cfg in seeds]
-    assert cost._flops_per_image.cache_info().misses == 1
+    assert flops.meta_train_flops_per_image.cache_info().misses == 1
     assert {c.images for c in costs} == {500}  # batch 128 capped at the 50 images kept, as in training
     assert costs[0].flops == pytest.approx(
-        500 * cost._flops_per_image(ModelConfig(arch="Mu/4"), 28, 1, data.spec("mnist5k").num_classes)
+        500
+        * flops.meta_train_flops_per_image(ModelConfig(arch="Mu/4"), 28, 1, data.spec("mnist5k").num_classes)
     )
 
 
