@@ -213,6 +213,11 @@ def _bench_key(cfg: RunConfig) -> tuple[str, int] | None:
 
 
 def _bench_throughput(results_root: Path) -> dict[tuple[str, int], float]:
-    """{(arch, image size): images/s} from `<results>/bench.json`, if `vitbench bench` wrote one."""
-    stored = read_json(Path(results_root) / BENCH) or {}
-    return {(row["arch"], row["image_size"]): row["img_per_s"] for row in stored.get("train", [])}
+    """{(arch, image size): images/s} from `<results>/bench.json`, if `vitbench bench` wrote a
+    readable one (read by cost.load_table, the one reader of that format)."""
+    path = Path(results_root) / BENCH
+    try:
+        table = cost.load_table(path) if path.exists() else None
+    except UserError:  # damaged: the estimate falls back to "no estimate", as without a bench
+        return {}
+    return {(row.arch, row.image_size): row.img_per_s for row in table.rows} if table else {}

@@ -74,7 +74,8 @@ def test_estimate_scales_the_wall_times_of_finished_runs_of_the_same_shape(tmp_p
 
 def test_estimate_falls_back_to_the_throughput_vitbench_bench_stored(tmp_path):
     cfg = RunConfig().replace(**{"model.arch": "Mu/4", "optim.steps": 10, "optim.batch_size": 50})
-    write_json(tmp_path / plan.BENCH, {"train": [{"arch": "Mu/4", "image_size": 28, "img_per_s": 250.0}]})
+    bench = {"device": "cpu: test", "train": [{"arch": "Mu/4", "image_size": 28, "img_per_s": 250.0}]}
+    write_json(tmp_path / plan.BENCH, bench)  # as `vitbench bench` writes it
     est = plan.estimate([cfg], tmp_path)  # mnist5k is 28×28: 500 images at 250 img/s
     assert est is not None and est.seconds == pytest.approx(2.0) and "vitbench bench" in est.source
     assert plan.estimate([cfg.replace(**{"data.image_size": 32})], tmp_path) is None
