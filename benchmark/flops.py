@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.config import ModelConfig
 from benchmark.models import build_model, math_attention
-from benchmark.paper import paper_values
+from benchmark.paper import JFT_CLASSES, JFT_IMAGES, paper_values
 from benchmark.sizes import parse_model
 
 
@@ -43,8 +43,6 @@ def exaflops(flops: float) -> float:
 
 # §4.1 / Table 6: JFT-300M's size as the paper's epochs count it, and its classes (the
 # pre-training head's width).
-JFT_IMAGES = 303_000_000
-JFT_CLASSES = 18_291
 PAPER_RESOLUTION = 224
 
 

@@ -7,6 +7,10 @@ from importlib.resources import files
 
 import pandas as pd
 
+# §4.1's datasets as the paper counts them (Table 6's exaFLOPs use 303M images per JFT epoch).
+JFT_IMAGES, JFT_CLASSES = 303_000_000, 18_291
+IMAGENET_IMAGES = 1_281_167  # ILSVRC-2012's training split
+
 
 @cache
 def _all() -> pd.DataFrame:

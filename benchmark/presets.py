@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 
 from benchmark import metrics
-from benchmark.config import DataConfig, EvalConfig, ModelConfig, OptimConfig, RunConfig
+from benchmark.config import DataConfig, EvalConfig, ModelConfig, OptimConfig, RunConfig, steps_for_epochs
 from benchmark.errors import UserError
+from benchmark.paper import JFT_IMAGES
 
 UPSTREAM = "mnist0to4"
 TRANSFER = ("mnist5to9", "digits", "shapes")
@@ -45,7 +46,11 @@ BASES: dict[str, RunConfig] = {
         model=ModelConfig(arch="B/16"),
         data=DataConfig(dataset="jft300m", image_size=224),
         optim=OptimConfig(
-            lr=8e-4, weight_decay=0.1, batch_size=4096, steps=7 * 303_000_000 // 4096, warmup_steps=10_000
+            lr=8e-4,
+            weight_decay=0.1,
+            batch_size=4096,
+            steps=steps_for_epochs(7, JFT_IMAGES, 4096),
+            warmup_steps=10_000,
         ),
         eval=EvalConfig(fewshot_datasets=("imagenet1k",), shots=(1, 5, 10, 25), fewshot_seeds=3),
     ),

@@ -23,8 +23,9 @@ import pandas as pd
 import seaborn as sns
 
 from benchmark import metrics, pareto
+from benchmark.config import steps_for_epochs
 from benchmark.judge import judged
-from benchmark.paper import paper_values
+from benchmark.paper import JFT_IMAGES, paper_values
 from benchmark.presets import TRANSFER, base, grid, transfer_mean
 from benchmark.sizes import family
 from benchmark.stats import bootstrap_cells, greater, too_few_seeds
@@ -52,7 +53,7 @@ SIZES = {
             {"model.arch": "R14x1+Mu/8", "model.width": 32, "model.resnet_width": 8},
             {"model.arch": "R14x1+Mu/8", "model.resnet_width": 16}],
     # Every model and length of Table 6 (7 or 14 epochs of JFT at batch 4096).
-    "paper": [{"model.arch": m, "optim.steps": int(e * 303_000_000 // 4096), **(BIT if m.startswith("ResNet") else {})}
+    "paper": [{"model.arch": m, "optim.steps": steps_for_epochs(e, JFT_IMAGES, 4096), **(BIT if m.startswith("ResNet") else {})}
               for m, e in paper_values(source="table6")[["model", "epochs"]].drop_duplicates().itertuples(index=False)],
 }  # fmt: skip
 STEPS = {"smoke": (10, 20), "cpu": (100, 400), "paper": (None,)}

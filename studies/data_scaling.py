@@ -21,7 +21,7 @@ import seaborn as sns
 
 from benchmark import metrics
 from benchmark.judge import judged
-from benchmark.paper import paper_values
+from benchmark.paper import IMAGENET_IMAGES, JFT_IMAGES, paper_values
 from benchmark.presets import TRANSFER, base, grid, transfer_mean
 from benchmark.sizes import family
 from benchmark.stats import greater, too_few_seeds
@@ -68,7 +68,7 @@ TRAINING = {
 }  # fmt: skip
 JUDGED, FINETUNED = "transfer 5-shot", "transfer fine-tuned"
 _T5 = paper_values(source="table5", eval="ImageNet", model="ViT-L/16").set_index("pretrain")["value"]
-_DECADES = np.log10(303_000_000 / 1_281_167)  # JFT-300M over ImageNet-1k's training images
+_DECADES = np.log10(JFT_IMAGES / IMAGENET_IMAGES)  # JFT-300M over ImageNet-1k's training images
 PAPER = {
     "ahead": "Fig. 3 (ImageNet-1k) and Fig. 4 (9M JFT images): BiT above every ViT",
     "slope": f"Table 5: ViT-L/16 gains {(_T5['JFT-300M'] - _T5['ImageNet']) / _DECADES:.1f} pts per decade from "

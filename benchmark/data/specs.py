@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmark.paper import IMAGENET_IMAGES, JFT_CLASSES, JFT_IMAGES
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -18,13 +20,13 @@ class DatasetSpec:
 
 PAPER: dict[str, DatasetSpec] = {
     "imagenet1k": DatasetSpec(
-        224, 3, 1000, 1_281_167, "ILSVRC-2012 (ImageNet-1k), §4.1: 1k classes, 1.3M images"
+        224, 3, 1000, IMAGENET_IMAGES, "ILSVRC-2012 (ImageNet-1k), §4.1: 1k classes, 1.3M images"
     ),
     "imagenet21k": DatasetSpec(
         224, 3, 21_843, 14_197_122, "ImageNet-21k (fall 2011 release), §4.1: 21k classes, 14M images"
     ),
     # §4.1: 18k classes, 303M high-resolution images. Private: planned and priced, never trained.
     "jft300m": DatasetSpec(
-        224, 3, 18_291, 303_000_000, "JFT-300M (private to Google), §4.1: 18k classes, 303M images"
+        224, 3, JFT_CLASSES, JFT_IMAGES, "JFT-300M (private to Google), §4.1: 18k classes, 303M images"
     ),
 }
