@@ -80,8 +80,8 @@ def table6_accounting() -> pd.DataFrame:
     Table 6 counts what we count: forward + backward, 2 FLOPs a multiply-add. Hybrids within
     1.3 %, except R50+ViT-L/16 at 7 epochs (-2.9 %): Table 6's own 7- and 14-epoch rows for it
     (859, 1668) are not 1:2 as for every other model, and ours matches the 14-epoch row (-0.03 %).
-    Every BiT row comes out high by +3.0 % to +4.0 %. Why is not shown. One candidate was computed
-    and does not explain it: with the stride on each stage's first 1×1 conv (ResNet v1) instead of
+    Every BiT row comes out high by +3.0 % to +4.0 %. Why is not shown. One candidate was computed by hand
+    while writing this (not by this code, so not a result) and did not explain it: with the stride on each stage's first 1×1 conv (ResNet v1) instead of
     the 3×3 (BiT's code and timm), the rows spread over -2.9 % to +1.8 % instead of sitting at a
     steady offset. Any other cause (what the authors' counter counted for convolutions, padding
     or the head) is a hypothesis.

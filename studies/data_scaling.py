@@ -68,9 +68,10 @@ TRAINING = {
 }  # fmt: skip
 JUDGED, FINETUNED = "transfer 5-shot", "transfer fine-tuned"
 _T5 = paper_values(source="table5", eval="ImageNet", model="ViT-L/16").set_index("pretrain")["value"]
+_EPOCHS = " or ".join(f"{e:g}" for e in sorted(paper_values(source="table6")["epochs"].unique()))
 _DECADES = np.log10(JFT_IMAGES / IMAGENET_IMAGES)  # JFT-300M over ImageNet-1k's training images
 PAPER = {
-    "ahead": "Fig. 3 (ImageNet-1k) and Fig. 4 (9M JFT images): BiT above every ViT",
+    "ahead": "Fig. 3 (ImageNet-1k) and Fig. 4 (9M JFT images): BiT ResNets ahead of ViT with the least data",
     "slope": f"Table 5: ViT-L/16 gains {(_T5['JFT-300M'] - _T5['ImageNet']) / _DECADES:.1f} pts per decade from "
     f"ImageNet to JFT ({_T5['ImageNet']:.1f} → {_T5['JFT-300M']:.1f}, fine-tuned); Fig. 4: ViT rises faster than BiT",
     "over": "Fig. 3 and Fig. 4: ViT above BiT with all of JFT-300M",
@@ -174,7 +175,7 @@ def _fit(frame: pd.DataFrame, n: int) -> str:
     if top1["ViT"] >= top1["BiT"]:
         return measured
     return (f"{measured} Hypothesis (not tested here): with this step budget the ViT fits its upstream data less "
-            "well than BiT, so more data cannot help it yet; the paper's ViTs train for 7 epochs of 300M images.")  # fmt: skip
+            f"well than BiT, so more data cannot help it yet; the paper's ViTs train for {_EPOCHS} epochs of JFT's {JFT_IMAGES:,} images.")  # fmt: skip
 
 
 def _means(cells: dict[str, pd.Series], n: int) -> str:
