@@ -23,6 +23,13 @@ PosInject = Literal["stem", "every_layer", "every_layer_shared"]
 Pool = Literal["token", "gap"]
 Schedule = Literal["linear", "cosine"]
 Representation = Literal["pre_tanh", "post_tanh"]
+FinetuneAugment = Literal["none", "inception_flip"]
+Interpolation = Literal["bilinear", "bicubic"]
+
+# Metadata of a field added after run ids were first published: at its default it is left out of
+# the canonical JSON, so adding it keeps every existing run's id (and its stored results). A field
+# that changes what a run computes at its default must not carry it.
+ADDED = types.MappingProxyType({"omit_at_default": True})
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,18 @@ class EvalConfig:
     # The finetune evaluator: steps, and the learning rates it chooses from on the validation split.
     finetune_steps: int = 80
     finetune_lrs: tuple[float, ...] = (0.003, 0.01, 0.03)
+    # The paper's transfer protocol (§3.2, App. B.1.1): the datasets fine-tuned on (empty: the
+    # probe datasets), the resolution (0: the pre-training one; another one resizes the position
+    # embeddings by 2-D interpolation of the patch grid, bilinear as the original code did), the
+    # batch and the micro-batch its gradients accumulate over (0: the whole batch at once), the
+    # linear warm-up, and the training pre-processing (inception crop + horizontal flip, or none).
+    finetune_datasets: tuple[str, ...] = field(default=(), metadata=ADDED)
+    finetune_image_size: int = field(default=0, metadata=ADDED)
+    finetune_batch: int = field(default=64, metadata=ADDED)
+    finetune_micro_batch: int = field(default=0, metadata=ADDED)
+    finetune_warmup: int = field(default=0, metadata=ADDED)
+    finetune_augment: FinetuneAugment = field(default="none", metadata=ADDED)
+    finetune_interpolation: Interpolation = field(default="bilinear", metadata=ADDED)
     # §4.3: keep the model at its best validation score among the evaluations during training
     # (`every_steps`): the 5-shot few-shot accuracy on the validation splits, averaged over
     # `fewshot_datasets`. The final evaluators then run on that model, and the result says its step.
@@ -133,8 +152,25 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def _identity(obj: Any) -> dict[str, Any]:
+    """The fields that name a run: all of them, less ADDED ones at their default."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = _identity(value)
+        elif not (f.metadata.get("omit_at_default") and value == _default(f)):
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+
+
 def canonical_json(cfg: RunConfig) -> str:
-    return json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    """The run's identity as JSON (config.json holds it; from_dict fills the omitted defaults)."""
+    return json.dumps(_identity(cfg), sort_keys=True, separators=(",", ":"))
 
 
 def run_id(cfg: RunConfig) -> str:
@@ -208,6 +244,10 @@ LIMITS: dict[str, tuple[float | None, float | None]] = {
     "eval.every_steps": (0, None),  # 0: only at the end
     "eval.finetune_steps": (1, None),
     "eval.finetune_lrs": (0.0, None),
+    "eval.finetune_image_size": (0, None),  # 0: the pre-training resolution
+    "eval.finetune_batch": (1, None),
+    "eval.finetune_micro_batch": (0, None),  # 0: the whole batch at once
+    "eval.finetune_warmup": (0, None),
     # The data order seeds torch generators with seed * 1_000_003 + epoch, which must fit 64 bits.
     "seed": (0, 2**32 - 1),
 }
@@ -276,6 +316,11 @@ def check(cfg: RunConfig) -> None:
         (
             bool(ev.finetune_lrs) or "finetune" not in ev.evaluators,
             "eval.finetune_lrs is empty but eval.evaluators runs finetune: give the learning rates to try",
+        ),
+        (
+            ev.finetune_micro_batch == 0 or ev.finetune_batch % ev.finetune_micro_batch == 0,
+            f"eval.finetune_micro_batch={ev.finetune_micro_batch} does not divide eval.finetune_batch="
+            f"{ev.finetune_batch}: the gradients accumulate over whole micro-batches",
         ),
     ]
     for ok, message in rules:

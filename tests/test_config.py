@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import typing
 
 import pytest
@@ -75,6 +76,17 @@ def test_run_id_is_a_stable_hash_of_the_config():
     assert run_id(a.replace(**{"optim.lr": 2e-3})) != run_id(a)
     # canonical: key order does not matter
     assert canonical_json(from_dict(dict(reversed(list(to_dict(a).items()))))) == canonical_json(a)
+
+
+def test_a_field_added_later_keeps_run_ids_at_its_default_and_changes_them_when_set():
+    cfg = RunConfig()
+    # The id of the default config as published before the eval.finetune_* protocol fields existed.
+    assert run_id(cfg) == "17818bc8ba89"
+    assert "finetune_batch" not in canonical_json(cfg)
+    batch = cfg.replace(**{"eval.finetune_batch": 512})
+    assert run_id(batch) != run_id(cfg) and '"finetune_batch":512' in canonical_json(batch)
+    # config.json holds the canonical form; reading it back fills the omitted defaults
+    assert from_dict(json.loads(canonical_json(batch))) == batch
 
 
 def test_round_trip_and_flatten():
