@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark import environment, flops
+from benchmark import data, environment, flops
 from benchmark.config import ModelConfig, OptimConfig
 from benchmark.data import fractals
 from benchmark.evals.fewshot import bench_solver
@@ -69,9 +69,20 @@ def matmul_peak(n: int | None = None, steps: int = 10) -> float:
     return 2 * n**3 * steps / _timed(lambda: a @ b, steps, device) / 1e12
 
 
-def reference_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], torch.Tensor]:
+def compiles(device: torch.device) -> bool:
+    """Whether the trainer compiles its step here (benchmark.train.compile_setting)."""
+    from benchmark.train import compile_setting
+
+    setting = compile_setting()
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
+
+
+def reference_step(
+    net: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> Callable[[], torch.Tensor]:
     """A plain timm training step: timm's AdamW (fused on a GPU), bf16 autocast on a GPU, cross-entropy,
-    backward, clipping at norm 1, update — what a timm user writes, for our step to be measured against."""
+    backward, clipping at norm 1, update — what a timm user writes, for our step to be measured against.
+    `net` is `model` or its compiled wrapper."""
     cuda = x.device.type == "cuda"
     opt = timm.optim.create_optimizer_v2(
         model, "adamw", lr=1e-3, weight_decay=0.1, **({"fused": True} if cuda else {})
@@ -79,7 +90,7 @@ def reference_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callab
 
     def step() -> torch.Tensor:
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(net(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -101,11 +112,18 @@ def compare_steps(
     x = torch.randn(batch, channels, size, size, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
     per_image = flops.train_flops_per_image(model, x[:2], 10)
+    # Both steps run as the trainer runs ours: compiled where it compiles (a GPU by default, so the
+    # reference is timm's compiled step), channels_last for convolutional models on a GPU.
+    if device.type == "cuda" and family(arch) != "ViT":
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     mine, theirs = model, copy.deepcopy(model)
     opt = make_optimizer(mine, OptimConfig())
+    compiled = compiles(device)
+    net_mine, net_theirs = (torch.compile(m) for m in (mine, theirs)) if compiled else (mine, theirs)
     steps_of = {
-        "ours": lambda: train_step(mine, opt, x, y, clip_norm=1.0, params=mine.parameters()),
-        "reference": reference_step(theirs, x, y),
+        "ours": lambda: train_step(net_mine, opt, x, y, clip_norm=1.0, params=mine.parameters()),
+        "reference": reference_step(net_theirs, theirs, x, y),
     }
     seconds = {name: float("inf") for name in steps_of}
     memory = {}
@@ -119,7 +137,7 @@ def compare_steps(
     achieved = ips["ours"] * per_image / 1e12
     return {
         "arch": arch, "image_size": size, "batch": batch, "img_per_s": ips["ours"], "reference_img_per_s": ips["reference"],
-        "ours_over_reference": ips["ours"] / ips["reference"], "train_gflop_per_img": per_image / 1e9,
+        "ours_over_reference": ips["ours"] / ips["reference"], "compiled": compiled, "train_gflop_per_img": per_image / 1e9,
         "achieved_tflop_s": achieved, "mfu": achieved / peak_tflop_s, "peak_mem_mib": memory["ours"],
         "reference_peak_mem_mib": memory["reference"],
     }  # fmt: skip
@@ -141,11 +159,11 @@ def trainer_overhead(steps: int = 40, rounds: int = 3) -> dict[str, Any]:
         x, y, batch, n = trainer.train_x, trainer.train_y, trainer.batch_size, len(trainer.train_y)
         order, done = torch.randperm(n, device=device), [0]
 
-        def bare() -> None:
+        def bare() -> None:  # the same work per step: index the uint8 images, scale them, train
             for _ in range(steps):
                 i = done[0] % (n // batch)
                 idx = order[i * batch : (i + 1) * batch]
-                loss = F.cross_entropy(model(x[idx]), y[idx])
+                loss = F.cross_entropy(model(data.prepare(x[idx], trainer.size, trainer.channels)), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_norm)

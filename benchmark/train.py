@@ -15,6 +15,7 @@ import os
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from benchmark import data, distributed, environment, evals, flops, locks
+from benchmark import data, distributed, environment, evals, flops, locks, sizes
 from benchmark.config import RunConfig
+from benchmark.data import loader
 from benchmark.metrics import fewshot as fewshot_key
 from benchmark.models import build_model, token_grid
 from benchmark.optim import lr_at, make_optimizer, set_lr, train_step
@@ -49,6 +51,7 @@ CHECKPOINT_EVERY_S = 60.0  # wall-clock seconds between checkpoints (env VITBENC
 # The training loop reads losses and votes from the device at most this many steps apart: the step
 # itself never waits for the device, and a stop request is answered within this many steps.
 READ_EVERY = 25
+COMPILE_CHOICES = ("auto", "on", "off")
 MODEL = "model.pt"  # final weights (with eval.early_stop: the selected ones), kept for inspection studies
 BEST = "best.pt"  # with eval.early_stop: the weights of the best validation score so far
 
@@ -80,16 +83,21 @@ class StopRequest:
 STOP = StopRequest()
 
 
-def epoch_permutation(epoch: int, n: int, seed: int) -> torch.Tensor:
-    """The order of the training examples in one epoch: a pure function of (seed, epoch)."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+def compile_setting() -> str:
+    """VITBENCH_COMPILE: "auto" (the default: compiled on a GPU, where PERF.md measured timm's B/16
+    step 28% faster, eager on a CPU, where compiling measured no gain), "on" or "off". How a run is
+    executed, not what it computes: kept out of the run id and recorded in the result."""
+    value = os.environ.get("VITBENCH_COMPILE", "auto")
+    if value not in COMPILE_CHOICES:
+        raise ValueError(
+            f"VITBENCH_COMPILE={value!r} is not valid; choose one of: {', '.join(COMPILE_CHOICES)}"
+        )
+    return value
 
 
-def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
-    """The examples of one step: slices of a fresh permutation each epoch, from (seed, epoch)."""
-    batch_size = min(batch_size, n)
-    epoch, i = divmod(step, n // batch_size)
-    return epoch_permutation(epoch, n, seed)[i * batch_size : (i + 1) * batch_size]
+def loader_workers() -> int:
+    """DataLoader processes for a streamed upstream: one per core, at most 8 (env VITBENCH_LOADER_WORKERS)."""
+    return int(os.environ.get("VITBENCH_LOADER_WORKERS", min(8, len(os.sched_getaffinity(0)))))
 
 
 class Trainer:
@@ -104,8 +112,11 @@ class Trainer:
         self.channels = upstream.channels
         self.num_classes = upstream.num_classes
         keep = torch.from_numpy(data.subset(cfg.data.train_examples, len(upstream.train_y)))
-        self.train_x = data.prepare(upstream.train_x[keep], self.size, self.channels).to(self.device)
+        # uint8 on the device, a quarter of float32's memory; each batch is prepared (resized,
+        # scaled to [-1, 1]) and augmented there. `stream`, when set, is read instead (loader.streamed).
+        self.train_x = upstream.train_x[keep].to(self.device)
         self.train_y = upstream.train_y[keep].to(self.device)
+        self.stream: torch.utils.data.Dataset | None = None
         self.upstream_test = evals.Split(
             data.prepare(upstream.test_x, self.size, self.channels).to(self.device), upstream.test_y
         )
@@ -113,6 +124,10 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, self.num_classes, self.size, self.channels).to(self.device)
+        # NHWC for the convolutions of BiT and hybrid models on a GPU (cuDNN's fast layout).
+        self.channels_last = self.device.type == "cuda" and sizes.family(cfg.model.arch) != "ViT"
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.step = 0
         self.batch_size = min(cfg.optim.batch_size, len(self.train_y))  # a small dataset caps it
@@ -122,6 +137,10 @@ class Trainer:
         # Training steps go through DDP, which averages the gradients over ranks; evaluation and
         # checkpoints use the model itself.
         self.net = self.model if self.world == 1 else DistributedDataParallel(self.model)
+        setting = compile_setting()
+        self.compiled = setting == "on" or (setting == "auto" and self.device.type == "cuda")
+        if self.compiled:
+            self.net = torch.compile(self.net)
         # eval.early_stop: the step and validation score of the best evaluation so far (its weights in best.pt).
         self.best_step, self.best_score = 0, -math.inf
 
@@ -195,25 +214,16 @@ class Trainer:
         the steps after it are never checkpointed (the last checkpoint is from before it)."""
         cfg = self.cfg.optim
         until = cfg.steps if until is None else until
-        n = len(self.train_y)
         log_every = max(1, cfg.steps // 50)
         last_ckpt = t_log = time.perf_counter()
         every = checkpoint_every_s()
         images_since_log = 0
         # (step, lr, loss still on the device) of every step since the last read
         window: list[tuple[int, float, torch.Tensor]] = []
-        per_epoch = n // self.batch_size
-        order: tuple[int, torch.Tensor] | None = None  # (epoch, its permutation on the device)
+        batches = self.batches(self.step, until)
         self.model.train()
         while self.step < until:
-            epoch, i = divmod(self.step, per_epoch)
-            if order is None or order[0] != epoch:  # one copy to the device per epoch, not per step
-                order = (epoch, epoch_permutation(epoch, n, self.cfg.seed).to(self.device))
-            idx = order[1][i * self.batch_size : (i + 1) * self.batch_size]
-            x, y = self.train_x[idx], self.train_y[idx]
-            if self.cfg.data.augment == "shift":
-                g = torch.Generator(self.device).manual_seed(self.cfg.seed * 1_000_003 + self.step)
-                x = data.random_shift(x, g)
+            x, y = self.batch(*next(batches))
             # This rank's slice of the step's (augmented) batch; all of it in a single process.
             x, y = x[self.rank :: self.world], y[self.rank :: self.world]
             lr = lr_at(self.step, cfg)
@@ -223,7 +233,7 @@ class Trainer:
             )
             window.append((self.step, lr, loss))
             self.step += 1
-            images_since_log += len(idx)
+            images_since_log += self.batch_size
             log = self.step % log_every == 0 or self.step == cfg.steps
             evaluate = (
                 bool(self.cfg.eval.every_steps)
@@ -264,6 +274,37 @@ class Trainer:
                 last_ckpt = time.perf_counter()
                 if stops:
                     raise Interrupted(f"stopped after step {self.step} to be requeued")
+
+    def batches(self, start: int, stop: int) -> Iterator[loader.Batch]:
+        """uint8 images and labels on the device for steps [start, stop), in the run's data order."""
+        if self.stream is None:
+            return loader.in_memory(self.train_x, self.train_y, start, stop, self.batch_size, self.cfg.seed)
+        return loader.streamed(
+            self.stream, len(self.train_y), start, stop, self.batch_size, self.cfg.seed, self.device,
+            loader_workers(),
+        )  # fmt: skip
+
+    def batch(self, x: torch.Tensor, y: torch.Tensor) -> loader.Batch:
+        """One step's batch, prepared and augmented on the device from its uint8 images; the
+        augmentation's random draws are a pure function of (seed, step)."""
+        x = data.prepare(x, self.size, self.channels)
+        if self.cfg.data.augment == "shift":
+            g = torch.Generator(self.device).manual_seed(self.cfg.seed * 1_000_003 + self.step)
+            x = data.random_shift(x, g)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def execution(self) -> dict[str, Any]:
+        """How the steps ran (not part of the run id): for the result and the report's provenance."""
+        return {
+            "compiled": self.compiled,
+            "channels_last": self.channels_last,
+            "precision": "bf16 autocast" if self.device.type == "cuda" else "fp32",
+            "data": "uint8 on the device"
+            if self.stream is None
+            else f"streamed ({loader_workers()} workers)",
+        }
 
     def write_progress(self, record: dict[str, Any]) -> None:
         write_json(self.dir / PROGRESS, {**record, "steps": self.cfg.optim.steps, "time": time.time()})
@@ -341,7 +382,9 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     try:
         trainer = Trainer(cfg, run_dir)
         resumed_from = trainer.step if trainer.try_resume() else None
-        flops_per_image = flops.train_flops_per_image(trainer.model, trainer.train_x[:2], trainer.num_classes)
+        flops_per_image = flops.train_flops_per_image(
+            trainer.model, trainer.batch(trainer.train_x[:2], trainer.train_y[:2])[0], trainer.num_classes
+        )
         t_train = time.perf_counter()
         start_step = trainer.step
         trainer.train()
@@ -365,6 +408,7 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             "selected_step": trainer.best_step if cfg.eval.early_stop else trainer.step,
             "wall_s": time.perf_counter() - t0,
             "device": meta["device"],
+            "execution": trainer.execution(),
             "datasets": record_of_data(cfg),
             "protocol": evals.protocol(cfg),
             "end": time.time(),

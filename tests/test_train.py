@@ -1,10 +1,12 @@
 import itertools
 import json
+import sys
 
 import pytest
 import torch
 
 from benchmark import data, optim, train
+from benchmark.data import loader
 from benchmark.results import CHECKPOINT, FAILED, METRICS, PREVIOUS_CHECKPOINT, RESULT, read_jsonl, status
 
 
@@ -19,9 +21,9 @@ def test_lr_schedule_warms_up_then_decays_to_end_lr(tiny_cfg):
 
 
 def test_batches_cover_each_epoch_once():
-    seen = torch.cat([train.batch_indices(s, 100, 10, seed=3) for s in range(10)])
+    seen = torch.cat([loader.batch_indices(s, 100, 10, seed=3) for s in range(10)])
     assert sorted(seen.tolist()) == list(range(100))
-    assert not torch.equal(train.batch_indices(10, 100, 10, 3), train.batch_indices(0, 100, 10, 3))
+    assert not torch.equal(loader.batch_indices(10, 100, 10, 3), loader.batch_indices(0, 100, 10, 3))
 
 
 def test_run_writes_result_last_and_is_deterministic(tiny_cfg, tmp_path):
@@ -146,6 +148,56 @@ def test_the_step_loop_reads_the_device_only_every_few_steps(tiny_cfg, tmp_path,
     ]  # each read carries the losses since the last, and 2 votes
 
 
+SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
+
+
+def test_no_host_synchronisation_inside_a_step(tiny_cfg, tmp_path, monkeypatch):
+    """Every Tensor method that waits for the device, called from the project's code, is recorded
+    with the step it ran at: between reads (here the only read is at the end, step 24 of a
+    10,000-step schedule) there is none. torch's own internals (e.g. the CPU optimiser's step
+    counter) are not ours to count; on a GPU `torch.cuda.set_sync_debug_mode` would catch those too."""
+    trainer = train.Trainer(
+        tiny_cfg.replace(**{"optim.steps": 10_000, "optim.warmup_steps": 10, "data.augment": "shift"}),
+        tmp_path,
+    )
+    calls = []
+    for name in SYNCS:
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if "/benchmark/" in caller:
+                calls.append((trainer.step, _name, caller.rsplit("/", 1)[-1]))
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    trainer.train(until=24)
+    monkeypatch.undo()
+    assert calls and {step for step, *_ in calls} == {24}, calls
+
+
+def test_a_streamed_upstream_trains_exactly_as_the_in_memory_one(tiny_cfg, tmp_path, monkeypatch):
+    """The DataLoader path (2 worker processes, the same step order) gives bitwise the same model."""
+    cfg = tiny_cfg.replace(**{"data.augment": "shift"})
+    in_memory = train.Trainer(cfg, tmp_path / "a")
+    in_memory.train()
+    monkeypatch.setenv("VITBENCH_LOADER_WORKERS", "2")
+    streamed = train.Trainer(cfg, tmp_path / "b")
+    streamed.stream = torch.utils.data.StackDataset(streamed.train_x.cpu(), streamed.train_y.cpu())
+    streamed.train()
+    assert streamed.execution()["data"] == "streamed (2 workers)"
+    for p, q in zip(in_memory.model.parameters(), streamed.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_compile_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("VITBENCH_COMPILE", "maybe")
+    with pytest.raises(
+        ValueError, match="VITBENCH_COMPILE='maybe' is not valid; choose one of: auto, on, off"
+    ):
+        train.compile_setting()
+
+
 def test_a_divergence_found_at_a_read_names_the_step_where_it_began(tiny_cfg, tmp_path, monkeypatch):
     real, calls = optim.F.cross_entropy, []
 
@@ -184,7 +236,7 @@ def test_the_trainer_draws_the_batches_batch_indices_describes(tiny_cfg, tmp_pat
     trainer.train()
     n = len(trainer.train_y)
     for step, y in enumerate(seen):
-        assert torch.equal(y, trainer.train_y[train.batch_indices(step, n, 32, tiny_cfg.seed)])
+        assert torch.equal(y, trainer.train_y[loader.batch_indices(step, n, 32, tiny_cfg.seed)])
 
 
 def test_resume_with_device_augmentation_is_bitwise(tiny_cfg, tmp_path):
