@@ -2,7 +2,8 @@
 
 Every study judges transfer the same way at a given scale, so the protocol lives here once: at
 `smoke` and `cpu`, pre-train on MNIST digits 0–4 and probe digits 5–9 (images and classes never
-seen), the UCI digits and procedural shapes (`benchmark.data.role` says which each is). A study
+seen), the UCI digits and procedural shapes (`benchmark.data.role` says which each is); at `gpu`,
+pre-train on formula-driven fractals and probe the same three. A study
 takes `base(preset)` and changes only what it ablates. A preset without a base is an error, never
 a silent fall-back to another scale.
 """
@@ -37,6 +38,15 @@ BASES: dict[str, RunConfig] = {
         model=ModelConfig(arch="Mu/7"),
         data=DataConfig(dataset=UPSTREAM),
         optim=OptimConfig(lr=2e-3, weight_decay=0.1, batch_size=128, steps=400, warmup_steps=40),
+        eval=EvalConfig(fewshot_datasets=TRANSFER, shots=(1, 5, 10, 25), fewshot_seeds=3),
+    ),
+    # One GPU, offline, minutes per run: ViT-Ti/8 at 64 px (an 8x8 grid, as B/16 has 14x14 at 224) for
+    # 2,000 steps of batch 256 (5 epochs) on 100,000 formula-driven images of 100 fractal categories,
+    # rendered on the machine (no download); judged on transfer to the same shipped datasets, at 64 px.
+    "gpu": RunConfig(
+        model=ModelConfig(arch="Ti/8"),
+        data=DataConfig(dataset="fractal100x1000@64", augment="shift"),
+        optim=OptimConfig(lr=1e-3, weight_decay=0.1, batch_size=256, steps=2000, warmup_steps=200),
         eval=EvalConfig(fewshot_datasets=TRANSFER, shots=(1, 5, 10, 25), fewshot_seeds=3),
     ),
     # The paper's own scale (§4.1, Table 3): ViT-B/16 at 224 px on JFT-300M for 7 epochs of batch 4096,

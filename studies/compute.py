@@ -1,6 +1,6 @@
 """Pre-training compute: ViT against BiT ResNets and hybrids at equal compute (Fig. 5, Table 6).
 
-Run:   vitbench run compute [--preset smoke|cpu|paper]
+Run:   vitbench run compute [--preset smoke|cpu|gpu|paper]
 Cost:  smoke ≈ 1 min; cpu ≈ 15 min on 2 CPU cores (36 runs, measured); paper: `vitbench plan compute --preset paper`.
 Claim: at equal pre-training compute ViT dominates ResNets, needing 2–4× less compute for the same
        transfer accuracy; hybrids beat ViT at small budgets, less so at larger ones; ViT does not
@@ -41,6 +41,7 @@ CLAIM = (
 PRESETS = {
     "smoke": "a check of the pipeline: one size per family, two lengths, one seed; the numbers mean nothing",
     "cpu": "a laptop-scale sweep on 2 CPU cores: 3 families x 2 sizes x 2 lengths x 3 seeds",
+    "gpu": "one GPU: ViT-Ti/S, BiT R26x1/R50x1 and two hybrids at 64 px on 1M fractal images, 2 lengths, 3 seeds",
     "paper": "Table 6's models and epochs on JFT-300M (private: planned and priced; a user substitutes ImageNet-21k)",
 }
 CELL = ("model.arch", "model.width", "model.resnet_width", "optim.steps")
@@ -52,17 +53,22 @@ SIZES = {
             {"model.arch": "R14x1", "model.resnet_width": 8, **BIT}, {"model.arch": "R14x1", "model.resnet_width": 16, **BIT},
             {"model.arch": "R14x1+Mu/8", "model.width": 32, "model.resnet_width": 8},
             {"model.arch": "R14x1+Mu/8", "model.resnet_width": 16}],
+    "gpu": [{"model.arch": "Ti/8"}, {"model.arch": "S/8"},
+            {"model.arch": "R26x1", **BIT}, {"model.arch": "R50x1", **BIT},
+            {"model.arch": "R26x1+Ti/8"}, {"model.arch": "R26x1+S/8"}],
     # Every model and length of Table 6 (7 or 14 epochs of JFT at batch 4096).
     "paper": [{"model.arch": m, "optim.steps": steps_for_epochs(e, JFT_IMAGES, 4096), **(BIT if m.startswith("ResNet") else {})}
               for m, e in paper_values(source="table6")[["model", "epochs"]].drop_duplicates().itertuples(index=False)],
 }  # fmt: skip
-STEPS = {"smoke": (10, 20), "cpu": (100, 400), "paper": (None,)}
-SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "paper": (0,)}
+STEPS = {"smoke": (10, 20), "cpu": (100, 400), "gpu": (2500, 10_000), "paper": (None,)}
+SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "gpu": (0, 1, 2), "paper": (0,)}
 TRAINING = {
     "smoke": {"data.dataset": "fractal10x40", "data.train_examples": 0, "optim.batch_size": 32, "optim.warmup_steps": 2, "eval.shots": (5,),
               "eval.finetune_steps": 5, "eval.finetune_lrs": (0.01,)},
     "cpu": {"data.dataset": "fractal100x1000", "optim.batch_size": 128, "optim.warmup_steps": 10, "eval.shots": (5,),
             "eval.finetune_steps": 30, "eval.finetune_lrs": (0.01, 0.03)},
+    "gpu": {"data.dataset": "fractal1000x1000@64", "optim.warmup_steps": 500, "eval.shots": (5,),
+            "eval.finetune_steps": 500, "eval.finetune_lrs": (0.003, 0.01, 0.03)},
     "paper": {"eval.shots": (5,)},
 }  # fmt: skip
 JUDGED, FINETUNED = "transfer 5-shot", "transfer fine-tuned"

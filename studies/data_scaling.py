@@ -1,6 +1,6 @@
 """Pre-training data size: ViT against BiT ResNets and hybrids (Figs. 3 and 4, §4.3).
 
-Run:   vitbench run data_scaling [--preset smoke|cpu|paper]
+Run:   vitbench run data_scaling [--preset smoke|cpu|gpu|paper]
 Cost:  smoke ≈ 1 min; cpu ≈ 17 min on 2 CPU cores (27 runs, measured); paper: `vitbench plan data_scaling --preset paper`.
 Claim: with little pre-training data BiT ResNets beat ViT; as the data grows ViT gains more and
        overtakes them.
@@ -36,6 +36,7 @@ CLAIM = (
 PRESETS = {
     "smoke": "a check of the pipeline: two upstream sizes, one seed; the numbers mean nothing",
     "cpu": "a laptop-scale sweep on 2 CPU cores: 3 families x 3 upstream sizes (two decades) x 3 seeds",
+    "gpu": "one GPU: ViT-Ti/S, BiT R26x1 and R26x1+Ti/8 at 64 px on 1k to 1M fractal images (three decades), 3 seeds",
     "paper": "Fig. 4's models on JFT-300M subsets (private: planned and priced; a user substitutes ImageNet-21k)",
 }
 CELL = ("model.arch", "data.dataset", "data.train_examples")
@@ -45,6 +46,9 @@ MODELS = {
               "model.prelogits": False}, "hybrid": {"model.arch": "R14x1+Mu/8", "model.resnet_width": 8}},
     "cpu": {"ViT": {"model.arch": "Mu/8"}, "BiT": {"model.arch": "R14x1", "model.resnet_width": 16,
             "model.prelogits": False}, "hybrid": {"model.arch": "R14x1+Mu/8", "model.resnet_width": 16}},
+    "gpu": {"ViT-Ti/8": {"model.arch": "Ti/8"}, "ViT-S/8": {"model.arch": "S/8"},
+            "BiT-R26x1": {"model.arch": "R26x1", "model.prelogits": False},
+            "hybrid R26x1+Ti/8": {"model.arch": "R26x1+Ti/8"}},
     "paper": {"ViT-b/32": {"model.arch": "b/32"}, "ViT-B/32": {"model.arch": "B/32"},
               "ViT-L/16": {"model.arch": "L/16"}, "ViT-L/32": {"model.arch": "L/32"},
               "R50x1": {"model.arch": "R50x1", "model.prelogits": False},
@@ -54,15 +58,19 @@ MODELS = {
 UPSTREAM = {
     "smoke": [{"data.dataset": f"fractal10x{k}"} for k in (4, 40)],
     "cpu": [{"data.dataset": f"fractal100x{k}"} for k in (10, 100, 1000)],
+    "gpu": [{"data.dataset": f"fractal1000x{k}@64"} for k in (1, 10, 100, 1000)],
     "paper": [{"data.train_examples": n} for n in (9_000_000, 30_000_000, 90_000_000, 0)],  # 0: all 303M
 }
-SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "paper": (0,)}
+SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "gpu": (0, 1, 2), "paper": (0,)}
 TRAINING = {
     "smoke": {"data.train_examples": 0, "optim.steps": 20, "optim.warmup_steps": 4, "optim.batch_size": 32, "eval.every_steps": 10,
               "eval.shots": (5,), "eval.finetune_steps": 5, "eval.finetune_lrs": (0.01,)},
     # 400 steps of 128 = 51,200 images: the 1k pool is seen 51 times, the 100k pool half once.
     "cpu": {"optim.steps": 400, "optim.warmup_steps": 40, "optim.batch_size": 128, "eval.every_steps": 100,
             "eval.shots": (5,), "eval.finetune_steps": 30, "eval.finetune_lrs": (0.01, 0.03)},
+    # 10,000 steps of 256 = 2.56M images: the 1k pool seen 2,560 times, the 1M pool 2.6 times.
+    "gpu": {"optim.steps": 10_000, "optim.warmup_steps": 500, "eval.every_steps": 1000, "eval.shots": (5,),
+            "eval.finetune_steps": 500, "eval.finetune_lrs": (0.003, 0.01, 0.03)},
     # §4.3: the same hyper-parameters (the preset's: 7 epochs of all of JFT) for every subset.
     "paper": {"eval.every_steps": 50_000, "eval.shots": (5,)},
 }  # fmt: skip

@@ -1,6 +1,6 @@
 """Linear few-shot evaluation as a cheap proxy for fine-tuning (§4.1).
 
-Run:   vitbench run few_shot [--preset smoke|cpu]
+Run:   vitbench run few_shot [--preset smoke|cpu|gpu]
 Cost:  smoke ≈ 1 min; cpu ≈ 12 min on 2 CPU cores (10 pre-trainings, each probed three ways and
        fine-tuned on three transfer datasets).
 Claim: the paper reports linear few-shot accuracy "where fine-tuning would be too costly", as a
@@ -34,6 +34,7 @@ CLAIM = (
 PRESETS = {
     "smoke": "a check of the pipeline: 3 models, a few fine-tuning steps; the numbers mean nothing",
     "cpu": "a laptop-scale comparison of 10 models on 2 CPU cores",
+    "gpu": "one GPU: 10 ViT-Ti/S-class models at 64 px on 100k fractal images",
 }
 CELL = ("model.arch", "model.pos_embed", "model.pool", "optim.steps", "optim.lr", "data.train_examples")
 EVALUATORS = ("upstream", "fewshot", "fewshot_lso", "linear", "finetune")
@@ -52,8 +53,21 @@ MODELS = {
         {"data.train_examples": 500},
         {"optim.lr": 1.6e-2},
     ],
+    # The same axes at the gpu scale (its base: Ti/8, 2,000 steps, lr 1e-3).
+    "gpu": [
+        {},
+        {"model.pos_embed": "none"},
+        {"model.pos_embed": "2d"},
+        {"model.pool": "gap"},
+        {"model.arch": "S/8"},
+        {"model.arch": "Ti/16"},
+        {"optim.steps": 500, "optim.warmup_steps": 50},
+        {"model.arch": "S/8", "optim.steps": 500, "optim.warmup_steps": 50},
+        {"data.train_examples": 10_000},
+        {"optim.lr": 8e-3},
+    ],
 }
-FINETUNE_STEPS = {"smoke": 5, "cpu": 80}
+FINETUNE_STEPS = {"smoke": 5, "cpu": 80, "gpu": 500}
 PROBES = {
     "fewshot": "5-shot, closed form, fixed l2 = 2^10",
     "fewshot_lso": "5-shot, closed form, l2 leave-self-out",

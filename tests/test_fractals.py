@@ -30,7 +30,7 @@ def _dataset_files(root):
     return sorted(p.name for p in root.iterdir() if "categories" not in p.name)
 
 
-def test_same_seed_same_bytes_and_another_seed_other_images():
+def test_same_seed_same_bytes_and_another_seed_other_images(monkeypatch):
     spec = F.parse("fractal3x4")
     a, b = F.build(spec), F.build(spec)
     assert all(np.array_equal(a[k], b[k]) for k in a)
@@ -40,6 +40,8 @@ def test_same_seed_same_bytes_and_another_seed_other_images():
     # the bytes do not depend on how many images are rendered at once
     cats = F.categories(3)
     labels, index = F.layout(3, 4)
+    assert np.array_equal(F.render(cats, labels, index, 0, 32, chunk=5), a["train_x"])
+    monkeypatch.setenv("VITBENCH_RENDER_WORKERS", "2")  # chunks rendered in two processes
     assert np.array_equal(F.render(cats, labels, index, 0, 32, chunk=5), a["train_x"])
 
 

@@ -31,11 +31,17 @@ validation and test images (EVAL_PER_CLASS each per category) are the same for e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import multiprocessing
+import os
 import re
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -241,25 +247,38 @@ def _pixels(xs: np.ndarray, ys: np.ndarray, grid: int, margin: int) -> tuple[np.
 SEARCH_WALKERS, SEARCH_BATCH = 1000, 32
 
 
+def workers() -> int:
+    """Processes that render (and search) at once: one per core (env VITBENCH_RENDER_WORKERS).
+    Every image is a pure function of its key, so the bytes do not depend on it (tested)."""
+    return int(os.environ.get("VITBENCH_RENDER_WORKERS", len(os.sched_getaffinity(0))))
+
+
+def _parallel_map(fn: Callable[..., np.ndarray], *args: Sequence[Any]) -> list[np.ndarray]:
+    """map(fn, *args) over worker processes (in this process with one worker or one item)."""
+    n = min(workers(), len(args[0]))
+    if n <= 1:
+        return list(map(fn, *args))
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(fn, *args))
+
+
 def filling_rate(params: np.ndarray, probs: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """FractalDB's filling rate of each IFS: the fraction of a SEARCH_CANVAS² canvas (less a
     SEARCH_MARGIN margin, scaled as the images are) that SEARCH_POINTS chaos-game points hit;
     0 for an orbit that leaves float64."""
-    rates = []
-    for lo in range(0, len(keys), SEARCH_BATCH):
-        part = slice(lo, lo + SEARCH_BATCH)
-        xs, ys = _chaos_game(
-            params[part],
-            _alias_tables(probs[part]),
-            keys[part],
-            SEARCH_WALKERS,
-            SEARCH_POINTS // SEARCH_WALKERS,
-        )
-        pixels, finite = _pixels(xs, ys, SEARCH_CANVAS, SEARCH_MARGIN)
-        hit = np.zeros((len(finite), SEARCH_CANVAS, SEARCH_CANVAS), bool)
-        hit.ravel()[pixels] = True  # cheaper than np.bincount where only a hit matters
-        rates.append(np.count_nonzero(hit, axis=(1, 2)) / SEARCH_CANVAS**2 * finite)
+    parts = [slice(lo, lo + SEARCH_BATCH) for lo in range(0, len(keys), SEARCH_BATCH)]
+    rates = _parallel_map(
+        _filling_rate, [params[p] for p in parts], [probs[p] for p in parts], [keys[p] for p in parts]
+    )
     return np.concatenate(rates)
+
+
+def _filling_rate(params: np.ndarray, probs: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    xs, ys = _chaos_game(params, _alias_tables(probs), keys, SEARCH_WALKERS, SEARCH_POINTS // SEARCH_WALKERS)
+    pixels, finite = _pixels(xs, ys, SEARCH_CANVAS, SEARCH_MARGIN)
+    hit = np.zeros((len(finite), SEARCH_CANVAS, SEARCH_CANVAS), bool)
+    hit.ravel()[pixels] = True  # cheaper than np.bincount where only a hit matters
+    return np.count_nonzero(hit, axis=(1, 2)) / SEARCH_CANVAS**2 * finite
 
 
 def search_categories(n: int, seed: int = SEED) -> dict[str, np.ndarray]:
@@ -300,21 +319,19 @@ def render(
     """Images uint8 (N, size, size): image index[k] of category labels[k] in `split`. Each is a
     pure function of (version, seed, category, split, index, size), whatever `chunk` is."""
     tables = _alias_tables(categories["probs"])
-    images = np.empty((len(labels), size, size), np.uint8)
-    for lo in range(0, len(labels), chunk):
-        part = slice(lo, lo + chunk)
-        images[part] = _render_chunk(
-            categories["params"], tables, labels[part], split, index[part], size, seed
-        )
-    return images
+    parts = [slice(lo, lo + chunk) for lo in range(0, len(labels), chunk)]
+    if not parts:
+        return np.empty((0, size, size), np.uint8)
+    one = functools.partial(_render_chunk, categories["params"], tables, split=split, size=size, seed=seed)
+    return np.concatenate(_parallel_map(one, [labels[p] for p in parts], [index[p] for p in parts]))
 
 
 def _render_chunk(
     params: np.ndarray,
     tables: tuple[np.ndarray, np.ndarray],
     labels: np.ndarray,
-    split: int,
     index: np.ndarray,
+    split: int,
     size: int,
     seed: int,
 ) -> np.ndarray:
