@@ -263,3 +263,22 @@ def test_names(root):
             data.check_name(bad)
     with pytest.raises(UserError, match="folder:<path>"):
         data.check_name("imagenet")
+
+
+def test_run_on_missing_data_exits_2_before_writing(root, tmp_path, capsys):
+    from benchmark import cli
+
+    argv = [
+        "run",
+        "pos_embed",
+        "--preset",
+        "smoke",
+        "--set",
+        "data.dataset=cifar10",
+        "--results",
+        str(tmp_path / "r"),
+    ]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dataset 'cifar10'" in err and "--download" in err
+    assert not (tmp_path / "r").exists()

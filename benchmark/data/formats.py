@@ -78,13 +78,14 @@ SOURCES = {
     "cifar10": "tiny-images", "cifar100": "tiny-images", "pets": "oxford-iiit-pet",
     "flowers102": "oxford-flowers102", "imagenet1k": "imagenet", "imagenet21k": "imagenet",
 }  # fmt: skip
-_TOR = "run with --download, or unpack"
+_TV = "run with --download, or unpack"
 OBTAIN = {
-    "cifar10": f"{_TOR} https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz in the data root",
-    "cifar100": f"{_TOR} https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz in the data root",
-    "pets": f"{_TOR} images.tar.gz and annotations.tar.gz of https://www.robots.ox.ac.uk/~vgg/data/pets/ there",
-    "flowers102": f"{_TOR} 102flowers.tgz, imagelabels.mat and setid.mat of "
-    "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/ there",
+    "cifar10": f"{_TV} https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz in the data root",
+    "cifar100": f"{_TV} https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz in the data root",
+    "pets": f"{_TV} images.tar.gz and annotations.tar.gz of https://www.robots.ox.ac.uk/~vgg/data/pets/ in "
+    "<data root>/oxford-iiit-pet",
+    "flowers102": f"{_TV} 102flowers.tgz in <data root>/flowers-102 beside imagelabels.mat and setid.mat, all "
+    "from https://www.robots.ox.ac.uk/~vgg/data/flowers/102/",
     "imagenet1k": "download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from https://image-net.org and "
     "sort both into a folder per wnid (torchvision.datasets.ImageNet does val with the devkit)",
     "imagenet21k": "download ImageNet-21k from https://image-net.org (e.g. the processed ImageNet-21K-P, "
@@ -147,15 +148,9 @@ def _problem(req: Request, path: Path, what: str) -> UserError:
 # --- CIFAR: the python pickles, read by our own reader -----------------------------------------
 
 _CIFAR = {  # train files, test files, meta file, label key, label-name key
-    "cifar10": (
-        [f"data_batch_{i}" for i in range(1, 6)],
-        ["test_batch"],
-        "batches.meta",
-        "labels",
-        "label_names",
-    ),
+    "cifar10": ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "batches.meta", "labels", "label_names"),
     "cifar100": (["train"], ["test"], "meta", "fine_labels", "fine_label_names"),
-}
+}  # fmt: skip
 # Everything a CIFAR pickle may name: numpy's array reconstruction (any numpy version, any
 # protocol) and the bytes of a Python 3 protocol-2 pickle. Nothing else runs on unpickling.
 _PICKLE_GLOBALS = {
@@ -284,7 +279,9 @@ def _list_pets(req: Request) -> Listing:
         for image_id, label, *_ in rows:
             names[int(label) - 1] = " ".join(p.title() for p in image_id.rsplit("_", 1)[0].split("_"))
         splits.append(_files(root / "images", [f"{r[0]}.jpg" for r in rows], [int(r[1]) - 1 for r in rows]))
-    return Listing(*splits, tuple(names.get(c, f"class {c + 1}") for c in range(max(names, default=-1) + 1)))
+    if sorted(names) != list(range(len(names))):
+        raise _problem(req, root / "annotations", "corrupt annotations (class ids are not 1..N)")
+    return Listing(*splits, tuple(names[c] for c in range(len(names))))
 
 
 def _list_flowers(req: Request) -> Listing:
@@ -324,6 +321,7 @@ def _scan(req: Request, folder: Path, classes: tuple[str, ...] | None) -> tuple[
             f"classes not in the training tree ({', '.join(sorted(set(found) - set(classes))[:3])})",
         )
     classes = classes or tuple(found)
+    label = {name: c for c, name in enumerate(classes)}  # 21k classes: no list.index per class
     rel, labels = [], []
     for name in found:
         images = sorted(
@@ -332,7 +330,7 @@ def _scan(req: Request, folder: Path, classes: tuple[str, ...] | None) -> tuple[
             if e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES
         )
         rel += [f"{name}/{image}" for image in images]
-        labels += [classes.index(name)] * len(images)
+        labels += [label[name]] * len(images)
     if not rel:
         raise _problem(req, folder, "no images in class folders")
     return classes, _files(folder, rel, labels)
@@ -444,11 +442,9 @@ def _pixels(req: Request) -> tuple[tuple[str, ...], tuple[np.ndarray, ...]]:
 
 
 def _provenance(req: Request, classes: int, train: int, dev: int, test: int) -> str:
-    how = (
-        "native 32x32"
-        if req.kind.startswith("cifar") and req.size == CIFAR_SIZE
-        else (f"{req.size}x{req.size} (shorter side resized, centre crop, PIL bilinear)")
-    )
+    how = f"{req.size}x{req.size} (shorter side resized, centre crop, PIL bilinear)"
+    if req.kind.startswith("cifar") and req.size == CIFAR_SIZE:
+        how = "native 32x32"
     return (
         f"{req.kind} read from {req.location} ({classes} classes, 3 channels, {how}); dev split: "
         f"{DEV_FRACTION[req.kind]:.0%} of the {train + dev:,} official training images held out (seed 0), "
@@ -523,8 +519,10 @@ def streaming(name: str) -> StreamingDataset:
     req = parse(name)
     if req.kind.startswith("cifar"):
         ds = load(name)
-        splits = [torch.utils.data.TensorDataset(ds.train_x, ds.train_y), torch.utils.data.TensorDataset(ds.val_x, ds.val_y),
-                  torch.utils.data.TensorDataset(ds.test_x, ds.test_y)]  # fmt: skip
+        splits = [
+            torch.utils.data.TensorDataset(*(getattr(ds, f"{s}_{a}") for a in "xy"))
+            for s in ("train", "val", "test")
+        ]
         return StreamingDataset(name, *splits, ds.classes, req.size, ds.source, ds.provenance)
     lst = listing(req)
     keep, dev = hold_out(len(lst.pool), DEV_FRACTION[req.kind])
