@@ -7,9 +7,11 @@ torch.set_num_threads(2)
 
 @pytest.fixture(autouse=True, scope="session")
 def data_cache(tmp_path_factory):
-    """Rendered datasets go to a folder of the test session, never the user's ~/.cache/vitbench."""
+    """Rendered datasets go to a folder of the test session, never the user's ~/.cache/vitbench; the
+    data root is an empty folder, so a user's real datasets in ~/data are never listed or read."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VITBENCH_DATA_CACHE", str(tmp_path_factory.mktemp("data-cache")))
+        mp.setenv("VITBENCH_DATA", str(tmp_path_factory.mktemp("data-root")))
         yield
 
 

@@ -58,4 +58,4 @@ def test_the_papers_datasets_are_known_for_planning_without_their_images():
     assert data.spec("imagenet21k").num_classes == 21_843
     assert data.spec("mnist0to4") == data.DatasetSpec(28, 1, 5, 1750, data.load("mnist0to4").provenance)
     with pytest.raises(UserError, match="planning and pricing only"):
-        data.load("imagenet1k")
+        data.load("jft300m")

@@ -1,5 +1,6 @@
-"""Offline image datasets, fixed splits, and the pre-processing the paper uses (resize, pixels
-scaled to [-1, 1]). Nothing here downloads.
+"""Image datasets by name, fixed splits, and the pre-processing the paper uses (resize, pixels
+scaled to [-1, 1]): the offline sources, the rendered fractals, and the paper's datasets read from
+their on-disk formats (`formats.py`; large ones stream). Nothing here downloads.
 
 Every dataset has train / validation / test splits (`dataset.py`), and `role()` says, from the
 datasets' sources and classes, whether probing one after pre-training on another measures
@@ -16,14 +17,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.data import fractals, offline
+from benchmark.data import formats, fractals, offline
 from benchmark.data.dataset import ImageDataset
 from benchmark.data.specs import PAPER, DatasetSpec
 from benchmark.errors import UserError
 
 __all__ = [
-    "SOURCES", "DatasetSpec", "ImageDataset", "check_name", "load", "prepare", "random_shift", "role", "spec",
-    "subset",
+    "SOURCES", "DatasetSpec", "ImageDataset", "check_name", "is_streaming", "load", "prepare", "random_shift",
+    "role", "spec", "streaming", "subset",
 ]  # fmt: skip
 
 SOURCES: dict[str, Callable[[], ImageDataset]] = {
@@ -39,16 +40,21 @@ def check_name(name: str) -> None:
     """Validate a dataset name without loading it (for plan-time checks)."""
     if fractals.is_fractal(name):
         fractals.parse(name)
+    elif formats.is_format(name):
+        formats.parse(name)
     elif name not in SOURCES and name not in PAPER:
         raise UserError(
-            f"unknown dataset {name!r}; valid: {', '.join(sorted([*SOURCES, *PAPER]))}, {fractals.GRAMMAR}"
+            f"unknown dataset {name!r}; valid: {', '.join(sorted([*SOURCES, *PAPER]))}, {fractals.GRAMMAR}, "
+            f"{formats.GRAMMAR}"
         )
 
 
 @functools.cache
 def load(name: str) -> ImageDataset:
-    """Load a dataset by name (cached per process)."""
+    """Load a dataset by name (cached per process); a streamed one is refused (`streaming`)."""
     check_name(name)
+    if formats.is_format(name):
+        return formats.load(name)
     if name in PAPER:
         raise UserError(
             f"dataset {name!r} ({PAPER[name].provenance}) cannot be read by this version: it is known for "
@@ -61,8 +67,11 @@ def load(name: str) -> ImageDataset:
 
 def spec(name: str) -> DatasetSpec:
     """A dataset's shape for planning: published sizes for the paper's datasets and what the name
-    says for the fractal ones (no images needed), the loaded dataset's for the offline ones."""
+    says for the fractal ones (no images needed), the file lists' for the on-disk formats, the
+    loaded dataset's for the offline ones."""
     check_name(name)
+    if formats.is_format(name):
+        return formats.spec(name)
     if name in PAPER:
         return PAPER[name]
     if fractals.is_fractal(name):
@@ -70,6 +79,20 @@ def spec(name: str) -> DatasetSpec:
         return DatasetSpec(s.size, 1, s.categories, s.train_examples, s.provenance())
     ds = load(name)
     return DatasetSpec(ds.image_size, ds.channels, ds.num_classes, len(ds.train_y), ds.provenance)
+
+
+def is_streaming(name: str) -> bool:
+    """Whether a dataset is read from disk per batch (`streaming`) rather than held in memory."""
+    check_name(name)
+    return formats.is_format(name) and formats.is_streaming(name)
+
+
+def streaming(name: str) -> formats.StreamingDataset:
+    """An on-disk dataset's splits as torch Datasets of (uint8 (3, PX, PX), label)."""
+    check_name(name)
+    if not formats.is_format(name):
+        raise UserError(f"dataset {name!r} is held in memory: read it with load; streamed: {formats.GRAMMAR}")
+    return formats.streaming(name)
 
 
 def role(probe: str, upstream: str) -> str:
@@ -80,10 +103,16 @@ def role(probe: str, upstream: str) -> str:
     shared = [c for c in p.classes if c in u.classes]
     if p.source == u.source:
         if shared:
-            return f"read-back: the pre-training source with classes it trained on ({', '.join(shared)})"
+            return f"read-back: the pre-training source with classes it trained on ({_few(shared)})"
         return "transfer: images and classes never seen in pre-training (same source, other classes)"
-    concepts = f"; classes {', '.join(shared)} are ones pre-training saw as concepts" if shared else ""
+    concepts = f"; classes {_few(shared)} are ones pre-training saw as concepts" if shared else ""
     return f"transfer: images never seen in pre-training (another source){concepts}"
+
+
+def _few(names: list[str], shown: int = 10) -> str:
+    """Class names for a sentence: ImageNet-1k shares its 1,000 with ImageNet-21k."""
+    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 @dataclass(frozen=True)
@@ -93,9 +122,12 @@ class _Identity:
 
 
 def _identity(name: str) -> _Identity:
-    """A dataset's source and classes; a fractal dataset's come from its name, unrendered."""
+    """A dataset's source and classes; a fractal dataset's come from its name, unrendered, an
+    on-disk one's from its annotations or folders, undecoded."""
     if fractals.is_fractal(name):
         return _Identity(fractals.SOURCE, fractals.classes(fractals.parse(name).categories))
+    if formats.is_format(name):
+        return _Identity(*formats.identity(name))
     ds = load(name)
     return _Identity(ds.source, ds.classes)
 

@@ -1,0 +1,571 @@
+"""The paper's datasets read from their real on-disk formats, under one data root.
+
+Where: `$VITBENCH_DATA` (the CLI's `--data-root` sets it), else `~/data`: the `root` torchvision's
+downloaders are given, so `download()` and a user's own torchvision download both land where this
+module reads. Expected layouts (torchvision's, checked against its source):
+- `cifar10`: `cifar-10-batches-py/data_batch_1..5, test_batch, batches.meta` (python pickles);
+  `cifar100`: `cifar-100-python/train, test, meta` (fine labels).
+- `pets`: `oxford-iiit-pet/images/*.jpg`, `annotations/trainval.txt`, `annotations/test.txt`.
+- `flowers102`: `flowers-102/jpg/image_%05d.jpg`, `imagelabels.mat`, `setid.mat`.
+- `imagenet1k`: `imagenet/train/<wnid>/*.JPEG`, `imagenet/val/<wnid>/*.JPEG` (val sorted into
+  class folders, as torchvision.datasets.ImageNet leaves it); its val folder is the test split.
+- `imagenet21k`: `imagenet21k/train/<wnid>/*`, and `imagenet21k/val/<wnid>/*` as the test split
+  where present (the processed ImageNet-21K-P release has both); without it, a seeded 1% of the
+  images is held out as test (the fall 2011 release has no test split).
+- `folder:<path>`: `<path>/train/<class>/*` and `<path>/test/<class>/*`, or a single tree
+  `<path>/<class>/*` from which a seeded 20% (dataset.TEST_FRACTION) is held out as test. A
+  relative path is taken from the working directory; give an absolute one on a cluster.
+
+Splits (App. B.1.1; big_vision's transfer configs): a dev split, the `val` split that studies
+select on, is held out of the official training images by a seeded permutation: 2% for CIFAR,
+10% for Pets and Flowers, 1% for ImageNet (and the 21k tree), 10% for a folder. `test` is the
+official test split. The final run of the protocol trains on `train` + `val`. Flowers' official
+training images are setid's `trnid` + `valid` (2,040: the train+val of VTAB's `trainval`);
+big_vision's public transfer.py instead takes tfds' `train` (`trnid` only, 1,020), and the paper
+does not say which. Its test split is `tstid` (6,149).
+
+Pixels: a name may end in `@PX`. The stored uint8 image is the source's shorter side resized to PX
+(PIL bilinear, antialiased when shrinking) and centre-cropped to PX x PX, 3 channels. Defaults:
+CIFAR's native 32, and 224 elsewhere: the paper's pre-training resolution, the size every model
+sees before a resolution change, and Pets or Flowers at 1.1-1.2 GB in memory (at 384 they would
+take 3.3-3.6 GB); the trainer resizes to the model's input per batch (`data.prepare`).
+
+Memory: a dataset whose decoded images exceed IN_MEMORY_BYTES, and ImageNet always, streams:
+`streaming(name)` gives torch Datasets over the file lists, decoding per item; `load(name)`
+refuses it. Smaller ones load in memory, decoded once into the disk cache (`cache.py`), keyed by
+the pixels and every source file's path, size and modification time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import hashlib
+import os
+import pickle
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmark.data import cache
+from benchmark.data.dataset import TEST_FRACTION, VAL_FRACTION, ImageDataset
+from benchmark.data.specs import PAPER, DatasetSpec
+from benchmark.errors import UserError
+
+VERSION = 1  # bump when a decoded byte would change: it keys the disk cache
+ROOT_ENV = "VITBENCH_DATA"
+DEFAULT_SIZE, CIFAR_SIZE = 224, 32
+IN_MEMORY_BYTES = 2 * 1024**3
+FOLDERS = {
+    "cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "pets": "oxford-iiit-pet",
+    "flowers102": "flowers-102", "imagenet1k": "imagenet", "imagenet21k": "imagenet21k",
+}  # fmt: skip
+DEV_FRACTION = {
+    "cifar10": 0.02, "cifar100": 0.02, "pets": 0.1, "flowers102": 0.1, "imagenet1k": 0.01,
+    "imagenet21k": 0.01, "folder": VAL_FRACTION,
+}  # fmt: skip
+HELD_OUT_TEST = {"imagenet21k": 0.01, "folder": TEST_FRACTION}  # trees without a test folder
+STREAMED = ("imagenet1k", "imagenet21k")
+# Source families for `data.role`. CIFAR-10 and CIFAR-100 are both labelled from the 80 Million Tiny
+# Images with mutually exclusive classes: one source, other classes. ImageNet-1k's classes and
+# training images are among ImageNet-21k's: one source, shared classes (read-back).
+SOURCES = {
+    "cifar10": "tiny-images", "cifar100": "tiny-images", "pets": "oxford-iiit-pet",
+    "flowers102": "oxford-flowers102", "imagenet1k": "imagenet", "imagenet21k": "imagenet",
+}  # fmt: skip
+_TV = "run with --download, or unpack"
+OBTAIN = {
+    "cifar10": f"{_TV} https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz in the data root",
+    "cifar100": f"{_TV} https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz in the data root",
+    "pets": f"{_TV} images.tar.gz and annotations.tar.gz of https://www.robots.ox.ac.uk/~vgg/data/pets/ in "
+    "<data root>/oxford-iiit-pet",
+    "flowers102": f"{_TV} 102flowers.tgz in <data root>/flowers-102 beside imagelabels.mat and setid.mat, all "
+    "from https://www.robots.ox.ac.uk/~vgg/data/flowers/102/",
+    "imagenet1k": "download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from https://image-net.org and "
+    "sort both into a folder per wnid (torchvision.datasets.ImageNet does val with the devkit)",
+    "imagenet21k": "download ImageNet-21k from https://image-net.org (e.g. the processed ImageNet-21K-P, "
+    "train/ and val/ with a folder per wnid)",
+    "folder": "give a folder holding train/<class>/ and test/<class>/ image folders, or a folder per class",
+}
+GRAMMAR = f"{', '.join(FOLDERS)} or folder:<path>, each with an optional @<pixels> (8-1024)"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}  # torchvision's
+_NAME = re.compile(r"(?P<base>.+?)(?:@(?P<px>\d+))?")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a name asks for: a dataset kind, its pixels, and the folder it is read from (fixed
+    when the name is parsed, so the per-process caches below are keyed by it)."""
+
+    name: str
+    kind: str  # a key of FOLDERS, or "folder"
+    size: int
+    location: Path
+
+
+def data_root() -> Path:
+    return Path(os.environ.get(ROOT_ENV) or Path.home() / "data").expanduser()
+
+
+def is_format(name: str) -> bool:
+    m = _NAME.fullmatch(name)
+    return m is not None and (name.startswith("folder:") or m["base"] in FOLDERS)
+
+
+def parse(name: str) -> Request:
+    """The request a name makes; a malformed one is a one-line UserError naming the grammar."""
+    if not is_format(name):
+        raise UserError(f"malformed dataset name {name!r}; expected {GRAMMAR}")
+    m = _NAME.fullmatch(name)
+    base, size = m["base"], int(m["px"]) if m["px"] else None
+    if base.startswith("folder:") and base != "folder:":
+        return _sized(Request(name, "folder", size or DEFAULT_SIZE, Path(base[7:]).expanduser().resolve()))
+    if base not in FOLDERS:
+        raise UserError(f"malformed dataset name {name!r}; expected {GRAMMAR}")
+    native = CIFAR_SIZE if base.startswith("cifar") else DEFAULT_SIZE
+    return _sized(Request(name, base, size or native, data_root() / FOLDERS[base]))
+
+
+def _sized(req: Request) -> Request:
+    if not 8 <= req.size <= 1024:
+        raise UserError(f"dataset {req.name!r} asks for {req.size} pixels; expected {GRAMMAR}")
+    return req
+
+
+def _problem(req: Request, path: Path, what: str) -> UserError:
+    """The one-line error for missing or corrupt data: the dataset, the path, how to obtain it."""
+    return UserError(
+        f"dataset {req.name!r}: {what}: {path}; {OBTAIN[req.kind]} (data root: ${ROOT_ENV} or --data-root, "
+        f"now {data_root()})"
+    )
+
+
+# --- CIFAR: the python pickles, read by our own reader -----------------------------------------
+
+_CIFAR = {  # train files, test files, meta file, label key, label-name key
+    "cifar10": ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "batches.meta", "labels", "label_names"),
+    "cifar100": (["train"], ["test"], "meta", "fine_labels", "fine_label_names"),
+}  # fmt: skip
+# Everything a CIFAR pickle may name: numpy's array reconstruction (any numpy version, any
+# protocol) and the bytes of a Python 3 protocol-2 pickle. Nothing else runs on unpickling.
+_PICKLE_GLOBALS = {
+    "_reconstruct": np.ndarray.__reduce__(np.zeros(1))[0],
+    "_frombuffer": np.zeros(1).__reduce_ex__(5)[0],
+    "ndarray": np.ndarray, "dtype": np.dtype, "scalar": np.zeros(1, np.int64).sum().__reduce__()[0],
+    "encode": codecs.encode,
+}  # fmt: skip
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> object:
+        if module.split(".")[0] in ("numpy", "_codecs") and name in _PICKLE_GLOBALS:
+            return _PICKLE_GLOBALS[name]
+        raise pickle.UnpicklingError(f"unexpected {module}.{name}")
+
+
+def _unpickle(req: Request, path: Path) -> dict[str, object]:
+    """A CIFAR file's dict with str keys (the files hold Python 2 strings: bytes or str keys
+    depending on the decoding, both accepted)."""
+    try:
+        with open(path, "rb") as f:
+            entry = _CifarUnpickler(f, encoding="latin1").load()
+    except FileNotFoundError:
+        raise _problem(req, path, "missing file") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise _problem(req, path, f"corrupt or truncated file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(entry, dict):
+        raise _problem(req, path, "corrupt file (not a dict)")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
+
+
+def _text(value: object) -> str:
+    return value.decode("latin1") if isinstance(value, bytes) else str(value)
+
+
+@functools.cache
+def _cifar(req: Request) -> tuple[tuple[str, ...], tuple[np.ndarray, ...]]:
+    """Class names and (train images, train labels, test images, test labels) at 32 px, checked:
+    every key present, (N, 3072) uint8 images, one label in range per image."""
+    train_files, test_files, meta_file, label_key, names_key = _CIFAR[req.kind]
+    folder = req.location
+    if not folder.is_dir():
+        raise _problem(req, folder, "no such folder")
+    names = _unpickle(req, folder / meta_file).get(names_key)
+    if not isinstance(names, list | tuple) or not names:
+        raise _problem(req, folder / meta_file, f"corrupt file (no {names_key!r} list)")
+    arrays = []
+    for files in (train_files, test_files):
+        xs, ys = [], []
+        for file in files:
+            entry = _unpickle(req, folder / file)
+            x, y = entry.get("data"), entry.get(label_key)
+            ok = (
+                isinstance(x, np.ndarray)
+                and x.dtype == np.uint8
+                and x.ndim == 2
+                and x.shape[1] == 3 * 32 * 32
+            )
+            if not ok or not isinstance(y, list | np.ndarray) or len(y) != len(x):
+                raise _problem(
+                    req, folder / file, f"corrupt file (needs 'data' (N, 3072) uint8 and {label_key!r})"
+                )
+            y = np.asarray(y, np.int64)
+            if y.size and not 0 <= y.min() <= y.max() < len(names):
+                raise _problem(req, folder / file, f"corrupt file (labels outside 0..{len(names) - 1})")
+            xs.append(x.reshape(-1, 3, 32, 32))
+            ys.append(y)
+        arrays += [np.concatenate(xs), np.concatenate(ys)]
+    return tuple(_text(n) for n in names), tuple(arrays)
+
+
+# --- image files: listings without pixels --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Files:
+    """A split's images without their pixels: paths relative to `base` as one numpy bytes array (a
+    DataLoader worker's copy of 14M names costs their bytes, not 14M Python objects) and labels."""
+
+    base: Path
+    rel: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def path(self, i: int) -> Path:
+        return self.base / os.fsdecode(self.rel[i])
+
+    def take(self, idx: np.ndarray) -> Files:
+        return Files(self.base, self.rel[idx], self.labels[idx])
+
+
+def _files(base: Path, rel: list[str], labels: list[int]) -> Files:
+    return Files(base, np.array([os.fsencode(r) for r in rel], dtype=bytes), np.asarray(labels, np.int64))
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What an image-file dataset holds, from its annotations or folder names: the official
+    training images (the dev split is held out of these), the test images, the class names."""
+
+    pool: Files
+    test: Files
+    classes: tuple[str, ...]
+
+
+def _read_lines(req: Request, path: Path) -> list[list[str]]:
+    try:
+        return [line.split() for line in path.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise _problem(req, path, "missing file") from None
+
+
+def _list_pets(req: Request) -> Listing:
+    """torchvision's OxfordIIITPet: `<image id> <class 1..37> <species> <breed>` per line; a class
+    is named from its image ids (`american_bulldog_12` -> "American Bulldog"), as torchvision does."""
+    root, splits, names = req.location, [], {}
+    for split in ("trainval", "test"):
+        rows = _read_lines(req, root / "annotations" / f"{split}.txt")
+        if any(len(r) != 4 or not r[1].isdigit() or int(r[1]) < 1 for r in rows):
+            raise _problem(
+                req, root / "annotations" / f"{split}.txt", "corrupt file (expected 4 fields a line)"
+            )
+        for image_id, label, *_ in rows:
+            names[int(label) - 1] = " ".join(p.title() for p in image_id.rsplit("_", 1)[0].split("_"))
+        splits.append(_files(root / "images", [f"{r[0]}.jpg" for r in rows], [int(r[1]) - 1 for r in rows]))
+    if sorted(names) != list(range(len(names))):
+        raise _problem(req, root / "annotations", "corrupt annotations (class ids are not 1..N)")
+    return Listing(*splits, tuple(names[c] for c in range(len(names))))
+
+
+def _list_flowers(req: Request) -> Listing:
+    """torchvision's Flowers102: 1-based labels of image_%05d.jpg in imagelabels.mat, image ids per
+    split in setid.mat; train = trnid + valid (see the module's docstring), test = tstid."""
+    from scipy.io import loadmat
+    from torchvision.datasets import Flowers102
+
+    root, mats = req.location, {}
+    for file, keys in (("imagelabels.mat", ("labels",)), ("setid.mat", ("trnid", "valid", "tstid"))):
+        try:
+            mat = loadmat(root / file, squeeze_me=True)
+            mats.update({k: np.atleast_1d(mat[k]).astype(np.int64) for k in keys})
+        except FileNotFoundError:
+            raise _problem(req, root / file, "missing file") from None
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise _problem(req, root / file, f"corrupt file ({type(exc).__name__}: {exc})") from None
+    labels = mats["labels"] - 1
+
+    def split(ids: np.ndarray) -> Files:
+        if ids.size and not 1 <= ids.min() <= ids.max() <= len(labels):
+            raise _problem(req, root / "setid.mat", "corrupt file (image ids outside imagelabels.mat)")
+        return _files(root / "jpg", [f"image_{i:05d}.jpg" for i in ids], labels[ids - 1].tolist())
+
+    classes = tuple(Flowers102.classes[: labels.max() + 1])
+    return Listing(split(np.concatenate([mats["trnid"], mats["valid"]])), split(mats["tstid"]), classes)
+
+
+def _scan(req: Request, folder: Path, classes: tuple[str, ...] | None) -> tuple[tuple[str, ...], Files]:
+    """A class-per-folder tree (sorted, as torchvision's ImageFolder): its classes and images. A
+    test tree must use the training tree's classes."""
+    found = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    if classes is not None and not set(found) <= set(classes):
+        raise _problem(
+            req,
+            folder,
+            f"classes not in the training tree ({', '.join(sorted(set(found) - set(classes))[:3])})",
+        )
+    classes = classes or tuple(found)
+    label = {name: c for c, name in enumerate(classes)}  # 21k classes: no list.index per class
+    rel, labels = [], []
+    for name in found:
+        images = sorted(
+            e.name
+            for e in os.scandir(folder / name)
+            if e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES
+        )
+        rel += [f"{name}/{image}" for image in images]
+        labels += [label[name]] * len(images)
+    if not rel:
+        raise _problem(req, folder, "no images in class folders")
+    return classes, _files(folder, rel, labels)
+
+
+def _list_tree(req: Request) -> Listing:
+    """ImageNet's and a folder's trees: train/ and a test folder (ImageNet's val/, a folder's
+    test/), else the whole tree (a folder) or train/ (the 21k tree) with a seeded test hold-out."""
+    root = req.location
+    train = root if req.kind == "folder" and not (root / "train").is_dir() else root / "train"
+    test = root / ("test" if req.kind == "folder" else "val")
+    if not train.is_dir():
+        raise _problem(req, train, "no such folder")
+    classes, pool = _scan(req, train, None)
+    if test.is_dir():
+        return Listing(pool, _scan(req, test, classes)[1], classes)
+    if req.kind not in HELD_OUT_TEST:
+        raise _problem(req, test, "no such folder")
+    rest, held = hold_out(len(pool), HELD_OUT_TEST[req.kind])
+    return Listing(pool.take(rest), pool.take(held), classes)
+
+
+@functools.cache
+def listing(req: Request) -> Listing:
+    """The images of an image-file dataset, listed once per process (no image decoded)."""
+    if req.kind.startswith("cifar"):
+        raise ValueError("CIFAR is a set of pickles, not image files: see _cifar")
+    return {"pets": _list_pets, "flowers102": _list_flowers}.get(req.kind, _list_tree)(req)
+
+
+def hold_out(n: int, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) indices of n: the first round(fraction·n) of a seeded permutation are held
+    out, as big_vision's `train[:98%]` / `train[98%:]` slices of a shuffled split (not stratified)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    k = round(fraction * n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+# --- pixels ---------------------------------------------------------------------------------------
+
+
+def fit(image: Image.Image, size: int) -> np.ndarray:
+    """uint8 (3, size, size): the shorter side resized to `size` and the centre cropped, in one
+    resampling of the centre square (PIL bilinear: antialiased when shrinking)."""
+    w, h = image.size
+    m = min(w, h)
+    box = ((w - m) / 2, (h - m) / 2, (w + m) / 2, (h + m) / 2)
+    square = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR, box=box)
+    return np.asarray(square).transpose(2, 0, 1).copy()
+
+
+def decode(req: Request, path: Path) -> np.ndarray:
+    """One image file at the request's pixels; an unreadable one is the one-line error."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (req.size, req.size))  # JPEG: let libjpeg shrink by 2-8x while decoding
+            return fit(image, req.size)
+    except FileNotFoundError:
+        raise _problem(req, path, "missing image") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise _problem(req, path, f"corrupt image ({exc})") from None
+
+
+def _decode_all(req: Request, files: Files) -> np.ndarray:
+    """Every image of `files`, decoded on threads (PIL releases the GIL while decoding)."""
+    out = np.empty((len(files), 3, req.size, req.size), np.uint8)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for i, image in enumerate(pool.map(lambda i: decode(req, files.path(i)), range(len(files)))):
+            out[i] = image
+    return out
+
+
+def _fingerprint(files: list[Files]) -> str:
+    """A digest of every source file's path, size and modification time: a changed, added or
+    removed image makes a new cache entry."""
+    h = hashlib.sha256()
+    for part in files:
+        for i in range(len(part)):
+            st = part.path(i).stat()
+            h.update(b"%s\0%d\0%d\n" % (part.rel[i], st.st_size, st.st_mtime_ns))
+    return h.hexdigest()
+
+
+def _pixels(req: Request) -> tuple[tuple[str, ...], tuple[np.ndarray, ...]]:
+    """Class names and (pool images, pool labels, test images, test labels) at the request's pixels."""
+    if req.kind.startswith("cifar"):
+        classes, (x, y, tx, ty) = _cifar(req)
+        if req.size != CIFAR_SIZE:
+            x, tx = (
+                np.stack([fit(Image.fromarray(i.transpose(1, 2, 0)), req.size) for i in a]) for a in (x, tx)
+            )
+        return classes, (x, y, tx, ty)
+    lst = listing(req)
+    try:
+        digest = _fingerprint([lst.pool, lst.test])
+    except FileNotFoundError as exc:
+        raise _problem(req, Path(exc.filename), "missing image") from None
+    meta = {"version": VERSION, "dataset": req.kind, "size": req.size, "files": digest}
+    label = f"folder-{req.location.name}" if req.kind == "folder" else req.kind
+    arrays = cache.load_or_build(
+        f"{label}-{req.size}px-{digest[:10]}.bin",
+        meta,
+        lambda: {"pool": _decode_all(req, lst.pool), "test": _decode_all(req, lst.test)},
+    )
+    return lst.classes, (arrays["pool"], lst.pool.labels, arrays["test"], lst.test.labels)
+
+
+# --- datasets -----------------------------------------------------------------------------------
+
+
+def _provenance(req: Request, classes: int, train: int, dev: int, test: int) -> str:
+    how = f"{req.size}x{req.size} (shorter side resized, centre crop, PIL bilinear)"
+    if req.kind.startswith("cifar") and req.size == CIFAR_SIZE:
+        how = "native 32x32"
+    return (
+        f"{req.kind} read from {req.location} ({classes} classes, 3 channels, {how}); dev split: "
+        f"{DEV_FRACTION[req.kind]:.0%} of the {train + dev:,} official training images held out (seed 0), "
+        f"test: the official test split ({test:,})"
+    )
+
+
+def is_streaming(name: str) -> bool:
+    """ImageNet, and an image-file dataset whose decoded images would exceed IN_MEMORY_BYTES."""
+    req = parse(name)
+    if req.kind in STREAMED:
+        return True
+    if req.kind.startswith("cifar"):
+        return False  # 180 MB at 32 px; the trainer resizes to the model's input per batch
+    lst = listing(req)
+    return (len(lst.pool) + len(lst.test)) * 3 * req.size**2 > IN_MEMORY_BYTES
+
+
+def load(name: str) -> ImageDataset:
+    """An in-memory dataset: uint8 (N, 3, PX, PX) splits train / val (the dev split) / test."""
+    req = parse(name)
+    if is_streaming(name):
+        raise UserError(
+            f"dataset {name!r} streams from disk (more than {IN_MEMORY_BYTES / 1024**3:.0f} GiB decoded, or "
+            f"ImageNet): read it with benchmark.data.streaming({name!r}), not load"
+        )
+    classes, (x, y, tx, ty) = _pixels(req)
+    keep, dev = hold_out(len(y), DEV_FRACTION[req.kind])
+    x, y, tx, ty = (torch.from_numpy(np.ascontiguousarray(a)) for a in (x, y, tx, ty))
+    provenance = _provenance(req, len(classes), len(keep), len(dev), len(ty))
+    return ImageDataset(name, x[keep], y[keep], x[dev], y[dev], tx, ty, classes, source(req), provenance)
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """A split read from disk per item: (uint8 (3, PX, PX) tensor, label)."""
+
+    def __init__(self, req: Request, files: Files) -> None:
+        self.req, self.files = req, files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.from_numpy(decode(self.req, self.files.path(i))), int(self.files.labels[i])
+
+
+@dataclass(frozen=True)
+class StreamingDataset:
+    """torch Datasets of the three splits, and what a trainer needs to know without decoding."""
+
+    name: str
+    train: torch.utils.data.Dataset
+    val: torch.utils.data.Dataset  # the dev split
+    test: torch.utils.data.Dataset
+    classes: tuple[str, ...]
+    image_size: int
+    source: str
+    provenance: str
+    channels: int = 3
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def streaming(name: str) -> StreamingDataset:
+    """Any format's splits as torch Datasets: image files decoded per item; CIFAR's arrays as they are."""
+    req = parse(name)
+    if req.kind.startswith("cifar"):
+        ds = load(name)
+        splits = [
+            torch.utils.data.TensorDataset(*(getattr(ds, f"{s}_{a}") for a in "xy"))
+            for s in ("train", "val", "test")
+        ]
+        return StreamingDataset(name, *splits, ds.classes, req.size, ds.source, ds.provenance)
+    lst = listing(req)
+    keep, dev = hold_out(len(lst.pool), DEV_FRACTION[req.kind])
+    splits = [ImageFiles(req, f) for f in (lst.pool.take(keep), lst.pool.take(dev), lst.test)]
+    provenance = _provenance(req, len(lst.classes), len(keep), len(dev), len(lst.test))
+    return StreamingDataset(name, *splits, lst.classes, req.size, source(req), provenance)
+
+
+def spec(name: str) -> DatasetSpec:
+    """The shape for planning, from the file lists (no image decoded); ImageNet's published one
+    when its folder is absent (the published sizes count every training image, the listed ones
+    the train split without the 1% dev split)."""
+    req = parse(name)
+    if req.kind in PAPER and not req.location.exists():
+        return replace(PAPER[req.kind], image_size=req.size)
+    if req.kind.startswith("cifar"):
+        classes, (_, y, _, ty) = _cifar(req)
+        n, test = len(y), len(ty)
+    else:
+        lst = listing(req)
+        classes, n, test = lst.classes, len(lst.pool), len(lst.test)
+    dev = len(hold_out(n, DEV_FRACTION[req.kind])[1])
+    return DatasetSpec(req.size, 3, len(classes), n - dev, _provenance(req, len(classes), n - dev, dev, test))
+
+
+def source(req: Request) -> str:
+    return f"folder:{req.location}" if req.kind == "folder" else SOURCES[req.kind]
+
+
+def identity(name: str) -> tuple[str, tuple[str, ...]]:
+    """A dataset's source family and class names, without decoding an image."""
+    req = parse(name)
+    classes = _cifar(req)[0] if req.kind.startswith("cifar") else listing(req).classes
+    return source(req), classes
+
+
+def download(name: str, root: Path) -> None:
+    """Fetch a dataset with torchvision's downloaders into `root` (needs internet; never in tests)."""
+    from torchvision import datasets
+
+    req = parse(name)
+    makers = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100, "pets": datasets.OxfordIIITPet,
+              "flowers102": datasets.Flowers102}  # fmt: skip
+    if req.kind not in makers:
+        raise UserError(f"--download fetches {', '.join(makers)} only; for {name!r}: {OBTAIN[req.kind]}")
+    makers[req.kind](root, download=True)
