@@ -228,12 +228,12 @@ def validate(cfg: RunConfig) -> None:
 
 
 def check_readable(cfg: RunConfig) -> None:
-    """A run about to train reads its upstream and probe datasets: each must load here (the paper's
-    do not in this version), or the one-line error comes before any run folder is written."""
+    """A run about to train reads its upstream, probe and fine-tuning datasets: each must be found
+    here (JFT-300M never is), or the one-line error comes before any run folder is written."""
     from benchmark import data
 
-    for name in (cfg.data.dataset, *cfg.eval.fewshot_datasets):
-        data.load(name)
+    for name in (cfg.data.dataset, *cfg.eval.fewshot_datasets, *cfg.eval.finetune_datasets):
+        data.describe(name)
 
 
 # --- commands --------------------------------------------------------------------------

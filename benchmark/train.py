@@ -52,6 +52,7 @@ CHECKPOINT_EVERY_S = 60.0  # wall-clock seconds between checkpoints (env VITBENC
 # itself never waits for the device, and a stop request is answered within this many steps.
 READ_EVERY = 25
 COMPILE_CHOICES = ("auto", "on", "off")
+STREAMED_TEST_SAMPLE = 10_000  # test images the upstream accuracy of a streamed dataset is measured on
 MODEL = "model.pt"  # final weights (with eval.early_stop: the selected ones), kept for inspection studies
 BEST = "best.pt"  # with eval.early_stop: the weights of the best validation score so far
 
@@ -107,18 +108,28 @@ class Trainer:
         self.cfg, self.dir = cfg, run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        upstream = data.load(cfg.data.dataset)
+        name = cfg.data.dataset
+        upstream = data.streaming(name) if data.is_streaming(name) else data.load(name)
         self.size = cfg.data.image_size or upstream.image_size
         self.channels = upstream.channels
         self.num_classes = upstream.num_classes
-        keep = torch.from_numpy(data.subset(cfg.data.train_examples, len(upstream.train_y)))
-        # uint8 on the device, a quarter of float32's memory; each batch is prepared (resized,
-        # scaled to [-1, 1]) and augmented there. `stream`, when set, is read instead (loader.streamed).
-        self.train_x = upstream.train_x[keep].to(self.device)
-        self.train_y = upstream.train_y[keep].to(self.device)
-        self.stream: torch.utils.data.Dataset | None = None
+        self.stream: torch.utils.data.Dataset | None = None  # set: batches come from loader.streamed
+        if isinstance(upstream, data.ImageDataset):
+            keep = torch.from_numpy(data.subset(cfg.data.train_examples, len(upstream.train_y)))
+            # uint8 on the device, a quarter of float32's memory; each batch is prepared (resized,
+            # scaled to [-1, 1]) and augmented there.
+            self.train_x = upstream.train_x[keep].to(self.device)
+            self.train_y = upstream.train_y[keep].to(self.device)
+            self.examples = len(keep)
+            test_x, test_y = upstream.test_x, upstream.test_y
+        else:  # too large for memory: read per batch; the upstream accuracy on a fixed test sample
+            keep = data.subset(cfg.data.train_examples, len(upstream.train))
+            self.stream = torch.utils.data.Subset(upstream.train, keep.tolist())
+            self.examples = len(keep)
+            test = data.subset(STREAMED_TEST_SAMPLE, len(upstream.test))
+            test_x, test_y = loader.gather(upstream.test, test, loader_workers())
         self.upstream_test = evals.Split(
-            data.prepare(upstream.test_x, self.size, self.channels).to(self.device), upstream.test_y
+            data.prepare(test_x, self.size, self.channels).to(self.device), test_y
         )
         self.probes = evals.ProbeData(self.size, self.channels, self.device)
 
@@ -130,7 +141,7 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.step = 0
-        self.batch_size = min(cfg.optim.batch_size, len(self.train_y))  # a small dataset caps it
+        self.batch_size = min(cfg.optim.batch_size, self.examples)  # a small dataset caps it
         self.lead, self.rank, self.world = distributed.is_lead(), distributed.rank(), distributed.world_size()
         if self.batch_size % self.world:
             raise ValueError(f"the batch does not split evenly over {self.world} data-parallel ranks")
@@ -280,7 +291,7 @@ class Trainer:
         if self.stream is None:
             return loader.in_memory(self.train_x, self.train_y, start, stop, self.batch_size, self.cfg.seed)
         return loader.streamed(
-            self.stream, len(self.train_y), start, stop, self.batch_size, self.cfg.seed, self.device,
+            self.stream, self.examples, start, stop, self.batch_size, self.cfg.seed, self.device,
             loader_workers(),
         )  # fmt: skip
 
@@ -355,12 +366,11 @@ def selection_score(cfg: RunConfig, metrics: dict[str, float]) -> float:
 def record_of_data(cfg: RunConfig) -> dict[str, dict[str, str]]:
     """Where every dataset of the run comes from, and whether probing it measures transfer: kept in
     the run's result, so a report never loads a dataset to describe it."""
-    upstream = data.load(cfg.data.dataset)
-    out = {cfg.data.dataset: {"role": "upstream (pre-training)", "provenance": upstream.describe()}}
-    for name in cfg.eval.fewshot_datasets:
-        out.setdefault(
-            name, {"role": data.role(name, cfg.data.dataset), "provenance": data.load(name).describe()}
-        )
+    out = {
+        cfg.data.dataset: {"role": "upstream (pre-training)", "provenance": data.describe(cfg.data.dataset)}
+    }
+    for name in (*cfg.eval.fewshot_datasets, *cfg.eval.finetune_datasets):
+        out.setdefault(name, {"role": data.role(name, cfg.data.dataset), "provenance": data.describe(name)})
     return out
 
 
@@ -383,7 +393,7 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         trainer = Trainer(cfg, run_dir)
         resumed_from = trainer.step if trainer.try_resume() else None
         flops_per_image = flops.train_flops_per_image(
-            trainer.model, trainer.batch(trainer.train_x[:2], trainer.train_y[:2])[0], trainer.num_classes
+            trainer.model, trainer.batch(*next(trainer.batches(0, 1)))[0][:2], trainer.num_classes
         )
         t_train = time.perf_counter()
         start_step = trainer.step
@@ -400,7 +410,7 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             "params": sum(p.numel() for p in trainer.model.parameters()),
             "image_size": trainer.size,
             "patch_grid": list(grid) if (grid := token_grid(trainer.model)) else None,
-            "train_examples": len(trainer.train_y),
+            "train_examples": trainer.examples,
             "train_flops_per_image": flops_per_image,
             "train_flops": flops_per_image * cfg.optim.steps * trainer.batch_size,
             "train_images_per_s": images / max(train_s, 1e-9),

@@ -35,7 +35,11 @@ PRESETS = {
     "gpu": "one GPU: ViT-Ti/8 at 64 px on 100k fractal images, 3 learning rates per head, 3 seeds per cell",
 }
 CELL = ("model.pool", "optim.lr")
-LRS = {"smoke": (1e-3, 4e-3), "cpu": (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2), "gpu": (5e-4, 1e-3, 2e-3)}  # factor 2
+LRS = {
+    "smoke": (1e-3, 4e-3),
+    "cpu": (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2),
+    "gpu": (5e-4, 1e-3, 2e-3),
+}  # factor 2
 SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "gpu": (0, 1, 2)}
 EVERY = {"smoke": 10, "cpu": 50, "gpu": 250}  # probe every N steps: Fig. 9's curves
 HEAD = {"token": "CLS-Token", "gap": "GAP"}

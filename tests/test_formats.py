@@ -282,3 +282,18 @@ def test_run_on_missing_data_exits_2_before_writing(root, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "dataset 'cifar10'" in err and "--download" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_pre_trains_on_a_streamed_imagenet_tree(root, tiny_cfg, tmp_path, monkeypatch):
+    """The trainer's DataLoader path on a real on-disk layout: ImageNet always streams."""
+    from benchmark import metrics, train
+
+    write_tree(root / "imagenet" / "train", ("n01440764", "n01443537"), 40, size=(20, 16))
+    write_tree(root / "imagenet" / "val", ("n01440764", "n01443537"), 4, size=(20, 16))
+    monkeypatch.setenv("VITBENCH_LOADER_WORKERS", "1")
+    cfg = tiny_cfg.replace(**{"data.dataset": "imagenet1k@16", "data.image_size": 16, "model.arch": "Mu/4"})
+    result = train.run(cfg, tmp_path / "run")
+    assert result["status"] == "done" and result["execution"]["data"] == "streamed by 1 loader process(es)"
+    assert result["train_examples"] == 80 - 1  # 1% held out as the dev split
+    assert 0 <= result["metrics"][metrics.UPSTREAM_TOP1] <= 1
+    assert "imagenet" in result["datasets"]["imagenet1k@16"]["provenance"]

@@ -185,7 +185,7 @@ def test_a_streamed_upstream_trains_exactly_as_the_in_memory_one(tiny_cfg, tmp_p
     streamed = train.Trainer(cfg, tmp_path / "b")
     streamed.stream = torch.utils.data.StackDataset(streamed.train_x.cpu(), streamed.train_y.cpu())
     streamed.train()
-    assert streamed.execution()["data"] == "streamed (2 workers)"
+    assert streamed.execution()["data"] == "streamed by 2 loader process(es)"
     for p, q in zip(in_memory.model.parameters(), streamed.model.parameters(), strict=True):
         assert torch.equal(p, q)
 

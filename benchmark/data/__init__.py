@@ -23,8 +23,19 @@ from benchmark.data.specs import PAPER, DatasetSpec
 from benchmark.errors import UserError
 
 __all__ = [
-    "SOURCES", "DatasetSpec", "ImageDataset", "check_name", "is_streaming", "load", "prepare", "random_shift",
-    "role", "spec", "streaming", "subset",
+    "SOURCES",
+    "DatasetSpec",
+    "ImageDataset",
+    "check_name",
+    "describe",
+    "is_streaming",
+    "load",
+    "prepare",
+    "random_shift",
+    "role",
+    "spec",
+    "streaming",
+    "subset",
 ]  # fmt: skip
 
 SOURCES: dict[str, Callable[[], ImageDataset]] = {
@@ -93,6 +104,11 @@ def streaming(name: str) -> formats.StreamingDataset:
     if not formats.is_format(name):
         raise UserError(f"dataset {name!r} is held in memory: read it with load; streamed: {formats.GRAMMAR}")
     return formats.streaming(name)
+
+
+def describe(name: str) -> str:
+    """Provenance and split sizes, for a run's record (a streamed dataset is listed, not decoded)."""
+    return streaming(name).provenance if is_streaming(name) else load(name).describe()
 
 
 def role(probe: str, upstream: str) -> str:

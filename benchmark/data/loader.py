@@ -15,10 +15,10 @@ random_shift).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 PREFETCH = 4  # batches each worker reads ahead of the step
@@ -93,3 +93,10 @@ def streamed(
     )
     for x, y in loader:
         yield x.to(device, non_blocking=cuda), y.to(device, non_blocking=cuda)
+
+
+def gather(dataset: Dataset, indices: Sequence[int], workers: int) -> Batch:
+    """The items at `indices` as two tensors (uint8 images, labels) on the host, read by `workers` processes."""
+    batches = DataLoader(Subset(dataset, list(indices)), batch_size=256, num_workers=workers)
+    xs, ys = zip(*batches, strict=True)
+    return torch.cat(xs), torch.cat(ys)
