@@ -135,3 +135,46 @@ def test_position_tables_per_variant(tiny_vits):
     # a 2-D table at init is random per half: its structure is there by construction
     sim = inspection.position_similarity(inspection.position_tables(tiny_vits["2d"])["stem"], GRID)
     assert inspection.row_column_contrast(sim) > 0.3
+
+
+def _constructed(local: bool):
+    """A results frame of the inspect study (3 seeds per judged cell) and measurements built to make
+    every claim hold (`local=False`) or fail (`local=True`)."""
+    import pandas as pd
+
+    from benchmark.config import flatten
+    from studies import inspect as study
+
+    rows, measured = [], {}
+    for cfg in study.runs("cpu"):
+        name = study._cell(pd.Series(flatten(cfg)))
+        run = f"/nowhere/{name}/{cfg.seed}"
+        rows.append({**flatten(cfg), "run_dir": run, "run_id": run, "upstream/test_top1": 0.9})
+        grid = (7, 7) if "4" in name else GRID
+        px = (4.0, 4.0) if "4" in name else PX
+        wide = inspection.uniform_distance(grid, px, 1) * (0.2 if local else 1.1)
+        hybrid_bonus = 0.0 if local else 3.0 * ("hybrid" in name)
+        distance = (
+            np.array([[1.0 + cfg.seed, wide + cfg.seed], [1.5 * wide + cfg.seed, 2 * wide]]) + hybrid_bonus
+        )
+        table = torch.randn(grid[0] * grid[1], 64, generator=torch.Generator().manual_seed(cfg.seed))
+        if not local:  # rows and columns built in
+            table = table + torch.eye(64)[: grid[1]].repeat(grid[0], 1) * 3  # the column's axis
+        measured[run] = inspection.Inspection(
+            grid, px, distance if not local else distance[::-1], inspection.uniform_distance(grid, px, 1), None, None, None, None,
+            {"stem": inspection.position_similarity(table, grid)},
+        )  # fmt: skip
+    return pd.DataFrame(rows), measured
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_inspect_study_verdicts_come_out_either_way(monkeypatch, local):
+    from studies import inspect as study
+
+    df, measured = _constructed(local)
+    monkeypatch.setattr(study, "_measure", measured.__getitem__)
+    verdicts = study.checks(df)
+    assert [v.holds for v in verdicts] == [not local] * 4
+    assert all((v.margin > 0) == (not local) for v in verdicts)
+    assert {v.unit for v in verdicts} == {"px", "cos"}
+    assert not study.table(df).empty
