@@ -109,7 +109,12 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
         **{"row/col contrast (cos)": ("row/col contrast", "mean"), "upstream top-1 (%)": ("upstream top-1", "mean")},
     )  # fmt: skip
     out["upstream top-1 (%)"] *= 100
-    return out.round(3).reset_index().fillna("–")
+    out = out.round(3).reset_index()
+    # the hybrid and the every-layer ViT have no stem table: no contrast to show
+    out["row/col contrast (cos)"] = (
+        out["row/col contrast (cos)"].astype(object).where(out["row/col contrast (cos)"].notna(), "–")
+    )
+    return out
 
 
 def _judge(comparison, unit: str, **words: str) -> Verdict:
