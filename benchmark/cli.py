@@ -62,9 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the studies, their claims, presets and paper references")
     p.set_defaults(func=cmd_list)
 
-    def study_command(name: str, help_: str, func) -> argparse.ArgumentParser:
+    def study_command(name: str, help_: str, func, optional: bool = False) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
-        p.add_argument("study", help="a study name (see `vitbench list`)")
+        p.add_argument("study", nargs="?" if optional else None, help="a study name (see `vitbench list`)")
         p.add_argument(
             "--preset", default=DEFAULT_PRESET, help=f"scale to run at (default: {DEFAULT_PRESET})"
         )
@@ -135,7 +135,14 @@ def _parser() -> argparse.ArgumentParser:
     study_command(
         "cancel", "cancel a study's queued and running jobs (they resume on the next run)", cmd_cancel
     )
-    study_command("report", "rebuild a study's report from stored results (no training)", cmd_report)
+    p = study_command(
+        "report", "rebuild a study's report from stored results (no training)", cmd_report, True
+    )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="rebuild every study's report at every preset with results, and the scorecard REPORTS/README.md",
+    )
 
     p = sub.add_parser(
         "bench",
@@ -546,6 +553,13 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.all or args.study is None:
+        if args.study is not None or not args.all or args.set or args.preset != DEFAULT_PRESET:
+            raise UserError("give a study (`vitbench report STUDY`) or --all alone (every study and preset)")
+        from benchmark.scorecard import build_scorecard
+
+        print(f"Scorecard: {build_scorecard(args.results, _folders(args))}")
+        return 0
     the_plan = _planned(args)
     _report(the_plan.study, the_plan, args)
     return 0

@@ -372,7 +372,14 @@ def scan(root: Path, study: str, variant: str, expected: Sequence[RunConfig]) ->
                 metas.append(meta)
             if (result := read_result(path)) is None:
                 continue
-            row: dict[str, Any] = {"run_id": path.name, **config, **result.get("metrics", {})}
+            # run_dir: where the run's files are, for a study that reads more than its result
+            # (the inspect study measures the final weights, model.pt).
+            row: dict[str, Any] = {
+                "run_id": path.name,
+                "run_dir": str(path),
+                **config,
+                **result.get("metrics", {}),
+            }
             row.update({key: result.get(key) for key in RESULT_COLUMNS})
             results.append(row)
             curves += [

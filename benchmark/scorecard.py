@@ -1,0 +1,137 @@
+"""The scorecard: every claim of the paper on one page (`vitbench report --all` → REPORTS/README.md).
+
+It rebuilds the report of every study at every preset that has finished runs (stored results
+only: it never trains), and writes one row per claim and preset: the paper's evidence, ours, the
+verdict, its test and the scale and provenance the runs recorded, with a link to the study's report.
+A claim whose study has no results says "not run" and gives the command that runs it. The output
+depends on the stored files alone, so a rebuild is byte-identical.
+
+Which verdicts make up which claim is the mapping below (CLAIMS): a study stays one file, and the
+page's rows are decided in one place.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.errors import UserError
+from benchmark.results import scan, write_atomic
+from benchmark.study import Study, Verdict, list_studies, load_study
+
+SCORECARD = "README.md"
+
+
+@dataclass(frozen=True)
+class Claim:
+    code: str
+    title: str
+    study: str
+    verdicts: tuple[str, ...] = ()  # words the study's verdict claims contain (lower case); () = all
+
+
+CLAIMS = (
+    Claim("C1", "Data scaling: ViT needs more pre-training data than BiT, then overtakes it", "data_scaling"),
+    Claim("C2", "Compute: ViT needs less pre-training compute than BiT, and does not saturate", "compute",
+          ("needs less compute", "saturate")),
+    Claim("C3", "Hybrids: ahead of ViT at small budgets, less so at large; attend less locally early on",
+          "compute", ("hybrids beat", "advantage shrinks")),
+    Claim("C3", "Hybrids: ahead of ViT at small budgets, less so at large; attend less locally early on",
+          "inspect", ("hybrid attends",)),
+    Claim("C4", "Position embeddings: none is clearly worse; the encodings differ little", "pos_embed"),
+    Claim("C5", "Head type: GAP matches a class token once its learning rate is tuned", "head_type"),
+    Claim("C6", "Few-shot proxy: linear few-shot accuracy ranks models as fine-tuning does", "few_shot"),
+    Claim("C7", "Inspection: global heads in low layers, distance grows with depth, row/column embeddings",
+          "inspect", ("globally", "grows with depth", "row/column")),
+    Claim("Table 6", "Accounting: our FLOP count reproduces Table 6's exaFLOPs", "compute", ("flop count",)),
+)  # fmt: skip
+
+
+def _selected(claim: Claim, verdicts: list[Verdict]) -> list[Verdict]:
+    return [v for v in verdicts if not claim.verdicts or any(w in v.claim.lower() for w in claim.verdicts)]
+
+
+def _provenance(results_root: Path, study: Study, preset: str) -> str:
+    """Seeds, hardware, date and revision, as the runs recorded them (meta.json, result.json)."""
+    records = scan(results_root, study.name, preset, study.runs(preset))
+    df, metas = records.results, records.metas
+    attempts = [a for m in metas for a in m.get("attempts", [])]
+    devices = sorted({str(m.get("device")) for m in metas if m.get("device")})
+    revisions = sorted({str(a.get("revision"))[:10] for a in attempts if a.get("revision")})
+    last = max((a["start"] for a in attempts if "start" in a), default=None)
+    date = datetime.datetime.fromtimestamp(last, datetime.UTC).date().isoformat() if last else "unknown"
+    return (
+        f"{len(df)} runs, seeds {', '.join(map(str, sorted(df['seed'].unique())))}; "
+        f"{', '.join(devices) or 'unknown hardware'}; last started {date}; revision {', '.join(revisions) or 'unknown'}"
+    )
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def build_scorecard(results_root: Path, reports_root: Path) -> Path:
+    """Rebuild every study's report at every preset with results, and write the scorecard page."""
+    from benchmark.report import build_report
+
+    judged: dict[tuple[str, str], tuple[list[Verdict], str]] = {}
+    for name in list_studies():
+        study = load_study(name)
+        for preset in study.presets:
+            try:
+                _, verdicts = build_report(study, preset, results_root, reports_root, study.runs(preset))
+            except UserError:  # no finished runs of this preset
+                continue
+            judged[(name, preset)] = (verdicts, _provenance(results_root, study, preset))
+    rows = [_parameter_row()]
+    for claim in CLAIMS:
+        study = load_study(claim.study)
+        presets = [p for p in study.presets if (claim.study, p) in judged]
+        if not presets:
+            rows.append({"claim": f"{claim.code}: {claim.title}", "paper": f"{study.reference}: {study.claim}",
+                         "preset": "not run", "ours": "–", "verdict": "not run",
+                         "test": f"`vitbench run {claim.study} --preset cpu`", "scale and provenance": "–",
+                         "report": "–"})  # fmt: skip
+        for preset in presets:
+            verdicts, provenance = judged[(claim.study, preset)]
+            link = f"[{claim.study}/{preset}]({claim.study}/{preset}/report.md)"
+            rows += [{"claim": f"{claim.code}: {v.claim}", "paper": v.paper, "preset": preset, "ours": v.measured,
+                      "verdict": f"**{v.verdict}** ({v.margin_text})", "test": v.rule,
+                      "scale and provenance": provenance, "report": link} for v in _selected(claim, verdicts)]  # fmt: skip
+    table = pd.DataFrame(rows).map(lambda t: _cell(str(t)))
+    text = "\n\n".join([
+        "# Scorecard: the claims of Dosovitskiy et al. (ICLR 2021), judged at our scale",
+        "Generated by `vitbench report --all` from the stored results (it never trains); do not edit. One row "
+        "per claim and preset with results: the paper's evidence, ours, the verdict (its margin: positive exactly "
+        "when it holds) and its test, and the scale the runs recorded. Verdicts are about that scale, not the "
+        "paper's; each study's report gives the details and figures.",
+        table.to_markdown(index=False),
+    ])  # fmt: skip
+    path = Path(reports_root) / SCORECARD
+    write_atomic(path, (text + "\n").encode())
+    return path
+
+
+def _parameter_row() -> dict[str, str]:
+    """Table 1's parameter counts against our models' (built on the meta device: no results needed)."""
+    from benchmark.models import param_count
+    from benchmark.paper import paper_values
+
+    rows = paper_values(source="table1")
+    archs = {"ViT-B": "B/16", "ViT-L": "L/16", "ViT-H": "H/14"}
+    ours = {m: param_count(archs[m]) for m in rows["model"]}
+    worst = max(abs(ours[m] - v) / v for m, v in zip(rows["model"], rows["value"], strict=True)) * 100
+    holds = worst <= 1.0
+    return {
+        "claim": "Table 1: our models have the paper's parameter counts",
+        "paper": ", ".join(f"{m} {v / 1e6:.0f}M" for m, v in zip(rows["model"], rows["value"], strict=True)),
+        "preset": "– (counted, not trained)",
+        "ours": ", ".join(f"{archs[m]} {n / 1e6:.1f}M" for m, n in ours.items()),
+        "verdict": f"**{'holds' if holds else 'does not hold'}** ({1.0 - worst:+.2f} %)",
+        "test": "|ours − Table 1| / Table 1 ≤ 1% for each model (1000-class linear head, 224 px; Table 1 rounds to 1M)",
+        "scale and provenance": "benchmark.models.param_count on the meta device",
+        "report": "–",
+    }

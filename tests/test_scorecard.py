@@ -1,0 +1,51 @@
+"""The scorecard page: a claim without results is "not run" with its command; a claim with
+(constructed) results shows its study's verdict and links the report; a rebuild is byte-identical."""
+
+import json
+
+from benchmark import cli, metrics
+from benchmark.config import canonical_json, run_id
+from benchmark.presets import TRANSFER
+from benchmark.results import study_dir
+from benchmark.study import load_study
+
+
+def _store(root, study: str, preset: str) -> None:
+    """Finished runs of a study's preset, as the trainer would leave them (tiny, made-up metrics)."""
+    for i, cfg in enumerate(load_study(study).runs(preset)):
+        folder = study_dir(root, study, preset) / run_id(cfg)
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(canonical_json(cfg))
+        (folder / "meta.json").write_text(json.dumps({"device": "cpu (test)", "attempts": [
+            {"start": 1.7e9, "revision": "abcdef123456", "dirty": False}]}))  # fmt: skip
+        accuracy = {metrics.fewshot(d, k): 0.5 + 0.01 * i for d in TRANSFER for k in (1, 5)}
+        result = {"status": "done", "wall_s": 1.0, "train_flops": 1e9, "params": 1000, "image_size": 28,
+                  "patch_grid": [4, 4], "train_examples": 500, "datasets": {}, "protocol": {},
+                  "metrics": {metrics.UPSTREAM_TOP1: 0.9, **accuracy}}  # fmt: skip
+        (folder / "result.json").write_text(json.dumps(result))
+
+
+def test_scorecard_shows_verdicts_and_not_run_claims(tmp_path, capsys):
+    _store(tmp_path / "results", "pos_embed", "smoke")
+    args = ["report", "--all", "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports")]
+    assert cli.main(args) == 0
+    page = (tmp_path / "reports" / "README.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| C")]
+    pos = [r for r in rows if r.startswith("| C4")]
+    assert pos and all(
+        "**not judged**" in r and "[pos_embed/smoke](pos_embed/smoke/report.md)" in r for r in pos
+    )
+    assert (tmp_path / "reports" / "pos_embed" / "smoke" / "report.md").exists()
+    for code, study in (("C1", "data_scaling"), ("C5", "head_type"), ("C6", "few_shot"), ("C7", "inspect")):
+        row = next(r for r in rows if r.startswith(f"| {code}"))
+        assert "not run" in row and f"`vitbench run {study} --preset cpu`" in row
+    assert "Table 1" in page and "cpu (test)" in page and "abcdef1234" in page
+    first = page.encode()
+    assert cli.main(args) == 0
+    assert (tmp_path / "reports" / "README.md").read_bytes() == first
+
+
+def test_report_needs_a_study_or_all(tmp_path, capsys):
+    assert cli.main(["report", "--results", str(tmp_path)]) == 2
+    assert cli.main(["report", "pos_embed", "--all", "--results", str(tmp_path)]) == 2
+    assert "--all" in capsys.readouterr().err
