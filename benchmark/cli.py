@@ -35,6 +35,8 @@ DEFAULT_PRESET = "cpu"
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if getattr(args, "data_root", None) is not None:  # the environment carries it into every job
+        os.environ["VITBENCH_DATA"] = str(args.data_root.resolve())
     try:
         code = args.func(args)
         sys.stdout.flush()  # here, so a closed pipe is caught below and not at interpreter exit
@@ -88,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
             help="reports folder (default: $VITBENCH_REPORTS, else RESULTS/reports, which git ignores; "
             "the committed reference reports are regenerated with --reports reports)",
         )
+        p.add_argument(
+            "--data-root",
+            type=Path,
+            default=None,
+            help="where CIFAR, Pets, Flowers and ImageNet trees live (default: $VITBENCH_DATA, else ~/data)",
+        )
         p.set_defaults(func=func)
         return p
 
@@ -109,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
         help="runs at once on the local executor (default: one per CPU core, one on a GPU)",
     )
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again (skipped by default)")
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch missing CIFAR-10/100, Pets and Flowers-102 with torchvision's downloaders (needs internet)",
+    )
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument(
         "--wait",
@@ -234,12 +247,31 @@ def validate(cfg: RunConfig) -> None:
     evals.check(cfg)
 
 
+def datasets_of(cfg: RunConfig) -> tuple[str, ...]:
+    return (cfg.data.dataset, *cfg.eval.fewshot_datasets, *cfg.eval.finetune_datasets)
+
+
+def download_missing(names: set[str]) -> None:
+    """--download: fetch each on-disk dataset that is not found, through torchvision's downloaders."""
+    from benchmark import data
+    from benchmark.data import formats
+
+    for name in sorted(names):
+        if not formats.is_format(name):
+            continue
+        try:
+            data.describe(name)
+        except UserError:
+            print(f"downloading {name} into {formats.data_root()} ...", flush=True)
+            formats.download(name, formats.data_root())
+
+
 def check_readable(cfg: RunConfig) -> None:
     """A run about to train reads its upstream, probe and fine-tuning datasets: each must be found
     here (JFT-300M never is), or the one-line error comes before any run folder is written."""
     from benchmark import data
 
-    for name in (cfg.data.dataset, *cfg.eval.fewshot_datasets, *cfg.eval.finetune_datasets):
+    for name in datasets_of(cfg):
         data.describe(name)
 
 
@@ -315,6 +347,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     dispatch.listen_for_ctrl_c()  # so `vitbench cancel` stops a run started in the background
     the_plan = _planned(args, to_train=True)
+    if args.download:
+        download_missing({name for run in the_plan.todo for name in datasets_of(run.cfg)})
     for run in the_plan.todo:
         check_readable(run.cfg)
     table = cost.load_table(args.gpu_table)

@@ -1,6 +1,6 @@
 """Inside the trained models (§4.5; Figs. 6, 7, 10, 11): filters, position embeddings, attention.
 
-Run:   vitbench run inspect [--preset smoke|cpu]
+Run:   vitbench run inspect [--preset smoke|cpu|gpu]
 Cost:  smoke ≈ 1 min; cpu ≈ 6 min on 2 CPU cores (11 runs of 0.2M-parameter models: an estimate
        from pos_embed's measured 25 s per Mu/7 run, the 49-token Mu/4 and hybrid counted at twice
        that), plus seconds for the inspection pass.
@@ -43,21 +43,34 @@ CLAIM = (
 PRESETS = {
     "smoke": "a check of the pipeline, one seed per cell; the numbers mean nothing",
     "cpu": "laptop-scale models on 2 CPU cores: 3 seeds for each judged cell, 1 for the figure-only cells",
-    # gpu, paper: the lead adds them here, with CELLS' models at that scale and their SEEDS.
+    "gpu": "one GPU: pos_embed's gpu models (ViT-Ti/8 at 64 px) and ViT-S/8 beside R26x1+S/8, 3 seeds per judged cell",
 }
 CELL = ("model.arch", "model.pos_embed", "model.pos_inject")
+VIT_GRID, HYBRID = "ViT on the hybrid's grid", "hybrid"
+# A hybrid and a ViT of the same width on the same token grid, per preset: attention distances on
+# different grids are not comparable (cpu: 7x7 tokens of 4 px; gpu: 8x8 tokens of 8 px).
+PAIR = {
+    "smoke": ({"model.arch": "Mu/4"}, {"model.arch": "R14x1+Mu/4", "model.resnet_width": 8}),
+    "cpu": ({"model.arch": "Mu/4"}, {"model.arch": "R14x1+Mu/4", "model.resnet_width": 8}),
+    "gpu": ({"model.arch": "S/8"}, {"model.arch": "R26x1+S/8"}),
+}
 CELLS = {  # name -> the config it changes from the preset's base (pos_embed's cells where they are one)
     "ViT 1-D": {"model.pos_embed": "1d", "model.pos_inject": "stem"},
     "ViT 2-D": {"model.pos_embed": "2d", "model.pos_inject": "stem"},
     "ViT 1-D every layer": {"model.pos_embed": "1d", "model.pos_inject": "every_layer"},
-    "ViT Mu/4": {"model.arch": "Mu/4"},
-    "hybrid R14+Mu/4": {"model.arch": "R14x1+Mu/4", "model.resnet_width": 8},
 }
-JUDGED_CELLS = ("ViT 1-D", "ViT Mu/4", "hybrid R14+Mu/4")
+JUDGED_CELLS = ("ViT 1-D", VIT_GRID, HYBRID)
 SEEDS = {
-    "smoke": {c: (0,) for c in CELLS},
-    "cpu": {c: (0, 1, 2) if c in JUDGED_CELLS else (0,) for c in CELLS},
+    "smoke": {c: (0,) for c in JUDGED_CELLS + tuple(CELLS)},
+    "cpu": {c: (0, 1, 2) if c in JUDGED_CELLS else (0,) for c in JUDGED_CELLS + tuple(CELLS)},
+    "gpu": {c: (0, 1, 2) if c in JUDGED_CELLS else (0,) for c in JUDGED_CELLS + tuple(CELLS)},
 }
+
+
+def cells(preset: str) -> dict[str, dict[str, object]]:
+    return {**CELLS, VIT_GRID: PAIR[preset][0], HYBRID: PAIR[preset][1]}
+
+
 # "Attends globally": a head's mean distance reaches 3/4 of what a head attending to every token
 # equally gets (inspection.uniform_distance) — the distance of attention blind to position.
 GLOBAL_FRACTION = 0.75
@@ -71,12 +84,14 @@ JUDGED_ON = "final weights, first 128 upstream test images (inference pass witho
 
 
 def runs(preset: str):
-    return [cfg for name, cell in CELLS.items() for cfg in grid(base(preset), [cell], SEEDS[preset][name])]
+    return [
+        cfg for name, cell in cells(preset).items() for cfg in grid(base(preset), [cell], SEEDS[preset][name])
+    ]
 
 
 def _cell(row: pd.Series) -> str:
     """The cell a run belongs to, from the config columns that tell the cells apart."""
-    names = {tuple(flatten(cfg)[k] for k in CELL): name for preset in PRESETS for name, cell in CELLS.items()
+    names = {tuple(flatten(cfg)[k] for k in CELL): name for preset in PRESETS for name, cell in cells(preset).items()
              for cfg in grid(base(preset), [cell], (0,))}  # fmt: skip
     return names[tuple(row[k] for k in CELL)]
 
@@ -152,7 +167,7 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
                f"{vit['last layer mean'].mean():.1f} px",
                rule=f"{one_sample}: the last layer's mean distance over heads minus the first layer's, per seed, exceeds 0"),
         _judge(greater(hyb["layer 1 mean"], vit4["layer 1 mean"], "hybrid > ViT, layer 1"), "px",
-               claim=claims["hybrid"], paper=PAPER["hybrid"], judged_on=f"hybrid R14x1+Mu/4 vs ViT Mu/4; {JUDGED_ON}",
+               claim=claims["hybrid"], paper=PAPER["hybrid"], judged_on=f"hybrid vs a ViT of its width on its grid; {JUDGED_ON}",
                measured=f"layer-1 mean over heads: hybrid {hyb['layer 1 mean'].mean():.1f} px, ViT "
                f"{vit4['layer 1 mean'].mean():.1f} px (both {hyb['grid'].iloc[0]} tokens of {hyb['token px'].iloc[0]:g} px)",
                rule="one-sided Welch t-test over seeds, α = 0.05: the hybrid's first-layer mean distance over heads "
@@ -227,7 +242,7 @@ def _similarity(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
 
 
 def _distance(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
-    names = [n for n in ("ViT 1-D", "ViT Mu/4", "hybrid R14+Mu/4") if (per_run["cell"] == n).any()]
+    names = [n for n in ("ViT 1-D", VIT_GRID, HYBRID) if (per_run["cell"] == n).any()]
     data = pd.DataFrame([{"model": r.cell, "seed": r.seed, "layer": layer + 1, "head": head + 1, "distance": d}
                          for r in per_run[per_run["cell"].isin(names)].itertuples()
                          for (layer, head), d in np.ndenumerate(_measure(r.run_dir).distance)])  # fmt: skip
@@ -245,7 +260,7 @@ def _distance(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
 
 
 def _rollout(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
-    models = [(n, m) for n in ("ViT 1-D", "hybrid R14+Mu/4") if (m := _first(per_run, n))]
+    models = [(n, m) for n in ("ViT 1-D", HYBRID) if (m := _first(per_run, n))]
     images = models[0][1].images
     fig, axes = plt.subplots(
         len(images), 1 + len(models), figsize=(1.8 * (1 + len(models)), 1.8 * len(images))

@@ -297,3 +297,27 @@ def test_a_run_pre_trains_on_a_streamed_imagenet_tree(root, tiny_cfg, tmp_path, 
     assert result["train_examples"] == 80 - 1  # 1% held out as the dev split
     assert 0 <= result["metrics"][metrics.UPSTREAM_TOP1] <= 1
     assert "imagenet" in result["datasets"]["imagenet1k@16"]["provenance"]
+
+
+def test_data_root_flag_points_every_command_at_the_data(root, tmp_path, monkeypatch, capsys):
+    from benchmark import cli
+    from tests.helpers import write_cifar
+
+    elsewhere = tmp_path / "elsewhere"
+    write_cifar(elsewhere, "cifar10", n_per_class=2)
+    monkeypatch.setenv(formats.ROOT_ENV, str(root))  # restored after the test; main() sets it from the flag
+    argv = [
+        "plan",
+        "pos_embed",
+        "--preset",
+        "smoke",
+        "--set",
+        "data.dataset=cifar10",
+        "--set",
+        "data.image_size=28",
+        "--results",
+        str(tmp_path / "r"),
+    ]
+    assert cli.main(argv) == 2 and "dataset 'cifar10'" in capsys.readouterr().err
+    assert cli.main([*argv, "--data-root", str(elsewhere)]) == 0
+    assert "pos_embed/smoke" in capsys.readouterr().out

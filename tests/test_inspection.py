@@ -150,10 +150,11 @@ def _constructed(local: bool):
         name = study._cell(pd.Series(flatten(cfg)))
         run = f"/nowhere/{name}/{cfg.seed}"
         rows.append({**flatten(cfg), "run_dir": run, "run_id": run, "upstream/test_top1": 0.9})
-        grid = (7, 7) if "4" in name else GRID
-        px = (4.0, 4.0) if "4" in name else PX
+        paired = name in (study.VIT_GRID, study.HYBRID)  # Mu/4 and R14x1+Mu/4: 7x7 tokens of 4 px
+        grid = (7, 7) if paired else GRID
+        px = (4.0, 4.0) if paired else PX
         wide = inspection.uniform_distance(grid, px, 1) * (0.2 if local else 1.1)
-        hybrid_bonus = 0.0 if local else 3.0 * ("hybrid" in name)
+        hybrid_bonus = 0.0 if local else 3.0 * (name == study.HYBRID)
         distance = (
             np.array([[1.0 + cfg.seed, wide + cfg.seed], [1.5 * wide + cfg.seed, 2 * wide]]) + hybrid_bonus
         )
