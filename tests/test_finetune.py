@@ -121,6 +121,8 @@ def test_the_protocol_is_described_with_its_numbers():
         assert needle in text, needle
     default = evals.protocol(RunConfig().replace(**{"eval.evaluators": ("finetune",)}))["finetune"]
     assert "at the pre-training resolution" in default and "resized" not in default
+    resnet = RunConfig().replace(**ev, **{"model.arch": "R14x1", "model.prelogits": False})
+    assert "at 24 px (" in evals.protocol(resnet)["finetune"]  # nothing to resize
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from torch import nn
 from benchmark import data, metrics
 from benchmark.config import EvalConfig, OptimConfig, RunConfig
 from benchmark.evals import FEATURE_BATCH, EvalContext, Split, register
-from benchmark.models import replace_head
+from benchmark.models import replace_head, resolve_model
 from benchmark.models.resize import resize_model
 from benchmark.optim import lr_at, set_lr, train_step
 
@@ -106,7 +106,13 @@ def datasets(ev: EvalConfig) -> tuple[str, ...]:
 def _describe(cfg: RunConfig) -> str:
     ev = cfg.eval
     size = f"at {ev.finetune_image_size} px" if ev.finetune_image_size else "at the pre-training resolution"
-    resized = f", position embeddings resized {ev.finetune_interpolation}" if ev.finetune_image_size else ""
+    # A BiT ResNet has no position embedding to resize (benchmark.models.resize).
+    has_table = resolve_model(cfg.model).family != "bit"
+    resized = (
+        f", position embeddings resized {ev.finetune_interpolation}"
+        if ev.finetune_image_size and has_table
+        else ""
+    )
     accumulate = (
         f" accumulated over micro-batches of {ev.finetune_micro_batch}" if ev.finetune_micro_batch else ""
     )
