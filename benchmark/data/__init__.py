@@ -183,3 +183,46 @@ def random_shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     cols = offsets[:, 1:] + torch.arange(w, device=x.device)  # (n, w)
     batch = torch.arange(n, device=x.device)[:, None, None]
     return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
+def inception_crop(
+    x: torch.Tensor,
+    size: int,
+    generator: torch.Generator,
+    area: tuple[float, float] = (0.05, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: bool = True,
+) -> torch.Tensor:
+    """The paper's fine-tuning pre-processing (App. B.1.1): an inception crop of each image,
+    resized to `size`×`size`, mirrored left-right with probability 1/2 when `flip`; on the device
+    `x` and `generator` live on, one `grid_sample` for the whole batch, nothing read back.
+
+    Each crop covers a fraction of the image drawn uniformly from `area` (big_vision's
+    `inception_crop` default: 5% to all of it) with a width/height ratio drawn uniformly from
+    `ratio`, placed uniformly where it fits: ten tries per image, the whole image when none fits
+    (as TF's sampler that big_vision calls). Boxes are continuous, not whole pixels. The resize is
+    bilinear without antialiasing, as TF's; growing an image that is the same as `prepare`'s.
+    """
+    n, tries = len(x), 10
+    u = torch.rand(n, tries, 4, generator=generator, device=x.device)
+    fraction = area[0] + (area[1] - area[0]) * u[..., 0]
+    aspect = ratio[0] + (ratio[1] - ratio[0]) * u[..., 1]
+    w, h = (fraction * aspect).sqrt(), (fraction / aspect).sqrt()  # fractions of the image's sides
+    left, top = (1 - w) * u[..., 2], (1 - h) * u[..., 3]
+    fits = (w <= 1) & (h <= 1)
+    first = fits.int().argmax(1, keepdim=True)  # the first try that fits
+
+    def chosen(per_try: torch.Tensor, whole: float) -> torch.Tensor:
+        return torch.where(fits.any(1), per_try.gather(1, first)[:, 0], whole)
+
+    w, h, left, top = chosen(w, 1.0), chosen(h, 1.0), chosen(left, 0.0), chosen(top, 0.0)
+    coin = torch.rand(n, generator=generator, device=x.device)
+    mirror = torch.where(coin < 0.5, -1.0, 1.0) if flip else torch.ones_like(w)
+    # affine_grid maps output coordinates in [-1, 1] to input ones: scale by the box's side
+    # (negated to mirror), shift to the box's centre.
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0], theta[:, 0, 2] = w * mirror, 2 * left + w - 1
+    theta[:, 1, 1], theta[:, 1, 2] = h, 2 * top + h - 1
+    grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
+    # "border" clamps at the edge as F.interpolate does, so the whole image, unmirrored, is a plain resize.
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

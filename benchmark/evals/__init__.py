@@ -20,7 +20,7 @@ from torch import nn
 from benchmark import data
 from benchmark.config import RunConfig
 from benchmark.errors import UserError
-from benchmark.models import pre_logits
+from benchmark.models import pre_logits, resolve_model
 
 FEATURE_BATCH = 512
 
@@ -38,18 +38,25 @@ class ProbeData:
 
     def __init__(self, size: int, channels: int, device: torch.device) -> None:
         self.size, self.channels, self.device = size, channels, device
-        self._splits: dict[tuple[str, str], Split] = {}
+        self._splits: dict[tuple[str, str, int], Split] = {}
 
-    def split(self, name: str, which: str) -> Split:
-        if (name, which) not in self._splits:
+    def split(self, name: str, which: str, size: int = 0) -> Split:
+        """One split at `size` (0: the model's input size), resized from the stored uint8 images
+        (fine-tuning at another resolution never resizes an already resized copy)."""
+        size = size or self.size
+        if (name, which, size) not in self._splits:
             ds = data.load(name)
             x, y = getattr(ds, f"{which}_x"), getattr(ds, f"{which}_y")
-            prepared = data.prepare(x, self.size, self.channels).to(self.device)
-            self._splits[(name, which)] = Split(prepared, y)
-        return self._splits[(name, which)]
+            prepared = data.prepare(x, size, self.channels).to(self.device)
+            self._splits[(name, which, size)] = Split(prepared, y)
+        return self._splits[(name, which, size)]
 
     def num_classes(self, name: str) -> int:
         return data.load(name).num_classes
+
+    def image_size(self, name: str) -> int:
+        """The side of the stored images (what fine-tuning crops from)."""
+        return data.load(name).image_size
 
 
 @dataclass
@@ -134,9 +141,28 @@ def check(cfg: RunConfig) -> None:
                 f"eval.shots={max(cfg.eval.shots)} exceeds the {smallest} training examples of the smallest "
                 f"class of {name!r}; valid: shots from 1 to {smallest}"
             )
+    _check_finetune(cfg)
     if "fewshot_lso" in cfg.eval.evaluators and len(cfg.eval.fewshot_datasets) < 2:
         raise UserError(
             "evaluator fewshot_lso chooses l2 by leave-self-out and needs at least two eval.fewshot_datasets"
+        )
+
+
+def _check_finetune(cfg: RunConfig) -> None:
+    """The fine-tuning protocol's fields: known datasets, a warm-up within the steps, and a
+    resolution the model's patches (or a hybrid's stride) tile."""
+    ev = cfg.eval
+    for name in ev.finetune_datasets:
+        data.check_name(name)
+    if ev.finetune_warmup > ev.finetune_steps:
+        raise UserError(
+            f"eval.finetune_warmup={ev.finetune_warmup} exceeds eval.finetune_steps={ev.finetune_steps}"
+        )
+    shape = resolve_model(cfg.model)
+    if shape.family != "bit" and ev.finetune_image_size % shape.patch:
+        raise UserError(
+            f"eval.finetune_image_size={ev.finetune_image_size} is not a multiple of the model's patch size "
+            f"{shape.patch}; choose a multiple of {shape.patch} (0: the pre-training resolution)"
         )
 
 

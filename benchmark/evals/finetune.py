@@ -1,41 +1,71 @@
-"""Fine-tuning a pre-trained model on a downstream task (§3.2, App. B.1.1, Table 4).
+"""Fine-tuning a pre-trained model on a downstream task, the paper's protocol (§3.2, App. B.1.1,
+Table 4), driven by the `eval.finetune_*` fields.
 
-The recipe: drop the whole pre-training head for one zero-initialised linear layer, SGD with
-momentum 0.9, cosine decay, no weight decay, gradient clipping at global norm 1. The learning
-rate is chosen on the probe dataset's validation split (the paper's dev split held out of train),
-the model is fine-tuned on the train split with it, and evaluated on the test split.
+The pre-training head is dropped for one zero-initialised linear layer; SGD with momentum 0.9, no
+weight decay, gradient clipping at global norm 1, a linear warm-up then cosine decay to zero; a
+batch whose gradients may accumulate over micro-batches; batches drawn without replacement (a
+fresh seeded order of the train split every epoch). Optionally at another resolution than
+pre-training: the probe images prepared at it from their stored pixels and the model's position
+embeddings resized by 2-D interpolation (benchmark.models.resize). Training images optionally go
+through an inception crop and a horizontal flip; evaluation images are resized only. The learning
+rate is chosen on the dataset's validation split (the paper's dev split held out of train), then
+the model is fine-tuned on the train split with it and evaluated on the test split.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from benchmark import metrics
-from benchmark.config import RunConfig
+from benchmark import data, metrics
+from benchmark.config import EvalConfig, OptimConfig, RunConfig
 from benchmark.evals import FEATURE_BATCH, EvalContext, Split, register
-from benchmark.models import replace_head
-from benchmark.optim import decayed_lr, set_lr, train_step
+from benchmark.models import replace_head, resolve_model
+from benchmark.models.resize import resize_model
+from benchmark.optim import lr_at, set_lr, train_step
 
-BATCH = 64
+
+def batch_order(n: int, batch: int, seed: int) -> Iterator[torch.Tensor]:
+    """The indices of each step's batch, drawn without replacement: the n examples in a fresh
+    seeded order every epoch, the epochs back to back, cut into batches of `batch`, as big_vision's
+    shuffle → repeat → batch input pipeline. Every epoch sees every example once; a batch may
+    straddle two epochs (and then hold an example of each), none is dropped."""
+    gen = torch.Generator().manual_seed(seed)
+    stream = torch.empty(0, dtype=torch.long)
+    while True:
+        while len(stream) < batch:
+            stream = torch.cat([stream, torch.randperm(n, generator=gen)])
+        yield stream[:batch]
+        stream = stream[batch:]
+
+
+def schedule(ev: EvalConfig, lr: float) -> OptimConfig:
+    """The fine-tuning schedule, as pre-training's: `finetune_warmup` linear warm-up steps, then
+    cosine decay to zero at `finetune_steps` (the original code decays fine-tuning to 0)."""
+    return OptimConfig(
+        lr=lr, end_lr=0.0, schedule="cosine", warmup_steps=ev.finetune_warmup, steps=ev.finetune_steps
+    )
 
 
 def _finetune_once(
-    model: nn.Module, train: Split, num_classes: int, steps: int, lr: float, seed: int
+    model: nn.Module, train: Split, num_classes: int, ev: EvalConfig, size: int, lr: float, seed: int
 ) -> nn.Module:
     tuned = copy.deepcopy(model)
+    resize_model(tuned, size, ev.finetune_interpolation)
     replace_head(tuned, num_classes)
     opt = torch.optim.SGD(tuned.parameters(), lr=lr, momentum=0.9, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(seed)
     x, y = train.x, train.y.to(train.x.device)
+    crops = torch.Generator(device=x.device).manual_seed(seed)
+    batches, sched = batch_order(len(y), ev.finetune_batch, seed), schedule(ev, lr)
     tuned.train()
-    for step in range(steps):
-        set_lr(opt, decayed_lr(lr, 0.0, step, steps, "cosine"))
-        idx = torch.randint(0, len(y), (min(BATCH, len(y)),), generator=gen).to(x.device)
-        train_step(tuned, opt, x[idx], y[idx], clip_norm=1.0, params=tuned.parameters())
+    for step in range(ev.finetune_steps):
+        set_lr(opt, lr_at(step, sched))
+        idx = next(batches).to(x.device)
+        xb = data.inception_crop(x[idx], size, crops) if ev.finetune_augment == "inception_flip" else x[idx]
+        train_step(tuned, opt, xb, y[idx], 1.0, tuned.parameters(), micro_batch=ev.finetune_micro_batch)
     return tuned.eval()
 
 
@@ -51,33 +81,62 @@ def finetune_accuracy(
     val: Split,
     test: Split,
     num_classes: int,
-    steps: int,
-    lrs: Sequence[float],
+    ev: EvalConfig,
     seed: int = 0,
 ) -> tuple[float, float, float]:
-    """(test top-1, validation top-1 at the chosen lr, chosen lr). The model passed in is left untouched."""
-    scores = {lr: _accuracy(_finetune_once(model, train, num_classes, steps, lr, seed), val) for lr in lrs}
-    best = max(lrs, key=lambda lr: (scores[lr], -lr))  # ties: the smaller learning rate
-    tuned = _finetune_once(model, train, num_classes, steps, best, seed)
-    return _accuracy(tuned, test), scores[best], best
+    """(test top-1, validation top-1 at the chosen lr, chosen lr) of the protocol `ev` describes.
+    `val` and `test` are at the fine-tuning resolution, and so is `train` unless it is cropped
+    (`finetune_augment`), when it holds the stored images for the crops to be taken from. The
+    model passed in is left untouched."""
+    size = val.x.shape[-1]
+
+    def tuned(lr: float) -> nn.Module:
+        return _finetune_once(model, train, num_classes, ev, size, lr, seed)
+
+    scores = {lr: _accuracy(tuned(lr), val) for lr in ev.finetune_lrs}
+    best = max(ev.finetune_lrs, key=lambda lr: (scores[lr], -lr))  # ties: the smaller learning rate
+    return _accuracy(tuned(best), test), scores[best], best
+
+
+def datasets(ev: EvalConfig) -> tuple[str, ...]:
+    """The datasets fine-tuned on: `finetune_datasets`, else the probe datasets."""
+    return ev.finetune_datasets or ev.fewshot_datasets
 
 
 def _describe(cfg: RunConfig) -> str:
     ev = cfg.eval
+    size = f"at {ev.finetune_image_size} px" if ev.finetune_image_size else "at the pre-training resolution"
+    # A BiT ResNet has no position embedding to resize (benchmark.models.resize).
+    has_table = resolve_model(cfg.model).family != "bit"
+    resized = (
+        f", position embeddings resized {ev.finetune_interpolation}"
+        if ev.finetune_image_size and has_table
+        else ""
+    )
+    accumulate = (
+        f" accumulated over micro-batches of {ev.finetune_micro_batch}" if ev.finetune_micro_batch else ""
+    )
+    augment = "inception crop + horizontal flip" if ev.finetune_augment == "inception_flip" else "resize only"
     return (
-        f"fine-tuning (zero-initialised linear head, SGD momentum 0.9, cosine decay, no weight decay, clip 1, batch "
-        f"{BATCH}) for {ev.finetune_steps} steps on the train split, lr from {', '.join(f'{lr:g}' for lr in ev.finetune_lrs)} "
-        "chosen on the validation split; test top-1"
+        f"fine-tuning on {', '.join(datasets(ev))} {size}{resized} (zero-initialised linear head, SGD momentum "
+        f"0.9, no weight decay, clip at global norm 1, {ev.finetune_warmup} warm-up steps then cosine decay "
+        f"to 0, batch {ev.finetune_batch}{accumulate} drawn without replacement, training images: {augment}) "
+        f"for {ev.finetune_steps} steps on the train split, lr from "
+        f"{', '.join(f'{lr:g}' for lr in ev.finetune_lrs)} chosen on the validation split; test top-1"
     )
 
 
 @register("finetune", _describe)
 def finetune(ctx: EvalContext) -> dict[str, float]:
-    ev, out = ctx.cfg.eval, {}
-    for name in ev.fewshot_datasets:
+    ev, probes, out = ctx.cfg.eval, ctx.probes, {}
+    for name in datasets(ev):
+        size = ev.finetune_image_size  # 0: the pre-training resolution
+        # Crops come from the stored images, at their own resolution; else the train split is
+        # resized as the evaluation splits are.
+        train_size = probes.image_size(name) if ev.finetune_augment == "inception_flip" else size
         test, val, lr = finetune_accuracy(
-            ctx.model, *(ctx.probes.split(name, which) for which in ("train", "val", "test")),
-            ctx.probes.num_classes(name), ev.finetune_steps, ev.finetune_lrs, seed=ctx.cfg.seed,
+            ctx.model, probes.split(name, "train", train_size), probes.split(name, "val", size),
+            probes.split(name, "test", size), probes.num_classes(name), ev, seed=ctx.cfg.seed,
         )  # fmt: skip
         out[metrics.key("finetune", name, "top1")] = test
         out[metrics.key("finetune", name, "top1", "val")] = val

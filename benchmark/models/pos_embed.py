@@ -99,6 +99,14 @@ class InjectPos(nn.Module):
         return self.block(self.pos(x), **kwargs)
 
 
+def relative_index(num_patches: int, num_prefix_tokens: int) -> torch.Tensor:
+    """(tokens, tokens): the row of RelativeAttention's table each (query, key) pair reads."""
+    pos = torch.arange(num_patches)
+    index = pos[:, None] - pos[None, :] + num_patches - 1
+    p = num_prefix_tokens
+    return F.pad(index, (p, 0, p, 0), value=2 * num_patches - 1)
+
+
 class RelativeAttention(Attention):
     """timm's attention plus the paper's 1-D relative attention (App. D.4, Shaw-style).
 
@@ -121,12 +129,8 @@ class RelativeAttention(Attention):
         self.rel_embed = nn.Parameter(
             torch.empty(num_offsets + (1 if num_prefix_tokens else 0), self.head_dim)
         )
-        pos = torch.arange(num_patches)
-        index = pos[:, None] - pos[None, :] + num_patches - 1
-        p = num_prefix_tokens
-        index = F.pad(index, (p, 0, p, 0), value=num_offsets)
         # Derived from the sizes, so not part of the state dict.
-        self.register_buffer("rel_index", index, persistent=False)
+        self.register_buffer("rel_index", relative_index(num_patches, num_prefix_tokens), persistent=False)
         self.init_weights()
 
     def init_weights(self) -> None:
