@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -121,6 +122,8 @@ class EvalConfig:
     finetune_warmup: int = field(default=0, metadata=ADDED)
     finetune_augment: FinetuneAugment = field(default="none", metadata=ADDED)
     finetune_interpolation: Interpolation = field(default="bilinear", metadata=ADDED)
+    # Table 4's steps differ per dataset: "NAME=STEPS" entries override finetune_steps for NAME.
+    finetune_steps_by_dataset: tuple[str, ...] = field(default=(), metadata=ADDED)
     # §4.3: keep the model at its best validation score among the evaluations during training
     # (`every_steps`): the 5-shot few-shot accuracy on the validation splits, averaged over
     # `fewshot_datasets`. The final evaluators then run on that model, and the result says its step.
@@ -316,6 +319,11 @@ def check(cfg: RunConfig) -> None:
         (
             bool(ev.finetune_lrs) or "finetune" not in ev.evaluators,
             "eval.finetune_lrs is empty but eval.evaluators runs finetune: give the learning rates to try",
+        ),
+        (
+            all(re.fullmatch(r"[^=]+=[1-9][0-9]*", entry) for entry in ev.finetune_steps_by_dataset),
+            f"eval.finetune_steps_by_dataset={','.join(ev.finetune_steps_by_dataset)}: each entry is "
+            "DATASET=STEPS with STEPS a positive integer, e.g. cifar100=10000,pets=500",
         ),
         (
             ev.finetune_micro_batch == 0 or ev.finetune_batch % ev.finetune_micro_batch == 0,

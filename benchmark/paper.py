@@ -10,6 +10,7 @@ import pandas as pd
 # §4.1's datasets as the paper counts them (Table 6's exaFLOPs use 303M images per JFT epoch).
 JFT_IMAGES, JFT_CLASSES = 303_000_000, 18_291
 IMAGENET_IMAGES = 1_281_167  # ILSVRC-2012's training split
+IMAGENET21K_IMAGES = 14_197_122  # ImageNet-21k, fall 2011 release
 
 
 @cache

@@ -314,7 +314,7 @@ class Trainer:
             "precision": "bf16 autocast" if self.device.type == "cuda" else "fp32",
             "data": "uint8 on the device"
             if self.stream is None
-            else f"streamed ({loader_workers()} workers)",
+            else f"streamed by {loader_workers()} loader process(es)",
         }
 
     def write_progress(self, record: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from benchmark import metrics, pareto
 from benchmark.config import steps_for_epochs
 from benchmark.judge import judged
 from benchmark.paper import JFT_IMAGES, paper_values
-from benchmark.presets import TRANSFER, base, grid, transfer_mean
+from benchmark.presets import JFT, base, finetuned_on, grid, probes, transfer_mean
 from benchmark.sizes import family
 from benchmark.stats import bootstrap_cells, greater, too_few_seeds
 from benchmark.study import Verdict
@@ -69,7 +69,7 @@ TRAINING = {
             "eval.finetune_steps": 30, "eval.finetune_lrs": (0.01, 0.03)},
     "gpu": {"data.dataset": "fractal1000x1000@64", "optim.warmup_steps": 500, "eval.shots": (5,),
             "eval.finetune_steps": 500, "eval.finetune_lrs": (0.003, 0.01, 0.03)},
-    "paper": {"eval.shots": (5,)},
+    "paper": {**JFT, "eval.shots": (5,)},
 }  # fmt: skip
 JUDGED, FINETUNED = "transfer 5-shot", "transfer fine-tuned"
 
@@ -90,7 +90,7 @@ def _label(row: pd.Series) -> str:
 
 def _cells(df: pd.DataFrame) -> pd.DataFrame:
     """The runs with their family, configuration label and the accuracies judged."""
-    finetuned = df[[metrics.key("finetune", d, "top1") for d in TRANSFER]].mean(axis=1)
+    finetuned = df[[metrics.key("finetune", d, "top1") for d in finetuned_on(df)]].mean(axis=1)
     return df.assign(family=df["model.arch"].map(family), cell=df.apply(_label, axis=1),
                      **{JUDGED: transfer_mean(df), FINETUNED: finetuned})  # fmt: skip
 
@@ -170,7 +170,7 @@ BOOTSTRAPPED = {  # claim: (statistic of the fronts, threshold it must exceed, u
 def checks(df: pd.DataFrame) -> list[Verdict]:
     frame = _cells(df)
     samples = {c: g[[JUDGED]].to_numpy() for c, g in frame.groupby("cell")}
-    judged_on = f"test accuracy, 5-shot, mean over {', '.join(TRANSFER)}; compute = each run's measured training FLOPs"
+    judged_on = f"test accuracy, 5-shot, mean over {', '.join(probes(df))}; compute = each run's measured training FLOPs"
     if short := too_few_seeds(samples):
         verdicts = [Verdict.not_judged(CLAIMS[k], short, PAPER[k], judged_on) for k in CLAIMS]
         return [*verdicts, _accounting_verdict()]
@@ -253,5 +253,5 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
         ax.set_xscale("log")
         ax.set(xlabel="pre-training compute (FLOPs, log scale)", ylabel=f"{column} (%)")
     fig.suptitle(f"Fig. 5's view: transfer accuracy against pre-training compute, with each family's front "
-                 f"(test, mean over {', '.join(TRANSFER)})", fontsize=9)  # fmt: skip
+                 f"(test, mean over {', '.join(probes(df))})", fontsize=9)  # fmt: skip
     return {"fig5_accuracy_vs_compute": (fig, cells)}

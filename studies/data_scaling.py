@@ -22,7 +22,7 @@ import seaborn as sns
 from benchmark import metrics
 from benchmark.judge import judged
 from benchmark.paper import IMAGENET_IMAGES, JFT_IMAGES, paper_values
-from benchmark.presets import TRANSFER, base, grid, transfer_mean
+from benchmark.presets import JFT, base, finetuned_on, grid, probes, transfer_mean
 from benchmark.sizes import family
 from benchmark.stats import greater, too_few_seeds
 from benchmark.study import Verdict
@@ -72,7 +72,7 @@ TRAINING = {
     "gpu": {"optim.steps": 10_000, "optim.warmup_steps": 500, "eval.every_steps": 1000, "eval.shots": (5,),
             "eval.finetune_steps": 500, "eval.finetune_lrs": (0.003, 0.01, 0.03)},
     # §4.3: the same hyper-parameters (the preset's: 7 epochs of all of JFT) for every subset.
-    "paper": {"eval.every_steps": 50_000, "eval.shots": (5,)},
+    "paper": {**JFT, "eval.every_steps": 50_000, "eval.shots": (5,)},
 }  # fmt: skip
 JUDGED, FINETUNED = "transfer 5-shot", "transfer fine-tuned"
 _T5 = paper_values(source="table5", eval="ImageNet", model="ViT-L/16").set_index("pretrain")["value"]
@@ -97,7 +97,7 @@ def runs(preset: str):
 
 def _frame(df: pd.DataFrame) -> pd.DataFrame:
     """The judged numbers per run, with the family and the pre-training images each run drew from."""
-    finetuned = df[[metrics.key("finetune", d, "top1") for d in TRANSFER]].mean(axis=1)
+    finetuned = df[[metrics.key("finetune", d, "top1") for d in finetuned_on(df)]].mean(axis=1)
     return df.assign(
         family=df["model.arch"].map(family),
         images=df["train_examples"],
@@ -135,7 +135,7 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
     frame = _frame(df)
     sizes = sorted(frame["images"].unique())
     small, large = sizes[0], sizes[-1]
-    judged_on = f"test accuracy of the early-stopped model, 5-shot, mean over {', '.join(TRANSFER)}"
+    judged_on = f"test accuracy of the early-stopped model, 5-shot, mean over {', '.join(probes(df))}"
     claims = {
         "ahead": f"BiT beats ViT with the least pre-training data ({small:,} images)",
         "slope": "ViT gains more per decade of pre-training data than BiT",
@@ -202,7 +202,7 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
                      errorbar="sd", err_style="bars", ax=ax)  # fmt: skip
         ax.set_xscale("log")
         ax.set(xlabel="pre-training images (log scale)", ylabel=f"{column} (%)",
-               title=f"Transfer accuracy, {title}; test, mean over {', '.join(TRANSFER)}; bars: ±1 sd over seeds")  # fmt: skip
+               title=f"Transfer accuracy, {title}; test, mean over {', '.join(probes(df))}; bars: ±1 sd over seeds")  # fmt: skip
         ax.title.set_fontsize(9)
         out[name] = (fig, frame)
     return out

@@ -1,6 +1,6 @@
 """Linear few-shot evaluation as a cheap proxy for fine-tuning (§4.1).
 
-Run:   vitbench run few_shot [--preset smoke|cpu|gpu]
+Run:   vitbench run few_shot [--preset smoke|cpu|gpu|paper]
 Cost:  smoke ≈ 1 min; cpu ≈ 12 min on 2 CPU cores (10 pre-trainings, each probed three ways and
        fine-tuned on three transfer datasets).
 Claim: the paper reports linear few-shot accuracy "where fine-tuning would be too costly", as a
@@ -21,7 +21,9 @@ import pandas as pd
 import seaborn as sns
 
 from benchmark import metrics
-from benchmark.presets import TRANSFER, base, transfer_mean
+from benchmark.config import steps_for_epochs
+from benchmark.paper import IMAGENET21K_IMAGES
+from benchmark.presets import base, probes, transfer_mean
 from benchmark.stats import rank_agreement
 from benchmark.study import Verdict
 
@@ -35,6 +37,7 @@ PRESETS = {
     "smoke": "a check of the pipeline: 3 models, a few fine-tuning steps; the numbers mean nothing",
     "cpu": "a laptop-scale comparison of 10 models on 2 CPU cores",
     "gpu": "one GPU: 10 ViT-Ti/S-class models at 64 px on 100k fractal images",
+    "paper": "the paper's scale on public data: 8 ViTs (Ti/16 to L/16) on ImageNet-21k (JFT-300M is private)",
 }
 CELL = ("model.arch", "model.pos_embed", "model.pool", "optim.steps", "optim.lr", "data.train_examples")
 EVALUATORS = ("upstream", "fewshot", "fewshot_lso", "linear", "finetune")
@@ -66,8 +69,20 @@ MODELS = {
         {"data.train_examples": 10_000},
         {"optim.lr": 8e-3},
     ],
+    # Table 5's and Table 6's ViTs on ImageNet-21k (base: B/16, 90 epochs), one shorter run and one
+    # without position embeddings.
+    "paper": [
+        {},
+        {"model.arch": "B/32"},
+        {"model.arch": "L/16"},
+        {"model.arch": "L/32"},
+        {"model.arch": "S/16"},
+        {"model.arch": "Ti/16"},
+        {"optim.steps": steps_for_epochs(30, IMAGENET21K_IMAGES, 4096)},
+        {"model.pos_embed": "none"},
+    ],
 }
-FINETUNE_STEPS = {"smoke": 5, "cpu": 80, "gpu": 500}
+FINETUNE_STEPS = {"smoke": 5, "cpu": 80, "gpu": 500, "paper": 500}  # paper: and 10,000 on CIFAR (the base's)
 PROBES = {
     "fewshot": "5-shot, closed form, fixed l2 = 2^10",
     "fewshot_lso": "5-shot, closed form, l2 leave-self-out",
@@ -105,7 +120,7 @@ def _scores(df: pd.DataFrame) -> pd.DataFrame:
     for probe in ("fewshot", "fewshot_lso"):
         out[probe] = transfer_mean(df, protocol=probe)
     for evaluator in ("linear", "finetune"):
-        out[evaluator] = df[[metrics.key(evaluator, d, "top1") for d in TRANSFER]].mean(axis=1)
+        out[evaluator] = df[[metrics.key(evaluator, d, "top1") for d in probes(df)]].mean(axis=1)
     return out
 
 
@@ -115,7 +130,8 @@ def _per_seed(df: pd.DataFrame, probe: str) -> np.ndarray:
         return _scores(df)[[probe]].to_numpy()
     seeds = range(int(df["eval.fewshot_seeds"].iloc[0]))
     return np.stack(
-        [df[[metrics.fewshot(d, 5, seed=s) for d in TRANSFER]].mean(axis=1).to_numpy() for s in seeds], axis=1
+        [df[[metrics.fewshot(d, 5, seed=s) for d in probes(df)]].mean(axis=1).to_numpy() for s in seeds],
+        axis=1,
     )
 
 
@@ -127,7 +143,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
 
 def checks(df: pd.DataFrame) -> list[Verdict]:
     claims = {probe: f"{label} ranks models as fine-tuning does" for probe, label in PROBES.items()}
-    judged_on = f"test accuracy, mean over the transfer datasets {', '.join(TRANSFER)}"
+    judged_on = f"test accuracy, mean over the transfer datasets {', '.join(probes(df))}"
     if len(df) < 3:
         return [
             Verdict.not_judged(c, f"a rank correlation needs at least 3 models, got {len(df)}")
@@ -168,6 +184,6 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
                        aspect=1.0, facet_kws={"sharex": False})  # fmt: skip
     grid.set_titles("{col_name}", size=9)
     grid.set_axis_labels("probe accuracy (%)", "fine-tuning accuracy (%)")
-    grid.figure.suptitle(f"Does the cheap probe rank models as fine-tuning does? (test, mean over {', '.join(TRANSFER)})",
+    grid.figure.suptitle(f"Does the cheap probe rank models as fine-tuning does? (test, mean over {', '.join(probes(df))})",
                          fontsize=10, y=1.04)  # fmt: skip
     return {"proxy_vs_finetune": (grid.figure, scores)}

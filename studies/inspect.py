@@ -1,6 +1,6 @@
 """Inside the trained models (§4.5; Figs. 6, 7, 10, 11): filters, position embeddings, attention.
 
-Run:   vitbench run inspect [--preset smoke|cpu|gpu]
+Run:   vitbench run inspect [--preset smoke|cpu|gpu|paper]
 Cost:  smoke ≈ 1 min; cpu ≈ 6 min on 2 CPU cores (11 runs of 0.2M-parameter models: an estimate
        from pos_embed's measured 25 s per Mu/7 run, the 49-token Mu/4 and hybrid counted at twice
        that), plus seconds for the inspection pass.
@@ -44,6 +44,7 @@ PRESETS = {
     "smoke": "a check of the pipeline, one seed per cell; the numbers mean nothing",
     "cpu": "laptop-scale models on 2 CPU cores: 3 seeds for each judged cell, 1 for the figure-only cells",
     "gpu": "one GPU: pos_embed's gpu models (ViT-Ti/8 at 64 px) and ViT-S/8 beside R26x1+S/8, 3 seeds per judged cell",
+    "paper": "the paper's scale on public data: pos_embed's paper models and ViT-L/16 beside R50+ViT-L/16 (Fig. 11) on ImageNet-21k",
 }
 CELL = ("model.arch", "model.pos_embed", "model.pos_inject")
 VIT_GRID, HYBRID = "ViT on the hybrid's grid", "hybrid"
@@ -53,6 +54,7 @@ PAIR = {
     "smoke": ({"model.arch": "Mu/4"}, {"model.arch": "R14x1+Mu/4", "model.resnet_width": 8}),
     "cpu": ({"model.arch": "Mu/4"}, {"model.arch": "R14x1+Mu/4", "model.resnet_width": 8}),
     "gpu": ({"model.arch": "S/8"}, {"model.arch": "R26x1+S/8"}),
+    "paper": ({"model.arch": "L/16"}, {"model.arch": "R50x1+L/16"}),  # Fig. 11's pair
 }
 CELLS = {  # name -> the config it changes from the preset's base (pos_embed's cells where they are one)
     "ViT 1-D": {"model.pos_embed": "1d", "model.pos_inject": "stem"},
@@ -64,6 +66,7 @@ SEEDS = {
     "smoke": {c: (0,) for c in JUDGED_CELLS + tuple(CELLS)},
     "cpu": {c: (0, 1, 2) if c in JUDGED_CELLS else (0,) for c in JUDGED_CELLS + tuple(CELLS)},
     "gpu": {c: (0, 1, 2) if c in JUDGED_CELLS else (0,) for c in JUDGED_CELLS + tuple(CELLS)},
+    "paper": {c: (0, 1, 2) if c in JUDGED_CELLS else (0,) for c in JUDGED_CELLS + tuple(CELLS)},
 }
 
 

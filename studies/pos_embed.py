@@ -1,6 +1,6 @@
 """Position-embedding ablation (Table 8, App. D.4).
 
-Run:   vitbench run pos_embed [--preset smoke|cpu|gpu]
+Run:   vitbench run pos_embed [--preset smoke|cpu|gpu|paper]
 Cost:  smoke ≈ 1 min; cpu ≈ 17 min on 2 CPU cores (40 runs of a 0.2M-parameter ViT).
 Claim: without position embeddings ViT is clearly worse; 1-D, 2-D and relative embeddings, at the
        stem or at every layer, differ little.
@@ -20,7 +20,7 @@ import seaborn as sns
 from benchmark import metrics
 from benchmark.judge import failing, judged
 from benchmark.paper import paper_values, parse_variant
-from benchmark.presets import TRANSFER, base, grid, transfer_mean
+from benchmark.presets import base, grid, probes, transfer_mean
 from benchmark.stats import cell_summary, equivalent, greater, too_few_seeds
 from benchmark.study import Verdict
 
@@ -30,6 +30,7 @@ PRESETS = {
     "smoke": "a check of the pipeline, one seed per cell; the numbers mean nothing",
     "cpu": "a laptop-scale ablation on 2 CPU cores, 5 seeds per cell",
     "gpu": "one GPU: ViT-Ti/8 at 64 px on 100k fractal images, 3 seeds per cell",
+    "paper": "the paper's scale on public data: ViT-B/16, 90 epochs of ImageNet-21k (JFT-300M is private), 3 seeds per cell; priced by `vitbench plan`",
 }
 CELL = ("model.pos_embed", "model.pos_inject")
 CELLS = [
@@ -45,7 +46,7 @@ CELLS = [
 NONE, REFERENCE_CELL = ("none", "stem"), ("1d", "stem")
 NAMES = {"none": "None", "1d": "1-D", "2d": "2-D", "relative": "Relative"}
 INJECT = {"stem": "at the stem", "every_layer": "every layer", "every_layer_shared": "every layer, shared"}
-SEEDS = {"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2)}
+SEEDS = {"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2), "paper": (0, 1, 2)}
 JUDGED = "transfer 5-shot"  # the judged metric: mean over the transfer datasets
 # "Differ little": within a third of what position information is worth here (1-D stem − none).
 # The paper's encodings lie within 0.33 pts of each other against a 2.8-pt gap to none (12%).
@@ -94,7 +95,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
         "paper: Δ vs 1-D stem": (paper - paper[REFERENCE_CELL]) * 100,
         "ours: Δ vs 1-D stem": (ours - ours.get(REFERENCE_CELL, float("nan"))) * 100,
         f"ours: {JUDGED} (%), judged": cell_summary(df, CELL, JUDGED),
-        **{f"ours: {d} 5-shot (%)": cell_summary(df, CELL, metrics.fewshot(d, 5)) for d in TRANSFER},
+        **{f"ours: {d} 5-shot (%)": cell_summary(df, CELL, metrics.fewshot(d, 5)) for d in probes(df)},
         "ours: upstream test top-1 (%)": cell_summary(df, CELL, metrics.UPSTREAM_TOP1),
     }, index=paper.index).round(2).reset_index()  # fmt: skip
     out.insert(0, "injection", out.pop("model.pos_inject").map(INJECT))
@@ -105,7 +106,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
 def checks(df: pd.DataFrame) -> list[Verdict]:
     df = _with_judged(df)
     judged_on = (
-        f"5-shot test accuracy, mean over the transfer datasets {', '.join(TRANSFER)} "
+        f"5-shot test accuracy, mean over the transfer datasets {', '.join(probes(df))} "
         f"(pre-trained on {df['data.dataset'].iloc[0]})"
     )
     claims = (
@@ -196,7 +197,7 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     panels = [
         ("paper", "Paper: ViT-B/16, ImageNet 5-shot"),
-        ("ours", f"Ours: {df['model.arch'].iloc[0]}, {JUDGED} ({', '.join(TRANSFER)})"),
+        ("ours", f"Ours: {df['model.arch'].iloc[0]}, {JUDGED} ({', '.join(probes(df))})"),
     ]
     for ax, (source, title) in zip(axes, panels, strict=True):
         part = data[data["source"] == source]

@@ -203,3 +203,10 @@ def test_the_cli_refuses_bad_values_before_writing_anything(override, tmp_path, 
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and override.split("=")[0] in err
     assert not results.exists()
+
+
+def test_per_dataset_finetune_steps_are_checked():
+    cfg = RunConfig().replace(**{"eval.finetune_steps_by_dataset": "cifar100=10000,pets=500"})
+    check(cfg)
+    with pytest.raises(UserError, match="each entry is DATASET=STEPS"):
+        check(RunConfig().replace(**{"eval.finetune_steps_by_dataset": "cifar100:10000"}))

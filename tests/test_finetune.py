@@ -24,8 +24,9 @@ def test_finetune_learns_leaves_the_model_alone_and_chooses_its_lr_on_validation
     y = torch.arange(150) % 3
     x = (y.float()[:, None, None, None] - 1).expand(-1, 1, 28, 28) + 0.1 * torch.randn(150, 1, 28, 28)
     train, val, test = Split(x[:90], y[:90]), Split(x[90:120], y[90:120]), Split(x[120:], y[120:])
+    full = Split(x[:120], y[:120])
     ev = EvalConfig(finetune_steps=30, finetune_lrs=(1e-6, 0.03))
-    acc, val_acc, lr = finetune_accuracy(model, train, val, test, 3, ev)
+    acc, val_acc, lr = finetune_accuracy(model, train, val, full, test, 3, ev)
     assert acc > 0.9 and val_acc > 0.9
     assert lr == 0.03  # 1e-6 cannot learn in 30 steps: the validation split must see that
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -164,3 +165,30 @@ def test_a_model_finetuned_at_a_new_resolution_evaluates():
     # Evaluated at 24 px from the stored 8-px images; trained on crops of the stored images.
     assert probes.split("digits", "test", 24).x.shape[-1] == 24
     assert probes.split("digits", "train", 8).x.shape[-1] == 8
+
+
+@pytest.mark.slow
+def test_the_paper_protocol_end_to_end_on_a_cifar_fixture_32_to_48_px(tiny_cfg, tmp_path, monkeypatch):
+    """A run pre-trained on a CIFAR-10 fixture (the real pickle layout) at 32 px fine-tunes on a CIFAR-100
+    one at 48 px: position table resized, inception crop + flip, accumulation, warm-up, lr chosen on the
+    2% dev split, then fine-tuned on all of train."""
+    from benchmark import train
+    from tests.helpers import write_cifar
+
+    monkeypatch.setenv("VITBENCH_DATA", str(tmp_path / "data"))
+    write_cifar(tmp_path / "data", "cifar10", n_per_class=20, n_test_per_class=3)
+    write_cifar(tmp_path / "data", "cifar100", n_per_class=3, n_test_per_class=1)
+    cfg = tiny_cfg.replace(**{
+        "model.arch": "Mu/8", "data.dataset": "cifar10", "data.train_examples": 0, "eval.fewshot_datasets": ("cifar100",), "eval.evaluators": ("upstream", "finetune"),
+        "eval.finetune_datasets": ("cifar100",), "eval.finetune_image_size": 48, "eval.finetune_batch": 16,
+        "eval.finetune_micro_batch": 8, "eval.finetune_warmup": 2, "eval.finetune_steps": 6,
+        "eval.finetune_augment": "inception_flip", "eval.finetune_lrs": (0.01, 0.03),
+    })  # fmt: skip
+    result = train.run(cfg, tmp_path / "run")
+    assert result["status"] == "done", result
+    top1 = result["metrics"][metrics.key("finetune", "cifar100", "top1")]
+    assert 0 <= top1 <= 1 and result["metrics"][metrics.key("finetune", "cifar100", "lr")] in (0.01, 0.03)
+    protocol = result["protocol"]["finetune"]
+    assert "at 48 px" in protocol and "bilinear" in protocol and "2 warm-up steps" in protocol
+    assert result["datasets"]["cifar100"]["role"].startswith("transfer")
+    assert "2%" in result["datasets"]["cifar100"]["provenance"], result["datasets"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchmark.paper import IMAGENET_IMAGES, JFT_CLASSES, JFT_IMAGES
+from benchmark.paper import IMAGENET21K_IMAGES, IMAGENET_IMAGES, JFT_CLASSES, JFT_IMAGES
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ PAPER: dict[str, DatasetSpec] = {
         224, 3, 1000, IMAGENET_IMAGES, "ILSVRC-2012 (ImageNet-1k), §4.1: 1k classes, 1.3M images"
     ),
     "imagenet21k": DatasetSpec(
-        224, 3, 21_843, 14_197_122, "ImageNet-21k (fall 2011 release), §4.1: 21k classes, 14M images"
+        224, 3, 21_843, IMAGENET21K_IMAGES, "ImageNet-21k (fall 2011 release), §4.1: 21k classes, 14M images"
     ),
     # §4.1: 18k classes, 303M high-resolution images. Private: planned and priced, never trained.
     "jft300m": DatasetSpec(

@@ -15,6 +15,7 @@ the model is fine-tuned on the train split with it and evaluated on the test spl
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator
 
 import torch
@@ -79,23 +80,31 @@ def finetune_accuracy(
     model: nn.Module,
     train: Split,
     val: Split,
+    full: Split,
     test: Split,
     num_classes: int,
     ev: EvalConfig,
     seed: int = 0,
 ) -> tuple[float, float, float]:
-    """(test top-1, validation top-1 at the chosen lr, chosen lr) of the protocol `ev` describes.
-    `val` and `test` are at the fine-tuning resolution, and so is `train` unless it is cropped
-    (`finetune_augment`), when it holds the stored images for the crops to be taken from. The
-    model passed in is left untouched."""
+    """(test top-1, validation top-1 at the chosen lr, chosen lr) of the protocol `ev` describes:
+    each lr fine-tuned on `train` and scored on the dev split `val`, then the chosen one fine-tuned
+    on `full` (train and dev together, §3.2) and scored on `test`. `val` and `test` are at the
+    fine-tuning resolution, and so are `train` and `full` unless they are cropped (`finetune_augment`),
+    when they hold the stored images for the crops to be taken from. The model is left untouched."""
     size = val.x.shape[-1]
 
-    def tuned(lr: float) -> nn.Module:
-        return _finetune_once(model, train, num_classes, ev, size, lr, seed)
+    def tuned(lr: float, on: Split) -> nn.Module:
+        return _finetune_once(model, on, num_classes, ev, size, lr, seed)
 
-    scores = {lr: _accuracy(tuned(lr), val) for lr in ev.finetune_lrs}
+    scores = {lr: _accuracy(tuned(lr, train), val) for lr in ev.finetune_lrs}
     best = max(ev.finetune_lrs, key=lambda lr: (scores[lr], -lr))  # ties: the smaller learning rate
-    return _accuracy(tuned(best), test), scores[best], best
+    return _accuracy(tuned(best, full), test), scores[best], best
+
+
+def steps(ev: EvalConfig, name: str) -> int:
+    """Fine-tuning steps on `name`: its entry in `finetune_steps_by_dataset`, else `finetune_steps`."""
+    entries = dict(entry.split("=") for entry in ev.finetune_steps_by_dataset)
+    return int(entries.get(name, ev.finetune_steps))
 
 
 def datasets(ev: EvalConfig) -> tuple[str, ...]:
@@ -121,8 +130,9 @@ def _describe(cfg: RunConfig) -> str:
         f"fine-tuning on {', '.join(datasets(ev))} {size}{resized} (zero-initialised linear head, SGD momentum "
         f"0.9, no weight decay, clip at global norm 1, {ev.finetune_warmup} warm-up steps then cosine decay "
         f"to 0, batch {ev.finetune_batch}{accumulate} drawn without replacement, training images: {augment}) "
-        f"for {ev.finetune_steps} steps on the train split, lr from "
-        f"{', '.join(f'{lr:g}' for lr in ev.finetune_lrs)} chosen on the validation split; test top-1"
+        f"for {', '.join(f'{steps(ev, d)} steps on {d}' for d in datasets(ev))}, lr from "
+        f"{', '.join(f'{lr:g}' for lr in ev.finetune_lrs)} chosen on the dev split (fine-tuned on the rest of train), "
+        "then fine-tuned with it on all of train; test top-1"
     )
 
 
@@ -134,9 +144,11 @@ def finetune(ctx: EvalContext) -> dict[str, float]:
         # Crops come from the stored images, at their own resolution; else the train split is
         # resized as the evaluation splits are.
         train_size = probes.image_size(name) if ev.finetune_augment == "inception_flip" else size
+        train, dev = probes.split(name, "train", train_size), probes.split(name, "val", train_size)
+        full = Split(torch.cat([train.x, dev.x]), torch.cat([train.y, dev.y]))
         test, val, lr = finetune_accuracy(
-            ctx.model, probes.split(name, "train", train_size), probes.split(name, "val", size),
-            probes.split(name, "test", size), probes.num_classes(name), ev, seed=ctx.cfg.seed,
+            ctx.model, train, probes.split(name, "val", size), full, probes.split(name, "test", size),
+            probes.num_classes(name), dataclasses.replace(ev, finetune_steps=steps(ev, name)), seed=ctx.cfg.seed,
         )  # fmt: skip
         out[metrics.key("finetune", name, "top1")] = test
         out[metrics.key("finetune", name, "top1", "val")] = val
