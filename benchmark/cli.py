@@ -211,8 +211,9 @@ def _planned(args: argparse.Namespace, to_train: bool = False) -> plan.Plan:
     overrides = parse_overrides(args.set)
     args.reports = _folders(args)
     the_plan = plan.make_plan(
-        study, args.preset, overrides, args.results, retry_failed=getattr(args, "retry_failed", False)
-    )
+        study, args.preset, overrides, args.results, retry_failed=getattr(args, "retry_failed", False),
+        adopt=args.func is cmd_run,
+    )  # fmt: skip
     for run in the_plan.runs:
         check(run.cfg)  # ranges and cross-field rules
         if to_train:

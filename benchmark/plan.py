@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark import cost
+from benchmark import cost, results
 from benchmark.config import RunConfig, apply_overrides, from_dict, run_id
 from benchmark.errors import UserError
 from benchmark.results import CONFIG, STATES, read_json, read_result, run_dir, run_info, study_dir
@@ -102,13 +102,18 @@ def make_plan(
     results_root: Path,
     *,
     retry_failed: bool = False,
+    adopt: bool = False,
     now: float | None = None,
 ) -> Plan:
-    """Every declared run with its folder and state, what is left to do, and the estimate for it."""
+    """Every declared run with its folder and state, what is left to do, and the estimate for it.
+    With `adopt` (before training), a run another study in `study.reuse` finished is taken over."""
     variant = variant_name(preset, overrides)
     runs = []
     for cfg in declared_runs(study, preset, overrides):
         path = run_dir(results_root, study.name, variant, cfg)
+        for other in study.reuse if adopt else ():
+            if results.adopt(run_dir(results_root, other, variant, cfg), path):
+                break
         runs.append(PlannedRun(cfg, run_id(cfg), path, study.label(cfg), run_info(path, now)))
     todo_states = ("pending", "interrupted", "failed") if retry_failed else ("pending", "interrupted")
     todo = [r for r in runs if r.state in todo_states]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -185,6 +186,27 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def adopt(source: Path, path: Path) -> bool:
+    """Take another study's finished run of the same config (the same id) as this study's: its folder
+    hard-linked (copied across file systems) under a temporary name, then renamed into place, so a
+    run is either wholly there or not. Finished runs are never written again, so sharing their files
+    is safe. Returns whether it adopted one."""
+    if path.exists() or read_result(source) is None:
+        return False
+    tmp = path.with_name(f".adopting-{path.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(locks.LOCK, ".*"))
+    tmp.rename(path)
+    return True
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def init_run_dir(path: Path, cfg: RunConfig) -> None:

@@ -98,6 +98,11 @@ class Study:
     def cell(self) -> tuple[str, ...]:
         return tuple(self.module.CELL)
 
+    @property
+    def reuse(self) -> tuple[str, ...]:
+        """Studies whose finished runs of the same config this one adopts instead of training (REUSE)."""
+        return tuple(getattr(self.module, "REUSE", ()))
+
     def runs(self, preset: str) -> list[RunConfig]:
         if preset not in self.presets:
             raise UserError(f"study {self.name!r} has no preset {preset!r}; valid: {', '.join(self.presets)}")

@@ -11,8 +11,8 @@ Claim: some heads attend to most of the image already in the lowest layers, and 
 The runs are ordinary pre-training runs (benchmark.presets' protocol); the report measures their
 final weights (model.pt) in a separate inference pass (benchmark.inspection) on the first 128
 images of the upstream test split, as §4.5 averages over 128 images. The ViT cells are the very
-configs of the pos_embed study (same run ids): once the engine can find a finished run in another
-study's folder, they need no training here. The hybrid is compared with a ViT on the same token
+configs of the pos_embed study (same run ids): `vitbench run inspect` adopts pos_embed's finished
+runs of them (REUSE) and trains only what is missing. The hybrid is compared with a ViT on the same token
 grid (7x7 tokens of 4 px), since attention distances on different grids are not comparable.
 """
 
@@ -62,6 +62,7 @@ CELLS = {  # name -> the config it changes from the preset's base (pos_embed's c
     "ViT 1-D every layer": {"model.pos_embed": "1d", "model.pos_inject": "every_layer"},
 }
 JUDGED_CELLS = ("ViT 1-D", VIT_GRID, HYBRID)
+REUSE = ("pos_embed",)  # its finished runs of these very configs are adopted, not trained again
 SEEDS = {
     "smoke": {c: (0,) for c in JUDGED_CELLS + tuple(CELLS)},
     "cpu": {c: (0, 1, 2) if c in JUDGED_CELLS else (0,) for c in JUDGED_CELLS + tuple(CELLS)},

@@ -89,3 +89,23 @@ def test_nothing_left_costs_nothing(tmp_path, study):
     done = plan.make_plan(study, "smoke", {}, tmp_path)
     assert done.todo == [] and done.estimate.seconds == 0.0
     assert plan.summary(done) == "pos_embed/smoke: 8 runs; 8 done, 0 to run"
+
+
+def test_run_adopts_another_studys_finished_run_of_the_same_config(tmp_path):
+    """inspect declares pos_embed's configs (REUSE): before training, `run` takes pos_embed's finished
+    runs over (hard links, renamed into place), and leaves the unfinished ones to be trained."""
+    inspect = load_study("inspect")
+    cfgs = inspect.runs("smoke")
+    finished, unfinished = cfgs[0], cfgs[1]
+    for cfg, result in ((finished, {"status": "done", "metrics": {}}), (unfinished, None)):
+        source = run_dir(tmp_path, "pos_embed", "smoke", cfg)
+        init_run_dir(source, cfg)
+        if result:
+            write_json(source / RESULT, result)
+    read_only = plan.make_plan(inspect, "smoke", {}, tmp_path)
+    assert read_only.counts["done"] == 0 and not (tmp_path / "inspect").exists()  # plan/status write nothing
+    adopted = plan.make_plan(inspect, "smoke", {}, tmp_path, adopt=True)
+    assert adopted.counts["done"] == 1 and len(adopted.todo) == len(cfgs) - 1
+    mine = run_dir(tmp_path, "inspect", "smoke", finished) / RESULT
+    assert mine.stat().st_ino == (run_dir(tmp_path, "pos_embed", "smoke", finished) / RESULT).stat().st_ino
+    assert not run_dir(tmp_path, "inspect", "smoke", unfinished).exists()
