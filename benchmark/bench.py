@@ -6,7 +6,7 @@
   AdamW from `create_optimizer_v2`, the textbook loop), each with images/s, achieved TFLOP/s, MFU
   against the measured peak, peak memory, and the ratio ours / reference;
 - the closed-form few-shot solver at the paper's scale (10,000 x 768 features, 30 regularisers);
-- the fractal upstream's renderer (images/s at 32 px, one thread).
+- the fractal upstream's renderer (images/s at 32 px, with its worker processes).
 """
 
 from __future__ import annotations
@@ -144,20 +144,23 @@ def compare_steps(
 
 
 def trainer_overhead(steps: int = 40, rounds: int = 3) -> dict[str, Any]:
-    """The project's trainer (data indexing, schedule, logging, the stop and checkpoint votes) against
-    a bare PyTorch loop on the same model, data, batch and optimiser: images/s of each, timed
-    alternately (best of `rounds`), and the overhead 1 - trainer / bare. The cpu presets' model and data."""
+    """The project's trainer (data on the device, per-batch preparation and augmentation, schedule,
+    logging, the stop and checkpoint votes) on a study preset's model and data — `gpu` on a GPU,
+    `cpu` elsewhere — against (a) a bare PyTorch loop on the same data, batch and optimiser (the
+    trainer's overhead, 1 - trainer / bare) and (b) the same step on synthetic data already prepared
+    on the device (the data path's rate, trainer / synthetic). Timed alternately, best of `rounds`."""
     from benchmark.presets import base
     from benchmark.train import Trainer
 
-    cfg = base("cpu").replace(**{"eval.evaluators": ("upstream",)})
     device = _device()
+    cfg = base("gpu" if device.type == "cuda" else "cpu").replace(**{"eval.evaluators": ("upstream",)})
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, Path(tmp))  # the preset's 400 steps: logging as often as in a real run
+        trainer = Trainer(cfg, Path(tmp))  # the preset's schedule: logging as often as in a real run
         model = copy.deepcopy(trainer.model)
         opt = make_optimizer(model, cfg.optim)
-        x, y, batch, n = trainer.train_x, trainer.train_y, trainer.batch_size, len(trainer.train_y)
+        x, y, batch, n = trainer.train_x, trainer.train_y, trainer.batch_size, trainer.examples
         order, done = torch.randperm(n, device=device), [0]
+        ready = trainer.batch(x[:batch], y[:batch])  # one prepared, augmented batch, reused
 
         def bare() -> None:  # the same work per step: index the uint8 images, scale them, train
             for _ in range(steps):
@@ -170,16 +173,23 @@ def trainer_overhead(steps: int = 40, rounds: int = 3) -> dict[str, Any]:
                 opt.step()
                 done[0] += 1
 
+        def synthetic() -> None:
+            for _ in range(steps):
+                train_step(
+                    trainer.net, trainer.optimizer, *ready, cfg.optim.clip_norm, trainer.model.parameters()
+                )
+
         def ours() -> None:
             trainer.train(until=trainer.step + steps)
 
-        seconds = {"trainer": float("inf"), "bare": float("inf")}
-        for _ in range(rounds):  # (2 warm-up + 1 timed) x 3 rounds x 40 steps stays within the 400
-            for name, block in (("trainer", ours), ("bare", bare)):
+        seconds = {"trainer": float("inf"), "bare": float("inf"), "synthetic": float("inf")}
+        for _ in range(rounds):  # (2 warm-up + 1 timed) x 3 rounds x 40 steps of the trainer's
+            for name, block in (("trainer", ours), ("bare", bare), ("synthetic", synthetic)):
                 seconds[name] = min(seconds[name], _timed(block, 1, device))
     ips = {name: steps * batch / s for name, s in seconds.items()}
-    return {"arch": cfg.model.arch, "dataset": cfg.data.dataset, "batch": batch, "trainer_img_per_s": ips["trainer"],
-            "bare_img_per_s": ips["bare"], "overhead": 1 - ips["trainer"] / ips["bare"]}  # fmt: skip
+    return {"arch": cfg.model.arch, "dataset": cfg.data.dataset, "augment": cfg.data.augment, "batch": batch,
+            "trainer_img_per_s": ips["trainer"], "bare_img_per_s": ips["bare"], "synthetic_img_per_s": ips["synthetic"],
+            "overhead": 1 - ips["trainer"] / ips["bare"], "data_path": ips["trainer"] / ips["synthetic"]}  # fmt: skip
 
 
 def run_bench() -> dict[str, Any]:
@@ -210,8 +220,14 @@ def run_bench() -> dict[str, Any]:
         f"trainer vs a bare loop ({overhead['arch']} on {overhead['dataset']}, batch {overhead['batch']}): "
         f"{overhead['trainer_img_per_s']:.1f} vs {overhead['bare_img_per_s']:.1f} img/s, overhead {overhead['overhead']:+.1%}"
     )
+    print(
+        f"data path (augmentation {overhead['augment']}): the trainer on real data {overhead['trainer_img_per_s']:.1f} "
+        f"vs its step on synthetic prepared data {overhead['synthetic_img_per_s']:.1f} img/s, ratio {overhead['data_path']:.3f}"
+    )
     fractal_ips = fractals.render_throughput()
-    print(f"fractal upstream renderer @32px (numpy, one thread): {fractal_ips:8.1f} img/s")
+    print(
+        f"fractal upstream renderer @32px ({fractals.workers()} worker process(es)): {fractal_ips:8.1f} img/s"
+    )
     return {
         "device": environment.device_name(),
         "versions": environment.versions(),
@@ -226,4 +242,5 @@ def run_bench() -> dict[str, Any]:
         "train": rows,
         "trainer_overhead": overhead,
         "fractal_render_img_per_s": fractal_ips,
+        "fractal_render_workers": fractals.workers(),
     }

@@ -42,6 +42,7 @@ def test_bench_command_writes_its_figures(tmp_path, monkeypatch, capsys):
     assert loop["trainer_img_per_s"] > 0 and loop["overhead"] == pytest.approx(
         1 - loop["trainer_img_per_s"] / loop["bare_img_per_s"]
     )
+    assert loop["data_path"] == pytest.approx(loop["trainer_img_per_s"] / loop["synthetic_img_per_s"])
     table = pd.read_csv(tmp_path / "bench.csv")
     assert list(table["arch"]) == ["Mu/4", "R14x1"] and "ours_over_reference" in table
     out = capsys.readouterr().out
@@ -50,4 +51,5 @@ def test_bench_command_writes_its_figures(tmp_path, monkeypatch, capsys):
         and "timm reference" in out
         and "bare matmul peak" in out
         and "bare loop" in out
+        and "data path" in out
     )

@@ -432,8 +432,8 @@ def classes(n: int) -> tuple[str, ...]:
 
 
 def render_throughput(images: int = 2048, size: int = DEFAULT_SIZE) -> float:
-    """Images/s of the renderer (numpy: one thread) at `size`, for `vitbench bench`. It draws
-    candidate IFSs unfiltered, skipping the search: a point costs the same whatever the maps."""
+    """Images/s of the renderer at `size` with its `workers()` processes, for `vitbench bench`. It
+    draws candidate IFSs unfiltered, skipping the search: a point costs the same whatever the maps."""
     keys = _key(VERSION, SEED, _STREAM_CATEGORY, np.arange(10), 0)
     params, probs = _sample_ifs(keys)
     labels, index = layout(10, -(-images // 10))
