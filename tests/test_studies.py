@@ -118,3 +118,21 @@ def test_report_rebuilds_from_stored_results_alone(name, smoke_runs, capsys):
         == 0
     )
     assert "0 to run" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_gpu_presets_code_path_on_cpu_scaled_down(tmp_path):
+    """The gpu base as the gpu presets run it (ViT-Ti/8 at 64 px on the fractal upstream, shift
+    augmentation, early stopping, the evaluators the studies use), shrunk in depth, data, probes and
+    steps so it runs here in seconds; compile is off on a CPU."""
+    from benchmark import train
+    from benchmark.presets import base
+
+    small = {"model.depth": 2, "data.dataset": "fractal10x8@64", "optim.steps": 3, "optim.warmup_steps": 1,
+             "optim.batch_size": 16, "eval.every_steps": 2, "eval.early_stop": True, "eval.shots": (1, 5),
+             "eval.fewshot_seeds": 1, "eval.fewshot_datasets": ("digits",),
+             "eval.evaluators": ("upstream", "fewshot", "finetune"), "eval.finetune_steps": 1, "eval.finetune_lrs": (0.01,)}  # fmt: skip
+    result = train.run(base("gpu").replace(**small), tmp_path / "run")
+    assert result["status"] == "done" and result["image_size"] == 64 and result["patch_grid"] == [8, 8]
+    assert result["execution"] == {"compiled": False, "channels_last": False, "precision": "fp32",
+                                   "data": "uint8 on the device"}  # fmt: skip
