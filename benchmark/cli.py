@@ -274,6 +274,12 @@ def check_readable(cfg: RunConfig) -> None:
 
     for name in datasets_of(cfg):
         data.describe(name)
+    for name in (*cfg.eval.fewshot_datasets, *cfg.eval.finetune_datasets):
+        if data.is_streaming(name):  # (the upstream may stream; probes hold their splits in memory)
+            raise UserError(
+                f"dataset {name!r} streams from disk and cannot be a probe or fine-tuning dataset, whose splits "
+                f"are held in memory; choose one held in memory (CIFAR, Pets, Flowers, a small folder:)"
+            )
 
 
 # --- commands --------------------------------------------------------------------------

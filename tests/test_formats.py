@@ -321,3 +321,16 @@ def test_data_root_flag_points_every_command_at_the_data(root, tmp_path, monkeyp
     assert cli.main(argv) == 2 and "dataset 'cifar10'" in capsys.readouterr().err
     assert cli.main([*argv, "--data-root", str(elsewhere)]) == 0
     assert "pos_embed/smoke" in capsys.readouterr().out
+
+
+def test_a_streamed_dataset_is_refused_as_a_probe_before_anything_is_written(root, tmp_path, capsys):
+    from benchmark import cli
+
+    write_tree(root / "imagenet" / "train", ("n01440764", "n01443537"), 3, size=(12, 9))
+    write_tree(root / "imagenet" / "val", ("n01440764", "n01443537"), 1, size=(12, 9))
+    argv = ["run", "pos_embed", "--preset", "smoke", "--set", "eval.fewshot_datasets=imagenet1k@28",
+            "--results", str(tmp_path / "r")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'imagenet1k@28' streams from disk" in err
+    assert not (tmp_path / "r").exists()
