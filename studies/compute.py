@@ -1,7 +1,10 @@
 """Pre-training compute: ViT against BiT ResNets and hybrids at equal compute (Fig. 5, Table 6).
 
 Run:   vitbench run compute [--preset smoke|cpu|gpu|paper]
-Cost:  smoke ≈ 1 min; cpu ≈ 15 min on 2 CPU cores (36 runs, measured); paper: `vitbench plan compute --preset paper`.
+Cost:  smoke ≈ 1 min; cpu ≈ 15 min on 2 CPU cores (36 runs, measured);
+       gpu: ≈ 41 GPU-minutes of training on one H100 by the shipped throughput table (36 runs; not yet
+       measured on a GPU: rendering the fractals and the evaluations come on top); paper:
+       `vitbench plan compute --preset paper`.
 Claim: at equal pre-training compute ViT dominates ResNets, needing 2–4× less compute for the same
        transfer accuracy; hybrids beat ViT at small budgets, less so at larger ones; ViT does not
        saturate in the range tried.

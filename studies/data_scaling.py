@@ -1,7 +1,10 @@
 """Pre-training data size: ViT against BiT ResNets and hybrids (Figs. 3 and 4, §4.3).
 
 Run:   vitbench run data_scaling [--preset smoke|cpu|gpu|paper]
-Cost:  smoke ≈ 1 min; cpu ≈ 17 min on 2 CPU cores (27 runs, measured); paper: `vitbench plan data_scaling --preset paper`.
+Cost:  smoke ≈ 1 min; cpu ≈ 17 min on 2 CPU cores (27 runs, measured);
+       gpu: ≈ 1.4 GPU-hours of training on one H100 by the shipped throughput table (48 runs; not yet
+       measured on a GPU: rendering the fractals and the evaluations come on top); paper:
+       `vitbench plan data_scaling --preset paper`.
 Claim: with little pre-training data BiT ResNets beat ViT; as the data grows ViT gains more and
        overtakes them.
 

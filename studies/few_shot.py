@@ -2,7 +2,10 @@
 
 Run:   vitbench run few_shot [--preset smoke|cpu|gpu|paper]
 Cost:  smoke ≈ 1 min; cpu ≈ 12 min on 2 CPU cores (10 pre-trainings, each probed three ways and
-       fine-tuned on three transfer datasets).
+       fine-tuned on three transfer datasets);
+       gpu: ≈ 3 GPU-minutes of training on one H100 by the shipped throughput table (10 runs; not yet
+       measured on a GPU: rendering the fractals and the evaluations come on top); paper:
+       `vitbench plan few_shot --preset paper`.
 Claim: the paper reports linear few-shot accuracy "where fine-tuning would be too costly", as a
        proxy that tracks fine-tuning: models rank the same way under both.
 

@@ -1,9 +1,11 @@
 """Inside the trained models (§4.5; Figs. 6, 7, 10, 11): filters, position embeddings, attention.
 
 Run:   vitbench run inspect [--preset smoke|cpu|gpu|paper]
-Cost:  smoke ≈ 1 min; cpu ≈ 6 min on 2 CPU cores (11 runs of 0.2M-parameter models: an estimate
-       from pos_embed's measured 25 s per Mu/7 run, the 49-token Mu/4 and hybrid counted at twice
-       that), plus seconds for the inspection pass.
+Cost:  smoke ≈ 1 min; cpu 5.0 min on 2 CPU cores (measured: 6 runs trained, the other 5 adopted
+       from pos_embed's finished runs; 11 when none exist);
+       gpu: ≈ 6 GPU-minutes of training on one H100 by the shipped throughput table (11 runs; not yet
+       measured on a GPU: rendering the fractals and the evaluations come on top); paper:
+       `vitbench plan inspect --preset paper`.
 Claim: some heads attend to most of the image already in the lowest layers, and the attention
        distance grows with depth; hybrids attend less locally early on; the learned 1-D position
        embeddings encode the grid's rows and columns.
