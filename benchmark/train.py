@@ -128,9 +128,7 @@ class Trainer:
             self.examples = len(keep)
             test = data.subset(STREAMED_TEST_SAMPLE, len(upstream.test))
             test_x, test_y = loader.gather(upstream.test, test, loader_workers())
-        self.upstream_test = evals.Split(
-            data.prepare(test_x, self.size, self.channels).to(self.device), test_y
-        )
+        self.upstream_test = evals.Split(test_x.to(self.device), test_y, self.size, self.channels)
         self.probes = evals.ProbeData(self.size, self.channels, self.device)
 
         torch.manual_seed(cfg.seed)

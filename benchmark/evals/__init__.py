@@ -10,7 +10,7 @@ the evaluations logged during training (the curves); all named ones run at the e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,29 +27,44 @@ FEATURE_BATCH = 512
 
 @dataclass(frozen=True)
 class Split:
-    """One split of a probe dataset, prepared for the model (float, model's size and channels)."""
+    """One split of a probe (or the upstream) dataset: its uint8 images on the model's device, as
+    stored, prepared for the model (resized to `size`, scaled to [-1, 1], `channels`) one batch at a
+    time, so a split costs its uint8 bytes whatever the resolution (CIFAR-100's 50k training images:
+    150 MB, not the 30 GB of float32 at 224 px)."""
 
-    x: torch.Tensor
+    images: torch.Tensor  # uint8 (N, C, H, W)
     y: torch.Tensor  # on the CPU: the probes are numpy / scikit-learn
+    size: int
+    channels: int
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def x(self, index: torch.Tensor | slice) -> torch.Tensor:
+        """The images at `index`, prepared for the model."""
+        return data.prepare(self.images[index], self.size, self.channels)
+
+    def batches(self, index: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """The split's (or `index`'s) images prepared, FEATURE_BATCH at a time, in order."""
+        index = torch.arange(len(self), device=self.images.device) if index is None else index
+        for i in range(0, len(index), FEATURE_BATCH):
+            yield self.x(index[i : i + FEATURE_BATCH])
 
 
 class ProbeData:
-    """Probe datasets prepared once per run at the model's input size, on the model's device."""
+    """Probe datasets held once per run on the model's device, as uint8 (see Split)."""
 
     def __init__(self, size: int, channels: int, device: torch.device) -> None:
         self.size, self.channels, self.device = size, channels, device
-        self._splits: dict[tuple[str, str, int], Split] = {}
+        self._images: dict[tuple[str, str], torch.Tensor] = {}
 
     def split(self, name: str, which: str, size: int = 0) -> Split:
-        """One split at `size` (0: the model's input size), resized from the stored uint8 images
+        """One split, prepared at `size` (0: the model's input size) from the stored uint8 images
         (fine-tuning at another resolution never resizes an already resized copy)."""
-        size = size or self.size
-        if (name, which, size) not in self._splits:
-            ds = data.load(name)
-            x, y = getattr(ds, f"{which}_x"), getattr(ds, f"{which}_y")
-            prepared = data.prepare(x, size, self.channels).to(self.device)
-            self._splits[(name, which, size)] = Split(prepared, y)
-        return self._splits[(name, which, size)]
+        ds = data.load(name)
+        if (name, which) not in self._images:
+            self._images[(name, which)] = getattr(ds, f"{which}_x").to(self.device)
+        return Split(self._images[(name, which)], getattr(ds, f"{which}_y"), size or self.size, self.channels)
 
     def num_classes(self, name: str) -> int:
         return data.load(name).num_classes
@@ -77,17 +92,15 @@ class EvalContext:
         passing silently). Feature extraction is the cost of probing, so ask for the rows you need."""
         key = (name, which, None if rows is None else rows.tobytes())
         if key not in self._features:
-            x = self.probes.split(name, which).x
-            picked = x if rows is None else x[torch.from_numpy(rows).to(x.device)]
+            split = self.probes.split(name, which)
+            index = None if rows is None else torch.from_numpy(rows).to(split.images.device)
             chunks = [
-                pre_logits(self.model, picked[i : i + FEATURE_BATCH], self.cfg.eval.representation)
-                .float()
-                .cpu()
-                for i in range(0, len(picked), FEATURE_BATCH)
+                pre_logits(self.model, x, self.cfg.eval.representation).float().cpu()
+                for x in split.batches(index)
             ]
             feats = torch.cat(chunks).numpy().astype(np.float64)
             if rows is not None:
-                full = np.full((len(x), feats.shape[1]), np.nan)
+                full = np.full((len(split), feats.shape[1]), np.nan)
                 full[rows] = feats
                 feats = full
             self._features[key] = feats

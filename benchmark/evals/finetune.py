@@ -23,7 +23,7 @@ from torch import nn
 
 from benchmark import data, metrics
 from benchmark.config import EvalConfig, OptimConfig, RunConfig
-from benchmark.evals import FEATURE_BATCH, EvalContext, Split, register
+from benchmark.evals import EvalContext, Split, register
 from benchmark.models import replace_head, resolve_model
 from benchmark.models.resize import resize_model
 from benchmark.optim import lr_at, set_lr, train_step
@@ -58,21 +58,25 @@ def _finetune_once(
     resize_model(tuned, size, ev.finetune_interpolation)
     replace_head(tuned, num_classes)
     opt = torch.optim.SGD(tuned.parameters(), lr=lr, momentum=0.9, weight_decay=0.0)
-    x, y = train.x, train.y.to(train.x.device)
-    crops = torch.Generator(device=x.device).manual_seed(seed)
+    device, y = train.images.device, train.y.to(train.images.device)
+    crops = torch.Generator(device=device).manual_seed(seed)
     batches, sched = batch_order(len(y), ev.finetune_batch, seed), schedule(ev, lr)
     tuned.train()
     for step in range(ev.finetune_steps):
         set_lr(opt, lr_at(step, sched))
-        idx = next(batches).to(x.device)
-        xb = data.inception_crop(x[idx], size, crops) if ev.finetune_augment == "inception_flip" else x[idx]
+        idx = next(batches).to(device)
+        xb = (
+            data.inception_crop(train.x(idx), size, crops)
+            if ev.finetune_augment == "inception_flip"
+            else train.x(idx)
+        )
         train_step(tuned, opt, xb, y[idx], 1.0, tuned.parameters(), micro_batch=ev.finetune_micro_batch)
     return tuned.eval()
 
 
 @torch.no_grad()
 def _accuracy(model: nn.Module, split: Split) -> float:
-    logits = torch.cat([model(split.x[i : i + FEATURE_BATCH]) for i in range(0, len(split.x), FEATURE_BATCH)])
+    logits = torch.cat([model(x) for x in split.batches()])
     return (logits.argmax(1).cpu() == split.y).float().mean().item()
 
 
@@ -91,7 +95,7 @@ def finetune_accuracy(
     on `full` (train and dev together, §3.2) and scored on `test`. `val` and `test` are at the
     fine-tuning resolution, and so are `train` and `full` unless they are cropped (`finetune_augment`),
     when they hold the stored images for the crops to be taken from. The model is left untouched."""
-    size = val.x.shape[-1]
+    size = val.size
 
     def tuned(lr: float, on: Split) -> nn.Module:
         return _finetune_once(model, on, num_classes, ev, size, lr, seed)
@@ -145,7 +149,9 @@ def finetune(ctx: EvalContext) -> dict[str, float]:
         # resized as the evaluation splits are.
         train_size = probes.image_size(name) if ev.finetune_augment == "inception_flip" else size
         train, dev = probes.split(name, "train", train_size), probes.split(name, "val", train_size)
-        full = Split(torch.cat([train.x, dev.x]), torch.cat([train.y, dev.y]))
+        full = Split(
+            torch.cat([train.images, dev.images]), torch.cat([train.y, dev.y]), train.size, train.channels
+        )
         test, val, lr = finetune_accuracy(
             ctx.model, train, probes.split(name, "val", size), full, probes.split(name, "test", size),
             probes.num_classes(name), dataclasses.replace(ev, finetune_steps=steps(ev, name)), seed=ctx.cfg.seed,

@@ -7,7 +7,7 @@ import torch
 
 from benchmark import metrics
 from benchmark.config import RunConfig
-from benchmark.evals import FEATURE_BATCH, EvalContext, register
+from benchmark.evals import EvalContext, register
 
 
 def _describe(cfg: RunConfig) -> str:
@@ -19,6 +19,6 @@ def _describe(cfg: RunConfig) -> str:
 @register("upstream", _describe, during_training=True)
 @torch.no_grad()
 def upstream_top1(ctx: EvalContext) -> dict[str, float]:
-    x, y = ctx.upstream_test.x, ctx.upstream_test.y
-    logits = torch.cat([ctx.model(x[i : i + FEATURE_BATCH]) for i in range(0, len(x), FEATURE_BATCH)])
-    return {metrics.UPSTREAM_TOP1: (logits.argmax(1).cpu() == y).float().mean().item()}
+    split = ctx.upstream_test
+    logits = torch.cat([ctx.model(x) for x in split.batches()])
+    return {metrics.UPSTREAM_TOP1: (logits.argmax(1).cpu() == split.y).float().mean().item()}
