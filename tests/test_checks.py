@@ -9,6 +9,9 @@ from benchmark import metrics
 from benchmark.presets import TRANSFER
 from studies import compute, data_scaling, few_shot, head_type, pos_embed
 
+# The config columns every run's row carries, from which a study reads the datasets it judges.
+PROBES = {"eval.fewshot_datasets": TRANSFER, "eval.finetune_datasets": ()}
+
 
 def noisy(mean: float, seeds: int, rng: np.random.Generator, sd: float = 0.005) -> np.ndarray:
     return mean + sd * rng.standard_normal(seeds)
@@ -20,7 +23,7 @@ def pos_frame(none: float, encodings: dict, seeds: int = 5, default: float = 0.6
     for pos, inject in pos_embed.CELLS:
         mean = none if pos == "none" else encodings.get((pos, inject), default)
         for seed, acc in enumerate(noisy(mean, seeds, rng)):
-            rows.append({"model.pos_embed": pos, "model.pos_inject": inject, "seed": seed, "model.arch": "Mu/7",
+            rows.append({**PROBES, "model.pos_embed": pos, "model.pos_inject": inject, "seed": seed, "model.arch": "Mu/7",
                          "data.dataset": "mnist0to4", "patch_grid": [4, 4], metrics.UPSTREAM_TOP1: 0.9,
                          **{metrics.fewshot(d, 5): acc for d in TRANSFER}})  # fmt: skip
     return pd.DataFrame(rows)
@@ -73,7 +76,7 @@ def head_frame(test: dict, val: dict | None = None, seeds: int = 3) -> pd.DataFr
         for seed, (t, v) in enumerate(
             zip(noisy(mean, seeds, rng), noisy(val[(pool, lr)], seeds, rng), strict=True)
         ):
-            rows.append({"model.pool": pool, "optim.lr": lr, "seed": seed, metrics.UPSTREAM_TOP1: 0.9,
+            rows.append({**PROBES, "model.pool": pool, "optim.lr": lr, "seed": seed, metrics.UPSTREAM_TOP1: 0.9,
                          **{metrics.fewshot(d, 5): t for d in TRANSFER},
                          **{metrics.fewshot(d, 5, "val"): v for d in TRANSFER}})  # fmt: skip
     return pd.DataFrame(rows)
@@ -121,7 +124,7 @@ def few_frame(finetune: list[float], fewshot: list[float]) -> pd.DataFrame:
             row |= {metrics.key("finetune", d, "top1"): ft, metrics.key("linear", d, "top1"): ft}
             row |= {metrics.fewshot(d, 5): seeds.mean(), metrics.fewshot(d, 5, protocol="fewshot_lso"): fs}
             row |= {metrics.fewshot(d, 5, seed=s): v for s, v in enumerate(seeds)}
-        rows.append(row)
+        rows.append({**PROBES, **row})
     return pd.DataFrame(rows)
 
 
@@ -165,7 +168,7 @@ def scaling_frame(small: dict, slope: dict, seeds: int = 3) -> pd.DataFrame:
     for fam, arch in SCALING_ARCHS.items():
         for n in (1_000, 10_000, 100_000):
             for seed, acc in enumerate(noisy(small[fam] + slope[fam] * np.log10(n / 1_000), seeds, rng)):
-                rows.append({"model.arch": arch, "train_examples": n, "seed": seed, "selected_step": 300,
+                rows.append({**PROBES, "model.arch": arch, "train_examples": n, "seed": seed, "selected_step": 300,
                              metrics.UPSTREAM_TOP1: 0.5, **{metrics.fewshot(d, 5): acc for d in TRANSFER},
                              **{metrics.key("finetune", d, "top1"): acc for d in TRANSFER}})  # fmt: skip
     return pd.DataFrame(rows)
@@ -210,7 +213,7 @@ def compute_frame(bit_needs: float, hybrid_bonus: float) -> pd.DataFrame:
         effective = flops / bit_needs if arch == "R14x1" else flops
         bonus = hybrid_bonus * (1 - np.log(flops / 1e12) / np.log(12)) if "+" in arch else 0.0
         for seed, acc in enumerate(noisy(0.30 + 0.05 * np.log2(effective / 1e12) + bonus, 3, rng)):
-            rows.append({"model.arch": arch, "model.width": width, "model.resnet_width": rwidth, "optim.steps": steps,
+            rows.append({**PROBES, "model.arch": arch, "model.width": width, "model.resnet_width": rwidth, "optim.steps": steps,
                          "train_flops": flops, "params": 1000, "seed": seed,
                          **{metrics.fewshot(d, 5): acc for d in TRANSFER},
                          **{metrics.key("finetune", d, "top1"): acc for d in TRANSFER}})  # fmt: skip

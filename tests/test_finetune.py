@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers import write_cifar
 
 from benchmark import data, evals, metrics
 from benchmark.config import EvalConfig, ModelConfig, RunConfig
@@ -177,7 +178,6 @@ def test_the_paper_protocol_end_to_end_on_a_cifar_fixture_32_to_48_px(tiny_cfg, 
     one at 48 px: position table resized, inception crop + flip, accumulation, warm-up, lr chosen on the
     2% dev split, then fine-tuned on all of train."""
     from benchmark import train
-    from tests.helpers import write_cifar
 
     monkeypatch.setenv("VITBENCH_DATA", str(tmp_path / "data"))
     write_cifar(tmp_path / "data", "cifar10", n_per_class=20, n_test_per_class=3)

@@ -301,7 +301,6 @@ def test_a_run_pre_trains_on_a_streamed_imagenet_tree(root, tiny_cfg, tmp_path, 
 
 def test_data_root_flag_points_every_command_at_the_data(root, tmp_path, monkeypatch, capsys):
     from benchmark import cli
-    from tests.helpers import write_cifar
 
     elsewhere = tmp_path / "elsewhere"
     write_cifar(elsewhere, "cifar10", n_per_class=2)
