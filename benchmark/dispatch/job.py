@@ -152,6 +152,10 @@ def _stop_between_steps() -> Iterator[Callable[[], None]]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         if not forwarded:  # once: a second signal while the job exits must not requeue it twice
             forwarded = True
+            # Ignored from here on, and by the `scontrol requeue` the handler starts (an ignored
+            # signal stays ignored across exec): Slurm signals the whole step, and a preemption
+            # signal arriving during the requeue killed scontrol, failing the job (seen in CI).
+            signal.signal(sig, signal.SIG_IGN)
             submitit_handler(sig, None)
 
     def defer(*_: Any) -> None:
