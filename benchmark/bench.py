@@ -28,8 +28,9 @@ from benchmark.config import ModelConfig, OptimConfig
 from benchmark.data import fractals
 from benchmark.evals.fewshot import bench_solver
 from benchmark.models import build_model
-from benchmark.optim import make_optimizer, train_step
+from benchmark.optim import make_optimizer, precision, train_step
 from benchmark.sizes import family
+from benchmark.train import Trainer, channels_last, compiles
 
 # (arch, image size, channels, batch): the paper's models on a GPU, the CPU presets' sizes on a CPU.
 GPU_MODELS = [
@@ -69,14 +70,6 @@ def matmul_peak(n: int | None = None, steps: int = 10) -> float:
     return 2 * n**3 * steps / _timed(lambda: a @ b, steps, device) / 1e12
 
 
-def compiles(device: torch.device) -> bool:
-    """Whether the trainer compiles its step here (benchmark.train.compile_setting)."""
-    from benchmark.train import compile_setting
-
-    setting = compile_setting()
-    return setting == "on" or (setting == "auto" and device.type == "cuda")
-
-
 def reference_step(
     net: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor
 ) -> Callable[[], torch.Tensor]:
@@ -114,7 +107,7 @@ def compare_steps(
     per_image = flops.train_flops_per_image(model, x[:2], 10)
     # Both steps run as the trainer runs ours: compiled where it compiles (a GPU by default, so the
     # reference is timm's compiled step), channels_last for convolutional models on a GPU.
-    if device.type == "cuda" and family(arch) != "ViT":
+    if channels_last(arch, device):
         model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     mine, theirs = model, copy.deepcopy(model)
@@ -150,7 +143,6 @@ def trainer_overhead(steps: int = 40, rounds: int = 3) -> dict[str, Any]:
     trainer's overhead, 1 - trainer / bare) and (b) the same step on synthetic data already prepared
     on the device (the data path's rate, trainer / synthetic). Timed alternately, best of `rounds`."""
     from benchmark.presets import base
-    from benchmark.train import Trainer
 
     device = _device()
     cfg = base("gpu" if device.type == "cuda" else "cpu").replace(**{"eval.evaluators": ("upstream",)})
@@ -234,7 +226,7 @@ def run_bench() -> dict[str, Any]:
         "settings": {
             "steps": STEPS,
             "warmup_steps": WARMUP,
-            "precision": "bf16 autocast" if _device().type == "cuda" else "fp32",
+            "precision": precision(_device()),
             "threads": torch.get_num_threads(),
         },
         "matmul_peak_tflop_s": peak,

@@ -50,6 +50,11 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
+def precision(device: torch.device) -> str:
+    """The arithmetic `train_step` uses on `device`, as run records and `vitbench bench` state it."""
+    return "bf16 autocast" if device.type == "cuda" else "fp32"
+
+
 def train_step(
     net: nn.Module,
     optimizer: torch.optim.Optimizer,

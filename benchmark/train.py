@@ -28,7 +28,7 @@ from benchmark.config import RunConfig
 from benchmark.data import loader
 from benchmark.metrics import fewshot as fewshot_key
 from benchmark.models import build_model, token_grid
-from benchmark.optim import lr_at, make_optimizer, set_lr, train_step
+from benchmark.optim import lr_at, make_optimizer, precision, set_lr, train_step
 from benchmark.results import (
     CHECKPOINT,
     FAILED,
@@ -96,6 +96,17 @@ def compile_setting() -> str:
     return value
 
 
+def compiles(device: torch.device) -> bool:
+    """Whether a training step is compiled on `device` (compile_setting)."""
+    setting = compile_setting()
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
+
+
+def channels_last(arch: str, device: torch.device) -> bool:
+    """NHWC for the convolutions of BiT and hybrid models on a GPU (cuDNN's fast layout)."""
+    return device.type == "cuda" and sizes.family(arch) != "ViT"
+
+
 def loader_workers() -> int:
     """DataLoader processes for a streamed upstream: one per core, at most 8 (env VITBENCH_LOADER_WORKERS)."""
     return int(os.environ.get("VITBENCH_LOADER_WORKERS", min(8, len(os.sched_getaffinity(0)))))
@@ -133,8 +144,7 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, self.num_classes, self.size, self.channels).to(self.device)
-        # NHWC for the convolutions of BiT and hybrid models on a GPU (cuDNN's fast layout).
-        self.channels_last = self.device.type == "cuda" and sizes.family(cfg.model.arch) != "ViT"
+        self.channels_last = channels_last(cfg.model.arch, self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, cfg.optim)
@@ -146,8 +156,7 @@ class Trainer:
         # Training steps go through DDP, which averages the gradients over ranks; evaluation and
         # checkpoints use the model itself.
         self.net = self.model if self.world == 1 else DistributedDataParallel(self.model)
-        setting = compile_setting()
-        self.compiled = setting == "on" or (setting == "auto" and self.device.type == "cuda")
+        self.compiled = compiles(self.device)
         if self.compiled:
             self.net = torch.compile(self.net)
         # eval.early_stop: the step and validation score of the best evaluation so far (its weights in best.pt).
@@ -309,7 +318,7 @@ class Trainer:
         return {
             "compiled": self.compiled,
             "channels_last": self.channels_last,
-            "precision": "bf16 autocast" if self.device.type == "cuda" else "fp32",
+            "precision": precision(self.device),
             "data": "uint8 on the device"
             if self.stream is None
             else f"streamed by {loader_workers()} loader process(es)",

@@ -31,29 +31,33 @@ def epoch_permutation(epoch: int, n: int, seed: int) -> torch.Tensor:
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
     """The examples of one step: slices of a fresh permutation each epoch, from (seed, epoch)."""
-    batch_size = min(batch_size, n)
-    epoch, i = divmod(step, n // batch_size)
-    return epoch_permutation(epoch, n, seed)[i * batch_size : (i + 1) * batch_size]
+    return next(step_indices(n, step, step + 1, min(batch_size, n), seed))
 
 
-def in_memory(
-    x: torch.Tensor, y: torch.Tensor, start: int, stop: int, batch_size: int, seed: int
-) -> Iterator[Batch]:
-    """The batches of steps [start, stop) from tensors on the device: each epoch's permutation is
-    copied to the device once, and a batch is an index into it."""
-    n = len(y)
+def step_indices(
+    n: int, start: int, stop: int, batch_size: int, seed: int, device: torch.device | None = None
+) -> Iterator[torch.Tensor]:
+    """The example indices of steps [start, stop): each epoch's permutation made once (and copied
+    to `device` once), each step's batch a slice of it."""
     per_epoch = n // batch_size
     order: tuple[int, torch.Tensor] | None = None
     for step in range(start, stop):
         epoch, i = divmod(step, per_epoch)
         if order is None or order[0] != epoch:
-            order = (epoch, epoch_permutation(epoch, n, seed).to(x.device))
-        idx = order[1][i * batch_size : (i + 1) * batch_size]
+            order = (epoch, epoch_permutation(epoch, n, seed).to(device))
+        yield order[1][i * batch_size : (i + 1) * batch_size]
+
+
+def in_memory(
+    x: torch.Tensor, y: torch.Tensor, start: int, stop: int, batch_size: int, seed: int
+) -> Iterator[Batch]:
+    """The batches of steps [start, stop) from tensors on the device: a batch is one index into them."""
+    for idx in step_indices(len(y), start, stop, batch_size, seed, x.device):
         yield x[idx], y[idx]
 
 
 class StepBatches(Sampler[list[int]]):
-    """The example indices of steps [start, stop), in `batch_indices`' order, for a DataLoader."""
+    """`step_indices` as a DataLoader's batch sampler."""
 
     def __init__(self, n: int, start: int, stop: int, batch_size: int, seed: int) -> None:
         self.n, self.start, self.stop, self.batch_size, self.seed = n, start, stop, batch_size, seed
@@ -62,13 +66,8 @@ class StepBatches(Sampler[list[int]]):
         return max(0, self.stop - self.start)
 
     def __iter__(self) -> Iterator[list[int]]:
-        per_epoch = self.n // self.batch_size
-        order: tuple[int, torch.Tensor] | None = None
-        for step in range(self.start, self.stop):
-            epoch, i = divmod(step, per_epoch)
-            if order is None or order[0] != epoch:
-                order = (epoch, epoch_permutation(epoch, self.n, self.seed))
-            yield order[1][i * self.batch_size : (i + 1) * self.batch_size].tolist()
+        for idx in step_indices(self.n, self.start, self.stop, self.batch_size, self.seed):
+            yield idx.tolist()
 
 
 def streamed(

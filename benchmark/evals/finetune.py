@@ -9,7 +9,7 @@ pre-training: the probe images prepared at it from their stored pixels and the m
 embeddings resized by 2-D interpolation (benchmark.models.resize). Training images optionally go
 through an inception crop and a horizontal flip; evaluation images are resized only. The learning
 rate is chosen on the dataset's validation split (the paper's dev split held out of train), then
-the model is fine-tuned on the train split with it and evaluated on the test split.
+the model is fine-tuned with it on train and dev together (§3.2) and evaluated on the test split.
 """
 
 from __future__ import annotations
