@@ -1,20 +1,19 @@
-"""The suite's one noise model: summaries over seeds and the tests that verdicts are judged by.
+"""The suite's one noise model: summaries over seeds and the effects verdicts are judged on.
 
-A cell is one configuration trained with several seeds; a verdict compares cells. Every rule here has a
-known error rate, measured by the null simulations in tests/test_stats.py:
+A cell is one configuration trained with several seeds; a verdict compares cells. Every effect is a
+`Comparison`: an estimate with its sampling distribution, from which benchmark.judge reads one-sided
+bounds and p-values at α and decides reproduced / contradicted / inconclusive.
 
-- "a is better than b": a one-sided Welch t-test (cells may differ in stability, e.g. across a
-  learning-rate sweep, so variances are not pooled), at ``ALPHA``.
-- "a and b differ little": an equivalence test (TOST, two one-sided Welch t-tests) against a margin
-  the study states; a non-significant difference is not evidence of parity.
-- The comparisons of one claim form a family: their p-values are Holm-adjusted together, so the
-  chance that a claim shows any false difference stays at ``ALPHA``.
+- A difference of two cells' means: Welch's standard error and degrees of freedom (`difference`).
 - "the proxy ranks models as the target does": Spearman's rho and Kendall's tau-b with a nested
-  bootstrap interval over models and probe seeds.
+  bootstrap over models and probe seeds (`rank_agreement`).
+- A statistic of several cells' means (a compute front, a gap between fronts): a parametric
+  bootstrap of each cell's seed noise (`bootstrap_cells`).
 
-All tests are scipy's. Degenerate data never passes a test: NaN values are dropped (n counts the
-finite ones), a cell with fewer than two values or two cells without any spread give a NaN p-value,
-and a NaN p-value is never "rejected".
+The error rates of the decisions built on these are measured by the null simulations in
+tests/test_judge.py and tests/test_stats.py. Degenerate data never decide anything: NaN values
+are dropped (n counts the finite ones), and a cell with fewer than two values, or two cells without
+any spread, give no noise estimate (se NaN).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -32,8 +31,7 @@ from scipy import stats
 ALPHA = 0.05
 MIN_SEEDS = 3  # a cell entering a verdict needs at least this many seeds
 
-GREATER_TEST = "one-sided Welch t-test"
-TOST_TEST = "TOST (two one-sided Welch t-tests)"
+WELCH_TEST = "Welch t"
 
 
 def summarize(df: pd.DataFrame, by: Sequence[str], metric: str) -> pd.DataFrame:
@@ -61,48 +59,82 @@ def cell_summary(df: pd.DataFrame, by: Sequence[str], metric: str, scale: float 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One statistical comparison of two cells (samples over seeds)."""
+    """One measured effect with its sampling distribution: a difference of two cells' means over
+    seeds (Welch: `se`, `df`), or a statistic resampled by a bootstrap (`draws`). Its one-sided
+    bounds and p-values at any level are what benchmark.judge decides outcomes from."""
 
     name: str
     test: str
-    estimate: float  # mean(a) - mean(b)
-    statistic: float  # Welch's t (for TOST: that of the one-sided test with the larger p)
-    df: float  # Welch degrees of freedom
-    p: float  # raw p-value
-    # mean(a) - mean(b): one-sided (lower, inf) at 1 - alpha for `greater`; for `equivalent` the
-    # two-sided 1 - 2 alpha interval, which lies within ±margin exactly when TOST's raw p <= alpha.
-    interval: tuple[float, float]
+    estimate: float  # e.g. mean(a) - mean(b)
+    se: float  # standard error of the estimate (NaN: fewer than 2 seeds, or no variance at all)
+    df: float  # Welch degrees of freedom; inf for a normal (or bootstrap) distribution
     n_a: int
     n_b: int
-    margin: float | None = None  # the equivalence margin (TOST only)
-    p_holm: float = math.nan  # Holm-adjusted p within its claim's family, set by holm()
-    alpha: float = ALPHA
+    draws: np.ndarray | None = field(default=None, compare=False, repr=False)  # bootstrap draws
 
     @property
-    def rejected(self) -> bool:
-        """The null is rejected after Holm; False while holm() has not run or when p is NaN."""
-        return not math.isnan(self.p_holm) and self.p_holm <= self.alpha
+    def defined(self) -> bool:
+        """Whether the data carry a noise estimate at all (never decide anything without one)."""
+        if self.draws is not None:
+            return bool(np.isfinite(self.estimate)) and self.draws.size >= 2
+        return bool(np.isfinite(self.estimate) and np.isfinite(self.se) and self.se > 0)
 
-    def text(self, scale: float = 100.0, unit: str = "pts", digits: int = 1) -> str:
-        """One line for a report: the estimate, the test's figures and the seeds used."""
+    def lower(self, alpha: float = ALPHA) -> float:
+        """The one-sided (1 - alpha) lower confidence bound (the lower end of the 1 - 2 alpha interval)."""
+        if not self.defined:
+            return math.nan
+        if self.draws is not None:
+            return float(np.quantile(self.draws, alpha))
+        return self.estimate - float(stats.t.ppf(1 - alpha, self.df)) * self.se
+
+    def upper(self, alpha: float = ALPHA) -> float:
+        if not self.defined:
+            return math.nan
+        if self.draws is not None:
+            return float(np.quantile(self.draws, 1 - alpha))
+        return self.estimate + float(stats.t.ppf(1 - alpha, self.df)) * self.se
+
+    def interval(self, alpha: float = ALPHA) -> tuple[float, float]:
+        """The two-sided 1 - 2 alpha interval: a bound on each side at 1 - alpha."""
+        return self.lower(alpha), self.upper(alpha)
+
+    def p_above(self, value: float) -> float:
+        """p-value of H1: effect > value (one-sided); NaN without a noise estimate."""
+        if not self.defined:
+            return math.nan
+        if self.draws is not None:  # the bootstrap's share of draws on the wrong side
+            return float((1 + np.sum(self.draws <= value)) / (1 + self.draws.size))
+        return float(stats.t.sf((self.estimate - value) / self.se, self.df))
+
+    def p_below(self, value: float) -> float:
+        """p-value of H1: effect < value (one-sided)."""
+        if not self.defined:
+            return math.nan
+        if self.draws is not None:
+            return float((1 + np.sum(self.draws >= value)) / (1 + self.draws.size))
+        return float(stats.t.cdf((self.estimate - value) / self.se, self.df))
+
+    @property
+    def spread(self) -> float:
+        """The standard error, or the bootstrap draws' standard deviation (for power and MDE)."""
+        if self.draws is not None:
+            return float(np.std(self.draws, ddof=1)) if self.draws.size >= 2 else math.nan
+        return self.se
+
+    def text(self, scale: float = 100.0, unit: str = "pts", digits: int = 1, alpha: float = ALPHA) -> str:
+        """One line for a report: the estimate, its interval, the test and the seeds used."""
         unit = f" {unit}" if unit else ""
         estimate = "n/a" if math.isnan(self.estimate) else f"{self.estimate * scale:+.{digits}f}{unit}"
         seeds = f"n = {self.n_a} vs {self.n_b}"
-        if math.isnan(self.p):
+        if not self.defined:
             why = "fewer than 2 seeds" if min(self.n_a, self.n_b) < 2 else "no variance"
-            label = "TOST p" if self.margin is not None else "p"
-            return f"Δ = {estimate}, {label} = n/a ({why}); {seeds}"
-        holm = "n/a (not adjusted)" if math.isnan(self.p_holm) else _fmt_p(self.p_holm)
-        if self.margin is None:
-            test = f"Welch t = {self.statistic:.3g} (df {self.df:.1f}), p = {_fmt_p(self.p)}"
-        else:
-            low, high = self.interval
-            within = "yes" if -self.margin < low and high < self.margin else "no"
-            test = (
-                f"{100 * (1 - 2 * self.alpha):g}% CI [{low * scale:+.{digits}f}, {high * scale:+.{digits}f}]"
-                f" within ±{self.margin * scale:.{digits}f}{unit}? {within}; TOST p = {_fmt_p(self.p)}"
-            )
-        return f"Δ = {estimate}, {test}, Holm p = {holm}; {seeds}"
+            return f"Δ = {estimate}, no interval ({why}); {seeds}"
+        low, high = self.interval(alpha)
+        how = f"{self.test}, df {self.df:.1f}" if math.isfinite(self.df) else self.test
+        return (
+            f"Δ = {estimate}, {100 * (1 - 2 * alpha):g}% CI [{low * scale:+.{digits}f}, {high * scale:+.{digits}f}]"
+            f" ({how}); {seeds}"
+        )
 
 
 def _fmt_p(p: float) -> str:
@@ -171,53 +203,25 @@ def _holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def greater(a: Sequence[float], b: Sequence[float], name: str, alpha: float = ALPHA) -> Comparison:
-    """H1: mean(a) > mean(b), by a one-sided Welch t-test (scipy's ttest_ind, equal_var=False)."""
+def difference(a: Sequence[float], b: Sequence[float], name: str) -> Comparison:
+    """mean(a) - mean(b) over seeds with Welch's standard error and degrees of freedom (the
+    variances are not pooled: cells may differ in stability, e.g. across a learning-rate sweep).
+    A one-sample comparison against a constant is `b` = that constant repeated (zero variance).
+    Two cells without any spread give se NaN: scipy would report a "certain" result from data
+    that carry no noise estimate at all."""
     a, b = _finite(a), _finite(b)
     estimate = float(a.mean() - b.mean()) if a.size and b.size else math.nan
-    t = df = p = low = high = math.nan
-    if a.size >= 2 and b.size >= 2:
-        t, df, p, low, high = (float(x[0]) for x in _welch(a[None], b[None], "greater", 1 - alpha))
-    return Comparison(name, GREATER_TEST, estimate, t, df, p, (low, high), a.size, b.size, alpha=alpha)
+    se = df = math.nan
+    if a.size >= 2 and b.size >= 2 and (np.ptp(a) > 0 or np.ptp(b) > 0):
+        va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+        se = float(math.sqrt(va + vb))
+        df = float((va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)))
+    return Comparison(name, WELCH_TEST, estimate, se, df, a.size, b.size)
 
 
-def equivalent(
-    a: Sequence[float], b: Sequence[float], margin: float, name: str, alpha: float = ALPHA
-) -> Comparison:
-    """TOST, H1: -margin < mean(a) - mean(b) < margin; p is the larger of the two one-sided Welch
-    tests' p-values. The margin is the study's own, stated and justified in its report."""
-    if not (margin > 0 and math.isfinite(margin)):
-        raise ValueError(f"equivalence margin must be a finite number > 0, got {margin!r}")
-    a, b = _finite(a), _finite(b)
-    estimate = float(a.mean() - b.mean()) if a.size and b.size else math.nan
-    t = df = p = low = high = math.nan
-    if a.size >= 2 and b.size >= 2:
-        t, df, p, low, high = (float(x[0]) for x in _tost(a[None], b[None], margin, alpha))
-    return Comparison(
-        name, TOST_TEST, estimate, t, df, p, (low, high), a.size, b.size, margin=margin, alpha=alpha
-    )
-
-
-def holm(comparisons: Sequence[Comparison], alpha: float = ALPHA) -> list[Comparison]:
-    """Holm's step-down adjustment across the comparisons of ONE claim: copies with p_holm set.
-
-    Call it on every claim's comparisons, a family of one included: `rejected` reads p_holm.
-    """
-    mismatched = [c.name for c in comparisons if c.alpha != alpha]
-    if mismatched:
-        raise ValueError(f"comparisons {mismatched} were made at another alpha than {alpha}")
-    adjusted = _holm(np.array([c.p for c in comparisons], dtype=float))
-    return [replace(c, p_holm=float(p)) for c, p in zip(comparisons, adjusted, strict=True)]
-
-
-def all_rejected(comparisons: Sequence[Comparison]) -> bool:
-    """The claim "every comparison shows it", judged on Holm-adjusted p-values."""
-    if not comparisons:
-        raise ValueError("a claim needs at least one comparison")
-    unadjusted = [c.name for c in comparisons if math.isnan(c.p_holm) and not math.isnan(c.p)]
-    if unadjusted:
-        raise ValueError(f"comparisons {unadjusted} are not Holm-adjusted: pass them through holm() first")
-    return all(c.rejected for c in comparisons)
+def holm(p: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values of one family (see _holm)."""
+    return _holm(np.asarray(p, dtype=float))
 
 
 def too_few_seeds(samples: Mapping[str, Sequence[float]], min_n: int = MIN_SEEDS) -> str | None:

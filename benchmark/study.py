@@ -35,41 +35,56 @@ from benchmark.errors import UserError
 REQUIRED = ("TITLE", "CLAIM", "REFERENCE", "PRESETS", "CELL", "runs", "table", "checks", "figures")
 
 
+REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
+OUTCOMES = (REPRODUCED, CONTRADICTED, INCONCLUSIVE)
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """One claim judged on one study's results, stated beside the paper's evidence."""
+    """One claim judged on one study's results, stated beside the paper's evidence and the effect
+    the claim predicts (benchmark.judge decides the outcome)."""
 
     claim: str  # short statement of the claim
     paper: str  # the paper's evidence, e.g. "1-D 64.2 vs none 61.4 (+2.8)"
     measured: str  # ours, with the spread over seeds
-    holds: bool | None  # None: not judged (too few results or seeds; `note` says why)
-    margin: float  # how far inside (+) or outside (-) the rule's threshold, in `unit`
-    rule: str  # the decision rule: test, level, margin and its justification
-    evidence: str = ""  # the statistics behind it: per comparison, the estimate, statistic, p, Holm p, seeds
+    outcome: str  # reproduced | contradicted | inconclusive
+    reason: str  # why this outcome, in words ("interval [-6.7, +3.9] is wider than the ±0.5 margin")
+    rule: str  # the test, its level and the decision rule
+    predicted: str = ""  # the predicted effect (or margin) and how it was derived from the paper
+    observed: float = math.nan  # the deciding comparison's estimate, in the statistic's units
+    interval: tuple[float, float] = (math.nan, math.nan)  # its 1 - 2α interval
+    expected: float = math.nan  # the predicted effect (or margin) in the statistic's units
+    mde: float = math.nan  # minimum detectable effect at the seeds it had (80% power)
+    power: float = math.nan  # power at the predicted effect
+    evidence: str = ""  # per comparison: estimate, interval, test, seeds
     judged_on: str = ""  # the metric and the data it was measured on (transfer or upstream)
-    note: str = ""  # where it does not hold: which results break it; hypotheses labelled as such
-    unit: str = "pts"  # "pts": margin is an accuracy fraction shown in points; otherwise shown as is
+    note: str = ""  # measured context; explanations labelled as hypotheses
+    unit: str = "pts"  # "pts": accuracies (fractions shown in points); "×": log2 ratios; else as is
+    control: bool = False  # a positive control: an effect known to exist, judged first
 
-    @property
-    def verdict(self) -> str:
-        return {True: "holds", False: "does not hold", None: "not judged"}[self.holds]
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, got {self.outcome!r}")
 
-    @property
-    def margin_text(self) -> str:
-        """The margin as a reader sees it: points for accuracies, the unit otherwise, "–" if none."""
-        if self.holds is None or math.isnan(self.margin):
+    def fmt(self, value: float, sign: bool = True) -> str:
+        """A value of the statistic as a reader sees it: points, a ratio, or as is."""
+        if math.isnan(value):
             return "–"
-        return (
-            f"{self.margin * 100:+.2f} pts"
-            if self.unit == "pts"
-            else f"{self.margin:+.2f} {self.unit}".rstrip()
-        )
+        if self.unit == "pts":
+            return f"{value * 100:{'+' if sign else ''}.2f} pts"
+        if self.unit == "×":
+            return f"{2**value:.3g}×"
+        return f"{value:{'+' if sign else ''}.3g} {self.unit}".rstrip()
 
-    @classmethod
-    def not_judged(cls, claim: str, reason: str, paper: str = "", judged_on: str = "") -> Verdict:
-        """A claim the results cannot decide, with the reason (e.g. too few seeds)."""
-        return cls(
-            claim, paper, "–", None, float("nan"), "–", judged_on=judged_on, note=f"Not judged: {reason}."
+    @property
+    def effect_text(self) -> str:
+        """ "observed [interval]; predicted; MDE; power" in one short cell."""
+        if math.isnan(self.observed):
+            return "–"
+        low, high = self.interval
+        return (
+            f"{self.fmt(self.observed)} [{self.fmt(low)}, {self.fmt(high)}]; predicted "
+            f"{self.fmt(self.expected)}; MDE {self.fmt(self.mde, sign=False)}; power {self.power:.0%}"
         )
 
 
