@@ -53,6 +53,9 @@ class Prediction:
     derivation: str  # from which of the paper's numbers, and how scaled to ours, in words
     parity: bool = False
     null: float = 0.0
+    # Where a threshold claim's predicted effect is its threshold (effect == null: contradicted when
+    # significantly below it), the true value its power is stated at; default: the effect.
+    power_at: float | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.effect) or (self.parity and self.effect <= 0):
@@ -97,14 +100,15 @@ def power_at(c: Comparison, prediction: Prediction, alpha: float = ALPHA) -> flo
         return math.nan
     if prediction.parity:  # true difference 0: both bounds must stay inside ±margin
         return max(0.0, 2 * _cdf(prediction.effect / spread - _t(1 - alpha, df), df) - 1)
-    shift = (prediction.effect - prediction.null) / spread
-    return 1 - _cdf(_t(1 - alpha, df) - shift, df)
+    true = prediction.effect if prediction.power_at is None else prediction.power_at
+    return 1 - _cdf(_t(1 - alpha, df) - (true - prediction.null) / spread, df)
 
 
 def seeds_for(c: Comparison, prediction: Prediction, alpha: float = ALPHA, power: float = POWER) -> int:
     """About how many seeds per cell would give `power` at the predicted effect, with the standard
     error shrinking as 1/√n from what this comparison measured (normal approximation)."""
-    need = prediction.effect if prediction.parity else prediction.effect - prediction.null
+    true = prediction.effect if prediction.power_at is None else prediction.power_at
+    need = prediction.effect if prediction.parity else true - prediction.null
     tail = (1 + power) / 2 if prediction.parity else power
     if need <= 0:
         return 0

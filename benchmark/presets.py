@@ -116,6 +116,13 @@ def transfer_mean(
     return df[[metrics.fewshot(d, shots, split, protocol=protocol) for d in probes(df)]].mean(axis=1)
 
 
+def chance(df: pd.DataFrame, datasets: Sequence[str]) -> float:
+    """Chance accuracy averaged over `datasets` (1 / their classes), from what the runs recorded:
+    the level a predicted effect is scaled from (benchmark.judge.above_chance)."""
+    classes = {name: rec["classes"] for records in df["datasets"] for name, rec in records.items()}
+    return sum(1 / classes[name] for name in datasets) / len(datasets)
+
+
 def probes(df: pd.DataFrame) -> tuple[str, ...]:
     """The transfer datasets a preset's runs were probed on, from their configs (one tuple per preset)."""
     return _same(df, "eval.fewshot_datasets")

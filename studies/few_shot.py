@@ -27,7 +27,8 @@ from benchmark import metrics
 from benchmark.config import steps_for_epochs
 from benchmark.paper import IMAGENET21K_IMAGES
 from benchmark.presets import base, probes, transfer_mean
-from benchmark.stats import rank_agreement
+from benchmark.judge import Prediction, inconclusive, judge
+from benchmark.stats import agreement, rank_agreement
 from benchmark.study import Verdict
 
 TITLE = "Few-shot linear probes as a proxy for fine-tuning"
@@ -91,7 +92,9 @@ PROBES = {
     "fewshot_lso": "5-shot, closed form, l2 leave-self-out",
     "linear": "logistic regression, all examples",
 }
-TAU_MIN = 0.5  # "ranks the same way": at least 75% of model pairs in the same order ((1 + τ) / 2)
+# "Ranks the same way": at least 75% of model pairs in the same order ((1 + τ) / 2), our threshold:
+# the paper states none. Power is stated at τ = 0.8 (90% of pairs in order), a proxy that tracks well.
+TAU_MIN, TAU_ALT = 0.5, 0.8
 
 
 def runs(preset: str):
@@ -148,10 +151,8 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
     claims = {probe: f"{label} ranks models as fine-tuning does" for probe, label in PROBES.items()}
     judged_on = f"test accuracy, mean over the transfer datasets {', '.join(probes(df))}"
     if len(df) < 3:
-        return [
-            Verdict.not_judged(c, f"a rank correlation needs at least 3 models, got {len(df)}")
-            for c in claims.values()
-        ]
+        reason = f"a rank correlation needs at least 3 models, got {len(df)}"
+        return [inconclusive(c, reason, judged_on=judged_on) for c in claims.values()]
     names = [name.split(":")[0] for name in _names(df)]  # "base", not the base spelt out each time
     target = _scores(df)["finetune"].to_numpy()
     verdicts = []
@@ -159,24 +160,33 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
         scores = _per_seed(df, probe)
         agree = rank_agreement(scores, target)
         over = "models and the probe's sampling seeds" if scores.shape[1] > 1 else "models"
-        low, high = agree.kendall_ci
         pairs = "; ".join(f"{names[i]} vs {names[j]}" for i, j in agree.discordant)
-        verdicts.append(Verdict(
+        verdicts.append(judge(
+            [agreement(agree, f"Kendall τ, {PROBES[probe]} vs fine-tuning")],
+            Prediction(TAU_MIN, f"the suite's own threshold (the paper reports no correlation): τ > {TAU_MIN} puts "
+                       f"at least {(1 + TAU_MIN) / 2:.0%} of model pairs in fine-tuning's order; power at τ = {TAU_ALT}",
+                       null=TAU_MIN, power_at=TAU_ALT),
             claim=claim,
-            paper="used as the proxy for fine-tuning throughout (no correlation reported)",
-            measured=f"Kendall τ = {agree.kendall:.2f} [{low:.2f}, {high:.2f}], Spearman ρ = {agree.spearman:.2f} "
+            paper="the paper uses the probe as fine-tuning's proxy throughout and reports no correlation: this is "
+            "the suite's own claim",
+            measured=f"Kendall τ = {agree.kendall:.2f}, Spearman ρ = {agree.spearman:.2f} "
             f"[{agree.spearman_ci[0]:.2f}, {agree.spearman_ci[1]:.2f}] over {agree.n_models} models; "
             f"{len(agree.discordant)} of {agree.n_models * (agree.n_models - 1) // 2} pairs discordant",
-            holds=bool(low > TAU_MIN),
-            margin=float(low - TAU_MIN),
-            rule=f"the lower end of the 95% bootstrap interval of Kendall's τ exceeds {TAU_MIN} (at least "
-            f"{(1 + TAU_MIN) / 2:.0%} of model pairs in fine-tuning's order); percentile bootstrap over "
-            f"{over}, {agree.n_boot} resamples",
-            evidence=f"discordant pairs: {pairs}" if pairs else "no discordant pairs",
-            judged_on=judged_on,
-            unit="τ",
+            rule=f"percentile bootstrap of Kendall's τ over {over}, {agree.n_boot} resamples",
+            judged_on=judged_on, unit="τ",
+            note=(f"Discordant pairs: {pairs}." if pairs else "No discordant pairs.") + _one_seed(df),
         ))  # fmt: skip
     return verdicts
+
+
+def _one_seed(df: pd.DataFrame) -> str:
+    """Each model is one pre-training seed: say what that leaves out."""
+    return (
+        " Each model is one pre-training seed, so the interval covers which models were chosen and the probe's "
+        "sampling, not pre-training noise; numbers move across machines more than verdicts do."
+        if df["seed"].nunique() == 1
+        else ""
+    )
 
 
 def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figure, pd.DataFrame]]:
