@@ -504,9 +504,8 @@ def _print_verdicts(verdicts: Sequence[Verdict]) -> None:
     """The claims as the report judges them, so the terminal shows the outcome, not only a path."""
 
     _print_table(
-        ["claim", "verdict", "margin"],
-        [[v.claim, v.verdict, v.margin_text] for v in verdicts],
-        right=("margin",),
+        ["claim", "outcome", "effect [90% interval]; predicted; MDE; power"],
+        [[v.claim, v.outcome, v.effect_text] for v in verdicts],
     )
 
 

@@ -27,10 +27,11 @@ effect. The error rates of these rules are measured in tests/test_judge.py.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sp
 
 from benchmark.stats import ALPHA, Comparison, holm
@@ -260,3 +261,17 @@ def inconclusive(
     models), with the reason in words."""
     return Verdict(claim=claim, paper=paper, measured="–", outcome=INCONCLUSIVE, reason=reason, rule="–",
                    predicted=predicted, judged_on=judged_on, control=control)  # fmt: skip
+
+
+def under_trained(df: pd.DataFrame, cells: Mapping[str, pd.Series]) -> str:
+    """The reason a comparison between these cells cannot be judged, or "" when every run in them
+    passed the fit gate (benchmark.fit: its upstream curve has plateaued). `cells` maps a cell's
+    name to a boolean mask of its runs in `df`, whose `fit_ok` and `fit_text` columns the report
+    adds from the runs' stored curves."""
+    failing = []
+    for name, mask in cells.items():
+        runs = df[mask]
+        bad = runs[~runs["fit_ok"].astype(bool)]
+        if len(bad):
+            failing.append(f"{name} ({len(bad)} of {len(runs)} runs; e.g. {bad['fit_text'].iloc[0]})")
+    return f"under-trained: {'; '.join(failing)}" if failing else ""

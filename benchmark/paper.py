@@ -32,3 +32,33 @@ def parse_variant(variant: str) -> dict[str, str]:
     if not isinstance(variant, str) or not variant:
         return {}
     return dict(part.split("=", 1) for part in variant.split(";") if "=" in part)
+
+
+# Fig. 5's "average over 5 datasets" (most likely these; PAPER.md) and their chance accuracy.
+AVERAGE5 = {
+    "ImageNet": 1000,
+    "CIFAR-10": 10,
+    "CIFAR-100": 100,
+    "Oxford-IIIT-Pets": 37,
+    "Oxford-Flowers-102": 102,
+}
+
+
+def table6_gap(
+    model_a: str, model_b: str, epochs: int = 7, epochs_b: int | None = None
+) -> tuple[float, float, float]:
+    """Table 6's fine-tuned accuracy of `model_a` minus `model_b`, averaged over the 5 datasets, with
+    the two models' mean accuracy and the datasets' mean chance (fractions): what
+    benchmark.judge.above_chance scales a predicted effect from."""
+    rows = paper_values(source="table6")
+    rows = rows[rows["eval"].isin(list(AVERAGE5))]
+
+    def accuracy(model: str, e: int) -> pd.Series:
+        picked = rows[(rows["model"] == model) & (rows["epochs"] == e)].set_index("eval")["value"] / 100
+        if len(picked) != len(AVERAGE5):
+            raise ValueError(f"Table 6 has no complete row for {model} at {e} epochs")
+        return picked
+
+    a, b = accuracy(model_a, epochs), accuracy(model_b, epochs if epochs_b is None else epochs_b)
+    chance = sum(1 / k for k in AVERAGE5.values()) / len(AVERAGE5)
+    return float((a - b).mean()), float((a + b).mean() / 2), chance

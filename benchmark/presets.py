@@ -20,6 +20,7 @@ from benchmark import metrics
 from benchmark.config import DataConfig, EvalConfig, ModelConfig, OptimConfig, RunConfig, steps_for_epochs
 from benchmark.errors import UserError
 from benchmark.paper import IMAGENET21K_IMAGES, JFT_IMAGES
+from benchmark.power import Pilot
 
 UPSTREAM = "mnist0to4"
 TRANSFER = ("mnist5to9", "digits", "shapes")
@@ -90,10 +91,22 @@ BASES: dict[str, RunConfig] = {
 }
 
 
+# Each preset's seed-to-seed noise of the judged transfer 5-shot accuracy, for `vitbench plan`'s
+# power lines where no finished run of the same configs measures it (benchmark.power).
+_CPU_PILOT = Pilot(
+    sd=0.0127, level=0.295, chance=(1 / 5 + 1 / 10 + 1 / 10) / 3,
+    source="pos_embed's cpu runs at main@22ad7c0: pooled sd over 8 cells of 5 seeds, 1.27 pts at 29.5%",
+)  # fmt: skip
+PILOT: dict[str, Pilot] = {"smoke": _CPU_PILOT, "cpu": _CPU_PILOT, "cpu-long": _CPU_PILOT}
+
+
 def base(preset: str) -> RunConfig:
     if preset not in BASES:
         raise UserError(f"no base configuration for preset {preset!r}; valid: {', '.join(BASES)}")
     return BASES[preset]
+
+
+BASES["cpu-long"] = BASES["cpu"]  # the cpu scale with longer sweeps (data_scaling, compute)
 
 
 def grid(base_cfg: RunConfig, cells: Iterable[Mapping[str, Any]], seeds: Sequence[int]) -> list[RunConfig]:

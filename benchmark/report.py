@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from benchmark import fit
 from benchmark.config import RunConfig, run_id
 from benchmark.errors import UserError
 from benchmark.results import scan, write_atomic
-from benchmark.study import Study, Verdict
+from benchmark.study import REPRODUCED, Study, Verdict
 
 REPORT = "report.md"
 
@@ -58,13 +59,17 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     flags = "".join(f" --set {k}={v}" for k, v in (overrides or {}).items())
 
+    # Each run's upstream fit from its stored curve (benchmark.fit): the gate a comparison between
+    # two families or variants is judged behind, and a table of its own.
+    fits = fit.per_run(df, records.curves)
+    df = df.merge(fits[["run_id", "fit_ok", "fit_text"]], on="run_id", how="left")
     # A study returns one table, or several as {heading: table} (e.g. ours, then the paper's own).
     tables = study.table(df)
     tables = tables if isinstance(tables, dict) else {"": tables}
     for i, table in enumerate(tables.values()):
         write_atomic(out / f"table{i + 1 if i else ''}.csv", table.to_csv(index=False).encode())
-    verdicts = study.checks(df)
-    frame = pd.DataFrame([{**v.__dict__, "verdict": v.verdict} for v in verdicts])
+    verdicts = sorted(study.checks(df), key=lambda v: not v.control)  # controls first
+    frame = pd.DataFrame([v.__dict__ for v in verdicts])
     write_atomic(out / "verdicts.csv", frame.to_csv(index=False).encode())
 
     paper_style()
@@ -89,10 +94,16 @@ def build_report(
         f"`vitbench run {study.name} --preset {preset}{flags}`.",
         f"**The paper's claim.** {study.claim}",
         f"**Scale of this run** ({study.presets[preset]}). {_scale(df, study.cell)} Verdicts below are about "
-        "this scale, not the paper's; where a claim does not hold here, the margin says by how much.",
+        "this scale, not the paper's.",
         "## Verdicts",
+        OUTCOMES_TEXT,
+        *_unreliable(verdicts),
         _markdown(_verdict_table(verdicts)),
         *[_verdict_details(v) for v in verdicts],
+        "## Upstream fit: the gate comparisons are judged behind",
+        f"{fit.RULE} A comparison between families (data_scaling, compute) is judged only when the runs it "
+        "compares pass; the other studies report the gate so a reader sees whether the variants trained alike.",
+        _markdown(_fit_table(df, fits, study.cell)),
         "## Our results beside the paper",
         *[
             f"### {heading}\n\n{_markdown(table)}" if heading else _markdown(table)
@@ -117,6 +128,27 @@ def build_report(
     return path, verdicts
 
 
+OUTCOMES_TEXT = (
+    "Each claim predicts an effect, derived from the paper's own numbers and scaled to our accuracy range "
+    "before the data. **Reproduced**: the interval clears no-effect in the predicted direction (for a parity "
+    "claim, it lies inside the margin). **Contradicted**: the interval excludes the predicted effect (smaller "
+    "than predicted or of the opposite sign; for parity, a difference beyond the margin). **Inconclusive**: "
+    "neither; this run could not tell, and the reason says why. MDE: the minimum effect these seeds detect "
+    "with 80% power; power: the chance of 'reproduced' if the predicted effect is true. Controls come first: "
+    "effects known to exist, which show that the study can detect one."
+)
+
+
+def _unreliable(verdicts: list[Verdict]) -> list[str]:
+    """A failed control makes the study's other verdicts unreliable at this preset: said first."""
+    failed = [v for v in verdicts if v.control and v.outcome != REPRODUCED]
+    return [
+        f"**Unreliable at this preset**: the control '{v.claim}' was not detected ({v.outcome}: {v.reason}; "
+        f"{v.measured}), so this study's other verdicts cannot be trusted here."
+        for v in failed
+    ]
+
+
 def _verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
     return pd.DataFrame(
         [
@@ -124,8 +156,8 @@ def _verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
                 "claim": v.claim,
                 "paper": v.paper,
                 "measured here": v.measured,
-                "verdict": f"**{v.verdict}**",
-                "margin": v.margin_text,
+                "outcome": f"**{v.outcome}**",
+                "effect [90% interval]; predicted; MDE; power": v.effect_text,
             }
             for v in verdicts
         ]
@@ -133,12 +165,27 @@ def _verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
 
 
 def _verdict_details(v: Verdict) -> str:
-    """The rule, the statistics and the data behind one verdict, and why it fails where it does."""
-    lines = [f"**{v.claim}** — {v.verdict}."]
+    """Why the outcome, against which prediction, by which rule and on which statistics."""
+    lines = [f"**{v.claim}** — {v.outcome}: {v.reason}."]
     lines += [f"- *{label}*: {text}" for label, text in (
-        ("Rule", v.rule), ("Evidence", v.evidence), ("Judged on", v.judged_on), ("Note", v.note),
+        ("Predicted", v.predicted), ("Rule", v.rule), ("Evidence", v.evidence), ("Judged on", v.judged_on),
+        ("Note", v.note),
     ) if text and text != "–"]  # fmt: skip
     return "\n".join(lines)
+
+
+def _fit_table(df: pd.DataFrame, fits: pd.DataFrame, cell: Iterable[str]) -> pd.DataFrame:
+    """Per cell: upstream train and test top-1 at the end of training, the last quarter's gain, and
+    how many of its runs passed the gate."""
+    rows = df[["run_id", *cell]].merge(fits, on="run_id")
+    if rows.empty:
+        return pd.DataFrame({"fit": ["no curves recorded"]})
+    out = rows.groupby(list(cell), dropna=False).agg(
+        **{"upstream train top-1 (%)": ("train_top1", "mean"), "upstream test top-1 (%)": ("test_top1", "mean"),
+           "gain in the last quarter (pts)": ("last_quarter_gain", "mean"), "passed": ("fit_ok", "sum"),
+           "runs": ("run_id", "count")})  # fmt: skip
+    out[[c for c in out if "(%)" in c or "(pts)" in c]] *= 100
+    return out.round(1).reset_index()
 
 
 def _markdown(df: pd.DataFrame) -> str:
@@ -207,11 +254,23 @@ def _provenance(
         f"- **Hardware**: {_unique(pd.Series([m.get('device') for m in metas]))}.",
         f"- **Software**: {_versions(metas)}; git revision {_revisions(metas)}.",
         f"- **Compute**: {df['wall_s'].sum() / 60:.1f} min of run wall time in total "
-        f"({df['wall_s'].mean():.0f} s per run on average); "
+        f"({df['wall_s'].mean():.0f} s per run on average{_split(df)}); "
         f"{df['train_flops'].sum() / 1e15:.3g} PFLOPs of training (torch's FLOP counter, forward + backward, "
         "a multiply-add counted as 2 FLOPs).",
     ]
     return "\n".join(lines)
+
+
+def _split(df: pd.DataFrame) -> str:
+    """Where the runs' wall time went (recorded per run by the trainer): training or evaluation."""
+    if "timing" not in df or df["timing"].isna().any():
+        return ""
+    timing = pd.DataFrame(list(df["timing"])).sum()
+    total = timing.sum()
+    parts = ", ".join(
+        f"{name.replace('_s', '').replace('_', ' ')} {value / total:.0%}" for name, value in timing.items()
+    )
+    return f"; {parts}"
 
 
 def _versions(metas: list[dict]) -> str:

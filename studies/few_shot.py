@@ -25,9 +25,9 @@ import seaborn as sns
 
 from benchmark import metrics
 from benchmark.config import steps_for_epochs
+from benchmark.judge import Prediction, inconclusive, judge
 from benchmark.paper import IMAGENET21K_IMAGES
 from benchmark.presets import base, probes, transfer_mean
-from benchmark.judge import Prediction, inconclusive, judge
 from benchmark.stats import agreement, rank_agreement
 from benchmark.study import Verdict
 

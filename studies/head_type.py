@@ -120,9 +120,20 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
     judged_on = f"5-shot test accuracy, mean over the transfer datasets {', '.join(probes(df))}; lr chosen on their validation split"
     best = _best_lrs(df)
     if len(best) < 2:
-        return [inconclusive(c, "needs both head types", judged_on=judged_on, control=i == 0) for i, c in enumerate(CLAIMS)]
-    cls, gap, gap_at_cls = (_cell(df, "token", best["token"]), _cell(df, "gap", best["gap"]), _cell(df, "gap", best["token"]))
-    names = {f"CLS lr={best['token']:g}": cls, f"GAP lr={best['gap']:g}": gap, f"GAP lr={best['token']:g}": gap_at_cls}
+        return [
+            inconclusive(c, "needs both head types", judged_on=judged_on, control=i == 0)
+            for i, c in enumerate(CLAIMS)
+        ]
+    cls, gap, gap_at_cls = (
+        _cell(df, "token", best["token"]),
+        _cell(df, "gap", best["gap"]),
+        _cell(df, "gap", best["token"]),
+    )
+    names = {
+        f"CLS lr={best['token']:g}": cls,
+        f"GAP lr={best['gap']:g}": gap,
+        f"GAP lr={best['token']:g}": gap_at_cls,
+    }
     if reason := too_few_seeds(names):
         return [inconclusive(c, reason, judged_on=judged_on, control=i == 0) for i, c in enumerate(CLAIMS)]
     level, floor = cls.mean(), chance(df, probes(df))
@@ -133,20 +144,31 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
     drop, how_drop = above_chance(PAPER_CLEAR, PAPER_LEVEL, 1 / 1000, level, floor)
     matched = judge(
         [difference(gap, cls, "GAP (own lr) − CLS (own lr)")],
-        Prediction(margin, f"Fig. 9 gives curves only; the paper's 'differ little' elsewhere (Table 8): {how_margin}", parity=True),
+        Prediction(
+            margin,
+            f"Fig. 9 gives curves only; the paper's 'differ little' elsewhere (Table 8): {how_margin}",
+            parity=True,
+        ),
         claim=CLAIMS[1],
         paper=f"GAP at {min(PAPER_GAP_LRS):g} ≈ CLS at {PAPER_CLS_LR:g} (Fig. 9 curves overlap)",
         measured=f"GAP {gap.mean():.1%} (lr {best['gap']:g}) vs CLS {cls.mean():.1%} (lr {best['token']:g})",
-        rule="TOST (two one-sided Welch t-tests), α = 0.05", judged_on=judged_on,
+        rule="TOST (two one-sided Welch t-tests), α = 0.05",
+        judged_on=judged_on,
     )
     worse = judge(
         [difference(gap, gap_at_cls, "GAP (own lr) − GAP (CLS's lr)")],
-        Prediction(drop, f"Fig. 9 gives curves only; the paper's 'clearly worse' elsewhere (Table 8, none): {how_drop}"),
+        Prediction(
+            drop,
+            f"Fig. 9 gives curves only; the paper's 'clearly worse' elsewhere (Table 8, none): {how_drop}",
+        ),
         claim=CLAIMS[3],
         paper=f"GAP at {PAPER_CLS_LR:g} clearly below GAP at {min(PAPER_GAP_LRS):g} (Fig. 9)",
         measured=f"GAP at lr {best['token']:g}: {gap_at_cls.mean():.1%} vs {gap.mean():.1%} at lr {best['gap']:g}",
-        rule="Welch t, α = 0.05", judged_on=judged_on,
-        note="The validation split chose the same lr for both heads, so the two cells are one." if best["gap"] == best["token"] else "",
+        rule="Welch t, α = 0.05",
+        judged_on=judged_on,
+        note="The validation split chose the same lr for both heads, so the two cells are one."
+        if best["gap"] == best["token"]
+        else "",
     )
     return [_control(df, best["token"]), matched, _lower_lr(df, best), worse]
 
@@ -155,10 +177,15 @@ def _lower_lr(df: pd.DataFrame, best: dict[str, float]) -> Verdict:
     """Each seed's sweep chooses its own lr on validation data: are GAP's below CLS's? A rank test
     on the seeds' chosen lrs; contradicted when GAP's are significantly higher instead."""
     per_seed = df.loc[df.groupby(["model.pool", "seed"])[SELECTED_ON].idxmax(), ["model.pool", "optim.lr"]]
-    gap_lrs, cls_lrs = (np.log2(per_seed.loc[per_seed["model.pool"] == p, "optim.lr"]) for p in ("gap", "token"))
+    gap_lrs, cls_lrs = (
+        np.log2(per_seed.loc[per_seed["model.pool"] == p, "optim.lr"]) for p in ("gap", "token")
+    )
     lower, higher = (mannwhitneyu(gap_lrs, cls_lrs, alternative=a).pvalue for a in ("less", "greater"))
     smallest = 1 / comb(len(gap_lrs) + len(cls_lrs), len(gap_lrs))
-    outcome, reason = INCONCLUSIVE, f"p = {lower:.3g} for lower, {higher:.3g} for higher (smallest possible {smallest:.3g})"
+    outcome, reason = (
+        INCONCLUSIVE,
+        f"p = {lower:.3g} for lower, {higher:.3g} for higher (smallest possible {smallest:.3g})",
+    )
     if lower <= ALPHA:
         outcome, reason = REPRODUCED, f"GAP's chosen lrs are significantly lower (p = {lower:.3g})"
     elif higher <= ALPHA:
@@ -168,12 +195,14 @@ def _lower_lr(df: pd.DataFrame, best: dict[str, float]) -> Verdict:
         paper=f"CLS {PAPER_CLS_LR:g} vs GAP {min(PAPER_GAP_LRS):g} (GAP's {PAPER_CLS_LR / min(PAPER_GAP_LRS):.2g}× smaller)",
         measured=f"chosen lrs: CLS {best['token']:g}, GAP {best['gap']:g}; per seed: CLS "
         f"{', '.join(f'{2**v:g}' for v in cls_lrs)}; GAP {', '.join(f'{2**v:g}' for v in gap_lrs)}",
-        outcome=outcome, reason=reason,
+        outcome=outcome,
+        reason=reason,
         rule="one-sided Mann–Whitney U tests on each seed's best lr (validation split), α = 0.05: reproduced when "
         "GAP's are lower, contradicted when they are higher",
         predicted=f"GAP's lr {PAPER_CLS_LR / min(PAPER_GAP_LRS):.2g}× lower (Fig. 9's lrs); a rank test states no size",
         evidence=f"n = {len(gap_lrs)} vs {len(cls_lrs)} seeds",
-        judged_on="the arg-max learning rate of each seed's sweep on validation data", unit="",
+        judged_on="the arg-max learning rate of each seed's sweep on validation data",
+        unit="",
     )
 
 
@@ -183,10 +212,14 @@ def _control(df: pd.DataFrame, lr: float) -> Verdict:
     chosen, highest = (_cell(df, "token", x, metrics.UPSTREAM_TOP1) for x in (lr, top))
     return judge(
         [difference(chosen, highest, f"CLS upstream top-1, lr {lr:g} − lr {top:g}")],
-        Prediction(CONTROL_GAP, "measured at main@22ad7c0's cpu preset (CLS 94.7% at lr 0.008 vs 82.2% at 0.032)"),
-        claim=CLAIMS[0], paper="– (a control: an effect this preset is known to show)",
+        Prediction(
+            CONTROL_GAP, "measured at main@22ad7c0's cpu preset (CLS 94.7% at lr 0.008 vs 82.2% at 0.032)"
+        ),
+        claim=CLAIMS[0],
+        paper="– (a control: an effect this preset is known to show)",
         measured=f"CLS at lr {lr:g}: {chosen.mean():.1%}; at lr {top:g}: {highest.mean():.1%}",
-        rule="Welch t, α = 0.05", judged_on="upstream test top-1 (the pre-training task's held-out images)",
+        rule="Welch t, α = 0.05",
+        judged_on="upstream test top-1 (the pre-training task's held-out images)",
         control=True,
     )
 

@@ -121,12 +121,16 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
     )
     samples = {c: df.loc[(df[CELL[0]] == c[0]) & (df[CELL[1]] == c[1])] for c in CELLS}
     if reason := too_few_seeds({_name(c): v["seed"] for c, v in samples.items()}):
-        return [inconclusive(claim, reason, judged_on=judged_on, control=i == 0) for i, claim in enumerate(CLAIMS)]
+        return [
+            inconclusive(claim, reason, judged_on=judged_on, control=i == 0) for i, claim in enumerate(CLAIMS)
+        ]
     encodings = [c for c in CELLS if c != NONE]
     mean = {c: samples[c][JUDGED].mean() for c in CELLS}
     # The predicted gap: the paper's smallest encoding − none gap, as a share of its accuracy above
     # chance (ImageNet: 1,000 classes), applied to our 1-D stem cell's level above the probes' chance.
-    gap, how = above_chance(PAPER_GAP, _P[REFERENCE_CELL], 1 / 1000, mean[REFERENCE_CELL], chance(df, probes(df)))
+    gap, how = above_chance(
+        PAPER_GAP, _P[REFERENCE_CELL], 1 / 1000, mean[REFERENCE_CELL], chance(df, probes(df))
+    )
     worse = judge(
         [difference(samples[c][JUDGED], samples[NONE][JUDGED], f"{_name(c)} − none") for c in encodings],
         Prediction(gap, f"every encoding above none by the paper's smallest gap: {how}"),
@@ -136,7 +140,7 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
         f"{max(mean[c] - mean[NONE] for c in encodings) * 100:+.1f} pts",
         rule=f"Welch t of each of the {len(encodings)} encodings against none, α = 0.05",
         judged_on=judged_on,
-        note=_relative_hypothesis(df, samples) ,
+        note=_relative_hypothesis(df, samples),
     )
     margin = gap * PAPER_SPREAD / (_P[REFERENCE_CELL] - _P[NONE])
     alike = judge(
