@@ -325,11 +325,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(plan.summary(the_plan))
     print(_estimate_line(the_plan))
     print(f"cost of all runs: {cost.total(bill.runs, bill.table)}")
+    _print_power(the_plan, args.results)
     if the_plan.todo and len(the_plan.todo) < len(the_plan.runs):
         print(f"cost of what is left to run: {cost.total(bill.todo, bill.table)}")
     print(f"GPU-hours on {bill.table.label}: {cost.bases(bill.runs)}")
     print(f"FLOPs: {cost.CONVENTION}")
     return 0
+
+
+def _print_power(the_plan: plan.Plan, results: Path) -> None:
+    """Per claim: what this preset can decide, before anything runs (benchmark.power)."""
+    from benchmark import power
+
+    print(f"power at {the_plan.preset} (α = 0.05; MDE at 80% power; a claim below 50% power cannot be decided):")
+    for line in power.lines(the_plan.study, the_plan.preset, results):
+        print(f"  {line}")
 
 
 def _estimate_line(the_plan: plan.Plan) -> str:
@@ -377,6 +387,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(
             f"cost of what is left to run: {cost.total(plan.bill(the_plan, table).todo, table)} ({table.source})"
         )
+        _print_power(the_plan, args.results)
     flags = _study_flags(args)
     if args.executor == "slurm" and todo:
         submitted = dispatch.submit_slurm(todo, folder / ".submitit", settings, name=f"vitbench-{study.name}")

@@ -24,6 +24,7 @@ from benchmark.errors import UserError
 from benchmark.judge import UNDECIDABLE_POWER, Prediction, mde, power_at, seeds_for
 from benchmark.results import CONFIG, read_json, read_result
 from benchmark.stats import Comparison
+from benchmark.study import Study
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,11 @@ class Noise:
         self.finished = pd.DataFrame(rows)
 
     def measure(
-        self, cells: Sequence[RunConfig], metric: Callable[[pd.DataFrame], pd.Series]
+        self, cells: Sequence[RunConfig], metric: Callable[[pd.DataFrame], pd.Series], judged: bool = True
     ) -> Measured | None:
         """Pooled seed-to-seed sd and mean of `metric` over the finished runs of `cells` (any seed),
-        from every cell with at least two finished seeds; else the pilot's, or None without one."""
+        from every cell with at least two finished seeds; else, for the `judged` transfer accuracy
+        the pilot describes, the pilot's; else None."""
         keys = {_cell_key(c) for c in cells}
         rows = self.finished[self.finished["key"].isin(keys)] if len(self.finished) else self.finished
         groups = [g for _, g in rows.groupby("key")] if len(rows) else []
@@ -84,7 +86,7 @@ class Noise:
             level = float(np.mean(np.concatenate(values)))
             runs = sum(len(v) for v in values)
             return Measured(sd, level, f"measured: {runs} finished runs of {len(values)} of these configs")
-        if self.pilot is None:
+        if self.pilot is None or not judged:
             return None
         return Measured(self.pilot.sd, self.pilot.level, f"the preset's pilot noise ({self.pilot.source})")
 
@@ -120,7 +122,7 @@ class Planned:
             return f"{self.claim}: no estimate before the data ({self.why})"
         fmt = _fmt(self.unit)
         text = (f"{self.claim}: MDE {fmt(mde(self.comparison, self.prediction.parity))}; power {self.power:.0%} at the "
-                f"predicted {'margin ±' if self.prediction.parity else ''}{fmt(self.prediction.effect)} ({self.source})")  # fmt: skip
+                f"predicted {'margin ±' if self.prediction.parity else ''}{fmt(self.prediction.effect)}")  # fmt: skip
         if self.power < UNDECIDABLE_POWER:
             text += (f" — cannot decide at this preset: about {seeds_for(self.comparison, self.prediction)} seeds "
                      "per cell would give 80%")  # fmt: skip
@@ -142,5 +144,34 @@ def difference(sd: float, n_a: int, n_b: int, name: str = "planned") -> Comparis
     )
 
 
+def planned(
+    claim: str,
+    prediction: Prediction,
+    noise: Measured | None,
+    n_a: int,
+    n_b: int,
+    k: int = 1,
+    unit: str = "pts",
+    scale: float = 1.0,
+) -> Planned:
+    """A claim comparing k pairs of cells of n_a and n_b seeds, its statistic's seed noise `scale` ×
+    the measured per-run sd (e.g. a per-seed slope's); without a noise estimate, says so."""
+    if noise is None:
+        return Planned(claim, None, None, why="no finished run measures this metric's noise yet")
+    return Planned(claim, prediction, difference(noise.sd * scale, n_a, n_b), k, noise.source, unit=unit)
+
+
 def unknown(claim: str, why: str) -> Planned:
     return Planned(claim, None, None, why=why)
+
+
+def lines(study: Study, preset: str, results_root: Path) -> list[str]:
+    """`vitbench plan`'s power lines: one per claim of `study` at `preset`."""
+    from benchmark.presets import PILOT  # the presets import this module
+
+    design = getattr(study.module, "power", None)
+    if design is None:
+        return [f"{study.name} declares no power design (a `power(preset, noise)` function): no lines"]
+    planned = design(preset, Noise(results_root, PILOT.get(preset)))
+    sources = dict.fromkeys(p.source for p in planned if p.source)
+    return [p.line() for p in planned] + [f"noise: {source}" for source in sources]

@@ -31,6 +31,7 @@ from benchmark.config import steps_for_epochs
 from benchmark.figures import FAMILY_COLORS, FAMILY_MARKERS, FAMILY_ORDER
 from benchmark.judge import Prediction, above_chance, inconclusive, judge
 from benchmark.paper import JFT_IMAGES, paper_values, table6_gap
+from benchmark.power import Noise, Planned, planned, unknown
 from benchmark.presets import JFT, base, chance, finetuned_on, grid, transfer_mean
 from benchmark.sizes import family
 from benchmark.stats import bootstrap_cells, difference, too_few_seeds
@@ -78,7 +79,13 @@ SIZES = {
 # Two lengths per size and family, the longer one where data_scaling's fit gate found the family's
 # upstream curve level (ViT 3,200 steps, BiT 1,600), the shorter half of it.
 _CPU_STEPS = {"ViT": (1600, 3200), "BiT": (800, 1600), "hybrid": (1600, 3200)}
-STEPS = {"smoke": (10, 20), "cpu": _CPU_STEPS, "cpu-long": _CPU_STEPS, "gpu": (2500, 10_000), "paper": (None,)}
+STEPS = {
+    "smoke": (10, 20),
+    "cpu": _CPU_STEPS,
+    "cpu-long": _CPU_STEPS,
+    "gpu": (2500, 10_000),
+    "paper": (None,),
+}
 SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "cpu-long": (0, 1, 2), "gpu": (0, 1, 2), "paper": (0,)}
 _CPU_TRAINING = {"data.dataset": "fractal100x1000", "optim.batch_size": 128, "eval.shots": (5,),
                  "eval.finetune_steps": 30, "eval.finetune_lrs": (0.01, 0.03)}  # fmt: skip
@@ -353,3 +360,28 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
                  fontsize=9)  # fmt: skip
     fig.tight_layout()
     return {"fig5_accuracy_vs_compute": (fig, cells)}
+
+
+def power(preset: str, noise: Noise) -> list[Planned]:
+    """Each claim's design at `preset`, for `vitbench plan`'s power lines (benchmark.power). A gap
+    between fronts at one budget is planned as a difference of two cells; the compute ratio depends
+    on the fronts' slopes, known only after the runs (its report states its MDE)."""
+    cfgs, n = runs(preset), len(SEEDS[preset])
+    finetuned = noise.measure(cfgs, lambda g: g[[metrics.key("finetune", d, "top1") for d in finetuned_on(g)]].mean(axis=1),
+                              judged=False)  # fmt: skip
+    floor = noise.chance(base(preset).eval.finetune_datasets or base(preset).eval.fewshot_datasets)
+    ratio = unknown(CLAIMS["ratio"], "a ratio read off two fronts: its noise depends on their slopes")
+    if finetuned is None or floor is None:
+        return [ratio, *(unknown(CLAIMS[k], "no finished run measures the fine-tuned accuracy's noise yet")
+                         for k in ("control", "hybrid", "shrinks", "saturate"))]  # fmt: skip
+    gap = {key: _predicted(key, finetuned.level, floor)[0] for key in PAPER_GAPS}
+    hybrid = any(family(s["model.arch"]) == "hybrid" for s in SIZES[preset])
+    no_hybrid = "no hybrid at this preset (cpu-long has it)"
+    return [
+        planned(CLAIMS["control"], Prediction(gap["control"], ""), finetuned, n, n),
+        ratio,
+        planned(CLAIMS["hybrid"], Prediction(gap["hybrid"], ""), finetuned, n, n) if hybrid else unknown(CLAIMS["hybrid"], no_hybrid),
+        planned(CLAIMS["shrinks"], Prediction(gap["hybrid"] - gap["large"], ""), finetuned, n, n, scale=np.sqrt(2))
+        if hybrid else unknown(CLAIMS["shrinks"], no_hybrid),
+        planned(CLAIMS["saturate"], Prediction(gap["saturate"], ""), finetuned, n, n),
+    ]  # fmt: skip

@@ -28,6 +28,7 @@ from benchmark import metrics
 from benchmark.figures import FAMILY_COLORS, FAMILY_ORDER
 from benchmark.judge import Prediction, above_chance, inconclusive, judge, under_trained
 from benchmark.paper import IMAGENET_IMAGES, JFT_IMAGES, paper_values, table6_gap
+from benchmark.power import Noise, Planned, planned, unknown
 from benchmark.presets import JFT, base, chance, finetuned_on, grid, probes, transfer_mean
 from benchmark.sizes import family
 from benchmark.stats import difference, too_few_seeds
@@ -335,3 +336,32 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
                      fontsize=9)  # fmt: skip
         out[name] = (fig, frame)
     return out
+
+
+def power(preset: str, noise: Noise) -> list[Planned]:
+    """Each claim's design at `preset`, for `vitbench plan`'s power lines (benchmark.power)."""
+    cfgs, n = [c for c in runs(preset) if c.seed in SEEDS[preset]], len(SEEDS[preset])
+    judged = noise.measure(cfgs, transfer_mean)
+    floor = noise.chance(base(preset).eval.fewshot_datasets)
+    control = planned(CLAIMS["control"], Prediction(CONTROL_GAIN, ""), judged, n, n)
+    if judged is None or floor is None:
+        return [control, *(unknown(CLAIMS[k], "no noise estimate") for k in ("ahead", "slope", "over"))]
+    gap, _ = above_chance(PAPER_OVER, PAPER_LEVEL, PAPER_CHANCE, judged.level, floor)
+    decades = np.log10([_images(preset, up) for up in UPSTREAM[preset]])
+    per_seed_slope = 1 / np.sqrt(
+        np.sum((decades - decades.mean()) ** 2)
+    )  # a slope's sd per unit of run noise
+    return [
+        control,
+        planned(CLAIMS["ahead"], Prediction(gap, ""), judged, n, n),
+        planned(CLAIMS["slope"], Prediction(2 * gap / _DECADES, ""), judged, n, n, scale=per_seed_slope),
+        planned(CLAIMS["over"], Prediction(gap, ""), judged, n, n),
+    ]
+
+
+def _images(preset: str, upstream: dict) -> int:
+    """A subset's images from its name (fractal<C>x<K>: C × K) or its train_examples."""
+    if n := upstream.get("data.train_examples"):
+        return n
+    categories, per = upstream["data.dataset"].split("@")[0].removeprefix("fractal").split("x")
+    return int(categories) * int(per)

@@ -18,6 +18,8 @@ judged on a bootstrap interval of the rank correlation, over models and probe se
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -27,8 +29,9 @@ from benchmark import metrics
 from benchmark.config import steps_for_epochs
 from benchmark.judge import Prediction, inconclusive, judge
 from benchmark.paper import IMAGENET21K_IMAGES
+from benchmark.power import Noise, Planned
 from benchmark.presets import base, probes, transfer_mean
-from benchmark.stats import agreement, rank_agreement
+from benchmark.stats import Comparison, agreement, rank_agreement
 from benchmark.study import Verdict
 
 TITLE = "Few-shot linear probes as a proxy for fine-tuning"
@@ -200,3 +203,16 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
     grid.figure.suptitle(f"Does the cheap probe rank models as fine-tuning does? (test, mean over {', '.join(probes(df))})",
                          fontsize=10, y=1.04)  # fmt: skip
     return {"proxy_vs_finetune": (grid.figure, scores)}
+
+
+def power(preset: str, noise: Noise) -> list[Planned]:
+    """The rank agreement's design: its interval's width depends on how many models are compared.
+    Planned with Kendall's τ's large-sample standard error at τ = 0 (2(2M + 5) / 9M(M − 1)), an
+    upper bound for the agreeing proxies it is powered at."""
+    m = len(MODELS[preset])
+    se = np.sqrt(2 * (2 * m + 5) / (9 * m * (m - 1)))
+    tau = Comparison("planned τ", "planned", 0.0, float(se), math.inf, m, m)
+    prediction = Prediction(TAU_MIN, "", null=TAU_MIN, power_at=TAU_ALT)
+    source = f"{m} models, the normal approximation of τ"
+    return [Planned(f"{label} ranks models as fine-tuning does", prediction, tau, source=source, unit="τ")
+            for label in PROBES.values()]  # fmt: skip

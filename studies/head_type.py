@@ -26,6 +26,7 @@ from scipy.stats import mannwhitneyu
 from benchmark import metrics
 from benchmark.judge import Prediction, above_chance, inconclusive, judge
 from benchmark.paper import paper_values, parse_variant
+from benchmark.power import Noise, Planned, planned, unknown
 from benchmark.presets import base, chance, grid, probes, product, transfer_mean
 from benchmark.stats import ALPHA, cell_summary, difference, summarize, too_few_seeds
 from benchmark.study import CONTRADICTED, INCONCLUSIVE, REPRODUCED, Verdict
@@ -272,3 +273,29 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
                           fontsize=10, y=1.04)  # fmt: skip
     out["lr_isolation"] = (grid_.figure, cells[["head", "optim.lr", "seed", "split", "accuracy"]])
     return out
+
+
+def power(preset: str, noise: Noise) -> list[Planned]:
+    """Each claim's design at `preset`, for `vitbench plan`'s power lines (benchmark.power)."""
+    cfgs, n = runs(preset), len(SEEDS[preset])
+    judged = noise.measure(cfgs, transfer_mean)
+    floor = noise.chance(base(preset).eval.fewshot_datasets)
+    upstream = noise.measure(cfgs, lambda g: g[metrics.UPSTREAM_TOP1], judged=False)
+    lr_rank = unknown(CLAIMS[2], "a rank test on the seeds' chosen lrs: its smallest p with "
+                      f"{n} seeds per head is {1 / comb(2 * n, n):.3g}")  # fmt: skip
+    control = planned(CLAIMS[0], Prediction(CONTROL_GAP, "pre-registered"), upstream, n, n)
+    if judged is None or floor is None:
+        return [
+            control,
+            unknown(CLAIMS[1], "no noise estimate"),
+            lr_rank,
+            unknown(CLAIMS[3], "no noise estimate"),
+        ]
+    margin, _ = above_chance(PAPER_SPREAD, PAPER_LEVEL, 1 / 1000, judged.level, floor)
+    drop, _ = above_chance(PAPER_CLEAR, PAPER_LEVEL, 1 / 1000, judged.level, floor)
+    return [
+        control,
+        planned(CLAIMS[1], Prediction(margin, "", parity=True), judged, n, n),
+        lr_rank,
+        planned(CLAIMS[3], Prediction(drop, ""), judged, n, n),
+    ]

@@ -23,6 +23,7 @@ import seaborn as sns
 from benchmark import metrics
 from benchmark.judge import Prediction, above_chance, inconclusive, judge
 from benchmark.paper import paper_values, parse_variant
+from benchmark.power import Noise, Planned, planned, unknown
 from benchmark.presets import base, chance, grid, probes, transfer_mean
 from benchmark.stats import cell_summary, difference, too_few_seeds
 from benchmark.study import Verdict
@@ -221,3 +222,21 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
                  fontsize=10)  # fmt: skip
     fig.tight_layout()
     return {"pos_embed": (fig, data[["source", "embedding", "injection", "seed", "accuracy"]])}
+
+
+def power(preset: str, noise: Noise) -> list[Planned]:
+    """Each claim's design at `preset`, for `vitbench plan`'s power lines (benchmark.power)."""
+    cfgs, n = runs(preset), len(SEEDS[preset])
+    judged = noise.measure(cfgs, transfer_mean)
+    floor = noise.chance(base(preset).eval.fewshot_datasets)
+    upstream = noise.measure(cfgs, lambda g: g[metrics.UPSTREAM_TOP1], judged=False)
+    control = planned(CLAIMS[0], Prediction(CONTROL_GAP, "pre-registered"), upstream, n, n)
+    if judged is None or floor is None:
+        return [control, unknown(CLAIMS[1], "no noise estimate"), unknown(CLAIMS[2], "no noise estimate")]
+    gap, _ = above_chance(PAPER_GAP, _P[REFERENCE_CELL], 1 / 1000, judged.level, floor)
+    margin = gap * PAPER_SPREAD / (_P[REFERENCE_CELL] - _P[NONE])
+    return [
+        control,
+        planned(CLAIMS[1], Prediction(gap, ""), judged, n, n, k=len(CELLS) - 1),
+        planned(CLAIMS[2], Prediction(margin, "", parity=True), judged, n, n, k=len(CELLS) - 2),
+    ]
