@@ -105,12 +105,16 @@ def power_at(c: Comparison, prediction: Prediction, alpha: float = ALPHA) -> flo
     return 1 - _cdf(_t(1 - alpha, df) - (true - prediction.null) / spread, df)
 
 
-def seeds_for(c: Comparison, prediction: Prediction, alpha: float = ALPHA, power: float = POWER) -> int:
-    """About how many seeds per cell would give `power` at the predicted effect, with the standard
-    error shrinking as 1/√n from what this comparison measured (normal approximation)."""
+def seeds_for(
+    c: Comparison, prediction: Prediction, alpha: float = ALPHA, power: float = POWER, k: int = 1
+) -> int:
+    """About how many seeds per cell would give `power` at the predicted effect to a claim of `k`
+    such comparisons that must all come out, with the standard error shrinking as 1/√n from what
+    this comparison measured (normal approximation)."""
     true = prediction.effect if prediction.power_at is None else prediction.power_at
     need = prediction.effect if prediction.parity else true - prediction.null
-    tail = (1 + power) / 2 if prediction.parity else power
+    each = power ** (1 / k)  # every comparison must come out
+    tail = (1 + each) / 2 if prediction.parity else each
     if need <= 0:
         return 0
     target = need / (sp.norm.ppf(1 - alpha) + sp.norm.ppf(tail))
@@ -192,7 +196,7 @@ def judge(
                       f"predicted {fmt(prediction.effect)}")  # fmt: skip
     if power < UNDECIDABLE_POWER and outcome != REPRODUCED:
         reason += (f". At these seeds the claim cannot be decided: power {power:.0%} at the predicted effect; "
-                   f"about {seeds_for(weakest, prediction, alpha)} seeds per cell would give {POWER:.0%}")  # fmt: skip
+                   f"about {seeds_for(weakest, prediction, alpha, k=len(comparisons))} seeds per cell would give {POWER:.0%}")  # fmt: skip
     return Verdict(
         **words,
         measured=measured,

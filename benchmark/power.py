@@ -124,7 +124,7 @@ class Planned:
         text = (f"{self.claim}: MDE {fmt(mde(self.comparison, self.prediction.parity))}; power {self.power:.0%} at the "
                 f"predicted {'margin ±' if self.prediction.parity else ''}{fmt(self.prediction.effect)}")  # fmt: skip
         if self.power < UNDECIDABLE_POWER:
-            text += (f" — cannot decide at this preset: about {seeds_for(self.comparison, self.prediction)} seeds "
+            text += (f" — cannot decide at this preset: about {seeds_for(self.comparison, self.prediction, k=self.k)} seeds "
                      "per cell would give 80%")  # fmt: skip
         return text
 
