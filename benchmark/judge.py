@@ -194,7 +194,7 @@ def judge(
         else:
             reason = (f"{name}interval {interval} holds both {fmt(prediction.null, sign=False)} and the "
                       f"predicted {fmt(prediction.effect)}")  # fmt: skip
-    if power < UNDECIDABLE_POWER and outcome != REPRODUCED:
+    if power < UNDECIDABLE_POWER and outcome == INCONCLUSIVE:
         reason += (f". At these seeds the claim cannot be decided: power {power:.0%} at the predicted effect; "
                    f"about {seeds_for(weakest, prediction, alpha, k=len(comparisons))} seeds per cell would give {POWER:.0%}")  # fmt: skip
     return Verdict(
