@@ -1,9 +1,12 @@
-"""Write studies/README.md, the study API on one page: `python -m benchmark.docs`.
+"""Write studies/README.md, the study API on one page, and the README's generated fragments:
+`python -m benchmark.docs`.
 
 The config reference (fields, types, defaults, ranges, the comments beside each field), what each
 preset's base builds, the Verdict fields, the paper's sources and the stats helpers are generated
-from the code, so the page cannot drift; tests/test_docs.py checks that the committed page is
-current and runs its example study through the studies' own tests.
+from the code, so the page cannot drift; so are the README's fragments between `<!-- generated:
+NAME -->` markers (the Slurm session's run counts). tests/test_docs.py checks that both are
+current, runs the page's example study through the studies' own tests, and checks the README's
+other numbers against the code.
 """
 
 from __future__ import annotations
@@ -11,19 +14,24 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import tempfile
 import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmark import config, data, presets, stats
+from benchmark import config, data, plan, presets, stats
 from benchmark.data import formats
 from benchmark.data.specs import PAPER
 from benchmark.paper import paper_values
 from benchmark.sizes import RESNET_DEPTHS, SIZES, STAGE_STRIDES, resolve_model
-from benchmark.study import REQUIRED, Verdict
+from benchmark.study import REQUIRED, Verdict, load_study
 
 PAGE = Path(__file__).resolve().parent.parent / "studies" / "README.md"
+# The project's README: the fragments between `<!-- generated: NAME -->` and `<!-- end NAME -->`
+# are written from the code (readme_fragments); the rest is prose, checked by tests/test_docs.py.
+README = PAGE.parent.parent / "README.md"
+FRAGMENT = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end \2 -->)", re.S)
 
 # What each Verdict field holds and in which unit; the test fails when Verdict gains a field
 # that is not described here.
@@ -398,9 +406,39 @@ on a bootstrap interval. Their error rates are measured by null simulations in
 """
 
 
+def slurm_example(study: str = "pos_embed", preset: str = "gpu", job: int = 81234) -> str:
+    """The README's Slurm session, with the lines `vitbench run` prints for it on empty results."""
+    with tempfile.TemporaryDirectory() as empty:
+        the_plan = plan.make_plan(load_study(study), preset, {}, Path(empty))
+    flags = f"{study} --preset {preset}"
+    return f"""```bash
+vitbench run {flags} --executor slurm --partition gpu --gpus 1 --cpus 8 --mem-gb 32 --time 240
+# {plan.summary(the_plan, "on the slurm executor")}
+# cost of what is left to run: … (the bill, as `vitbench plan` prints it)
+# Submitted Slurm job array {job}: jobs {job}_0 … {job}_{len(the_plan.todo) - 1}, one per run.
+vitbench status {flags}      # every run: state, step, time, who trains it, requeues, why it failed
+vitbench cancel {flags}      # scancel the study's jobs; their runs resume on the next `vitbench run`
+vitbench report {flags}      # once all are done
+```
+"""
+
+
+def readme_fragments() -> dict[str, str]:
+    """The README's generated fragments, by marker name."""
+    return {"slurm-example": slurm_example()}
+
+
+def render_readme(text: str) -> str:
+    """The README `text` with each generated fragment rewritten from the code."""
+    fragments = readme_fragments()
+    return FRAGMENT.sub(lambda m: m[1] + fragments[m[2]] + m[4], text)
+
+
 def main() -> None:
     PAGE.write_text(render())
     print(f"Wrote {PAGE}")
+    README.write_text(render_readme(README.read_text()))
+    print(f"Wrote the generated fragments of {README}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""studies/README.md: generated from the code and current; its example study passes the studies'
-own tests as written."""
+"""studies/README.md and the README's generated fragments: current with the code; the page's example
+study passes the studies' own tests as written; the README's other numbers agree with the code."""
 
 import dataclasses
 import functools
 import re
+import subprocess
 import sys
 
 import pandas as pd
@@ -13,7 +14,7 @@ import test_studies as studies_tests  # the contract every study in studies/ is 
 from benchmark import cli, config, data, docs, presets
 from benchmark.data import formats
 from benchmark.data.specs import PAPER
-from benchmark.study import Verdict
+from benchmark.study import Verdict, load_study
 
 EXAMPLE_NAME = "depth_example"
 
@@ -114,3 +115,44 @@ def test_the_dataset_rows_name_every_dataset_a_config_accepts():
             assert f"`{name}`" in row, (key, name)
         for name in re.findall(r"`([a-z0-9]+)`", row.split(" | ")[3]):  # the plain names: each one valid
             data.check_name(name)
+
+
+# --- the project's README -------------------------------------------------------------------------
+
+
+def test_the_readme_fragments_are_current():
+    text = docs.README.read_text()
+    assert {m[2] for m in docs.FRAGMENT.finditer(text)} == set(docs.readme_fragments())
+    assert text == docs.render_readme(text), "regenerate them: python -m benchmark.docs"
+
+
+def test_the_slurm_example_counts_what_plan_counts():
+    fragment = docs.readme_fragments()["slurm-example"]
+    n = len(load_study("pos_embed").runs("gpu"))
+    assert f"pos_embed/gpu: {n} runs; 0 done, {n} to run" in fragment and f"_0 … 81234_{n - 1}," in fragment
+
+
+def test_the_readme_numbers_agree_with_the_code():
+    readme = docs.README.read_text()
+    lines = int(re.search(r"a complete (\d+)-line depth ablation", readme)[1])
+    assert lines == len(docs.EXAMPLE.splitlines())
+    runs = load_study("pos_embed").runs("cpu")
+    cells = {tuple(config.flatten(r)[c] for c in load_study("pos_embed").cell) for r in runs}
+    seeds = {r.seed for r in runs}
+    stated = re.search(
+        r"`vitbench run pos_embed` trains (\d+) small ViTs \((\d+) cells × (\d+) seeds\)", readme
+    )
+    assert tuple(map(int, stated.groups())) == (len(runs), len(cells), len(seeds))
+
+
+def test_the_readme_cites_only_files_that_ship():
+    """No path leaves the repository, every link resolves in it, and a document named alone
+    (`report.md`, `PERF.md`) is the name of one of its files."""
+    readme, root = docs.README.read_text(), docs.README.parent
+    assert not re.search(r"(^|[\s`(])\.\./", readme, re.M), "a path outside the repository"
+    for target in re.findall(r"\]\(([^)#]+)\)", readme):
+        assert (root / target).is_file(), f"the link {target} does not resolve in the repository"
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True)
+    names = {path.rsplit("/", 1)[-1] for path in tracked.stdout.split()}
+    for name in set(re.findall(r"(?<![\w/.<>-])([\w-]+\.md)\b", readme)):
+        assert name in names, f"{name} is not in the repository"
