@@ -1,9 +1,12 @@
-"""Write studies/README.md, the study API on one page: `python -m benchmark.docs`.
+"""Write studies/README.md, the study API on one page, and the README's generated fragments:
+`python -m benchmark.docs`.
 
-The config reference (fields, types, defaults, ranges, the comments beside each field), the
-Verdict fields, the paper's sources and the stats helpers are generated from the code, so the
-page cannot drift; tests/test_docs.py checks that the committed page is current and runs its
-example study.
+The config reference (fields, types, defaults, ranges, the comments beside each field), what each
+preset's base builds, the Verdict fields, the paper's sources and the stats helpers are generated
+from the code, so the page cannot drift; so are the README's fragments between `<!-- generated:
+NAME -->` markers (the Slurm session's run counts). tests/test_docs.py checks that both are
+current, runs the page's example study through the studies' own tests, and checks the README's
+other numbers against the code.
 """
 
 from __future__ import annotations
@@ -11,16 +14,24 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import tempfile
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmark import config, data, stats
+from benchmark import config, data, plan, presets, stats
+from benchmark.data import formats
+from benchmark.data.specs import PAPER
 from benchmark.paper import paper_values
-from benchmark.sizes import RESNET_DEPTHS, SIZES, STAGE_STRIDES
-from benchmark.study import REQUIRED, Verdict
+from benchmark.sizes import RESNET_DEPTHS, SIZES, STAGE_STRIDES, resolve_model
+from benchmark.study import REQUIRED, Verdict, load_study
 
 PAGE = Path(__file__).resolve().parent.parent / "studies" / "README.md"
+# The project's README: the fragments between `<!-- generated: NAME -->` and `<!-- end NAME -->`
+# are written from the code (readme_fragments); the rest is prose, checked by tests/test_docs.py.
+README = PAGE.parent.parent / "README.md"
+FRAGMENT = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end \2 -->)", re.S)
 
 # What each Verdict field holds and in which unit; the test fails when Verdict gains a field
 # that is not described here.
@@ -40,8 +51,10 @@ VERDICT_FIELDS = {
 EXAMPLE = '''\
 """Depth ablation (Fig. 8, the depth axis): a deeper encoder transfers better.
 
-Run:   vitbench run depth --preset smoke
-Cost:  smoke ≈ 1 min on 2 CPU cores (6 runs of ViT-Mu/7 with 2 or 4 layers).
+Run:   vitbench run depth [--preset smoke|cpu]
+Cost:  6 runs of ViT-Mu/7 with 2 or 4 layers at each preset; `vitbench plan depth --preset P`
+       estimates the time on your machine.
+Claim: of the dimensions Fig. 8 scales, depth helps most; here: 4 layers transfer better than 2.
 """
 
 import matplotlib.pyplot as plt
@@ -54,7 +67,10 @@ from benchmark.study import Verdict
 
 TITLE, REFERENCE = "Depth ablation", "Fig. 8"
 CLAIM = "Of the model dimensions scaled in Fig. 8, depth gives the largest improvement."
-PRESETS = {"smoke": "a check of the pipeline, 3 seeds per depth"}
+PRESETS = {
+    "smoke": "a check of the pipeline, 3 seeds per depth",
+    "cpu": "a laptop-scale ablation on 2 CPU cores, 3 seeds per depth",
+}
 CELL = ("model.depth",)
 JUDGED = "transfer 5-shot"  # mean over the transfer datasets: images the model never saw
 
@@ -132,8 +148,21 @@ def _allowed(key: str, tp: Any) -> str:
             f"{', '.join(map(str, STAGE_STRIDES))})"
         )
     if key in ("data.dataset", "eval.fewshot_datasets"):
-        return ", ".join(f"`{name}`" for name in data.SOURCES) + ", `fractal<C>x<K>[@PX]`"
+        return dataset_names()
     return "–"
+
+
+def _codes(names: Iterable[Any]) -> str:
+    return ", ".join(f"`{name}`" for name in names)
+
+
+def dataset_names() -> str:
+    """Every dataset name a config accepts, by where its images come from (benchmark.data)."""
+    return (
+        f"shipped: {_codes(data.SOURCES)}; rendered: `fractal<C>x<K>[@PX]`; on disk (`--data-root`): "
+        f"{_codes(formats.FOLDERS)}, `folder:<path>`, each with an optional `@PX`; planned and priced "
+        f"only: {_codes(n for n in PAPER if n not in formats.FOLDERS)}"
+    )
 
 
 def _default(value: Any) -> str:
@@ -167,6 +196,42 @@ def config_reference() -> str:
             f"allowed {_allowed(f.name, hints[f.name])}: the run's seed (initialisation and data order)."
         )
     return "\n\n".join(sections)
+
+
+def _model_text(cfg: config.ModelConfig) -> str:
+    shape = resolve_model(cfg)
+    parts = []
+    if shape.resnet_layers:
+        parts.append(f"ResNet blocks {shape.resnet_layers}, base width {shape.resnet_width}")
+    if shape.vit:
+        v = shape.vit
+        stride = "total stride" if shape.resnet_layers else "patch"
+        parts.append(
+            f"{v.depth} layers, width {v.width}, MLP {v.mlp}, {v.heads} heads, {stride} {shape.patch}"
+        )
+    return f"`{cfg.arch}`: " + "; ".join(parts)
+
+
+def preset_bases() -> str:
+    """What `base(preset)` builds at each preset, from benchmark.presets.BASES."""
+    rows = [
+        "| preset | model | upstream data | training | few-shot probes |",
+        "|---|---|---|---|---|",
+    ]
+    for preset, cfg in presets.BASES.items():
+        d, o, e = cfg.data, cfg.optim, cfg.eval
+        upstream = f"`{d.dataset}`" + (
+            f", first {d.train_examples:,} training images" if d.train_examples else ""
+        )
+        upstream += f", resized to {d.image_size} px" if d.image_size else ""
+        upstream += f", augment `{d.augment}`" if d.augment != "none" else ""
+        training = (
+            f"{o.steps:,} steps of batch {o.batch_size:,} ({o.steps * o.batch_size:,} images), lr {o.lr:g}, "
+            f"{o.warmup_steps:,} warm-up, {o.schedule} decay, weight decay {o.weight_decay:g}"
+        ) + (f", dropout {cfg.model.dropout:g}" if cfg.model.dropout else "")
+        probes = f"{_codes(e.fewshot_datasets)}; {_default(e.shots)}-shot, {e.fewshot_seeds} seeds"
+        rows.append(f"| `{preset}` | {_model_text(cfg.model)} | {upstream} | {training} | {probes} |")
+    return "\n".join(rows)
 
 
 def verdict_reference() -> str:
@@ -206,14 +271,15 @@ def render() -> str:
 <!-- Generated by `python -m benchmark.docs` from the code; edit benchmark/docs.py, not this page. -->
 
 A study is one file in this folder, found by its name (no registry to edit); the test suite
-smoke-runs it. It is data and checks only: it never imports training code. It defines
-{", ".join(f"`{name}`" for name in REQUIRED)}:
+smoke-runs it. It is data and checks only: it never imports training code. It has a module
+docstring and defines {", ".join(f"`{name}`" for name in REQUIRED)}:
 
 | name | what it is |
 |---|---|
+| module docstring | required (the contract test fails without it): the title line, `Run:` the command, `Cost:` per preset, `Claim:` |
 | `TITLE`, `REFERENCE` | one line each; the paper's figure or table, e.g. `"Table 8 / App. D.4"` |
 | `CLAIM` | the paper's claim in one or two sentences |
-| `PRESETS` | `{{preset: what that scale is}}`: `smoke` (CI, a minute), `cpu`, later `gpu`, `paper` |
+| `PRESETS` | `{{preset: what that scale is}}`; `smoke` (the test suite runs it) and `cpu` (what `vitbench run STUDY` runs) are required, `gpu` and `paper` optional |
 | `CELL` | the config columns that name a cell; seeds repeat a cell |
 | `runs(preset)` | `list[RunConfig]`: every run of the preset, plain Python over typed configs |
 | `table(df)` | a DataFrame: our numbers beside the paper's |
@@ -234,6 +300,29 @@ lines; the test suite runs this very text).
 
 ```python
 {EXAMPLE}```
+
+Check it, then run it:
+
+```bash
+pytest tests/test_studies.py -k depth -m "not slow"   # the contract: docstring, names, presets, runs (seconds)
+pytest tests/test_studies.py -k depth                 # also its smoke run end to end and the report rebuilt
+vitbench run depth --preset smoke
+```
+
+`-k` selects by substring: the tests of a study are named `test_…[depth]`, so `-k depth` also
+selects any other study whose name contains `depth`.
+
+## What `base(preset)` builds
+
+The preset's shared protocol, a `RunConfig`, from `benchmark.presets.BASES`: a study takes it and
+changes only what it ablates (`grid`, `product`, `cfg.replace`). A preset without a base is an
+error, never a silent fall-back.
+
+{preset_bases()}
+
+Every base probes datasets that are transfer for its upstream data: images (and, for MNIST,
+classes) never seen in pre-training. `benchmark.data.role` computes that from the datasets'
+sources and classes, every run records it, and each report prints it.
 
 ## Config fields
 
@@ -261,6 +350,24 @@ never from literals. Sources:
 
 {paper_sources()}
 
+**Adding the paper's numbers for a new claim.** Append one row per number to
+`benchmark/paper_values.csv` (the package reads it in place after `pip install -e .`; existing rows
+are facts: never edit them):
+
+- `source`: the figure or table, lower case without spaces (`fig8`, `table8`): what a study filters on;
+- `model` as the paper names it (`ViT-B/16`, `R50x1+ViT-B/16`); `pretrain` and `eval`: the datasets,
+  as the paper names them, `unstated (... likely)` where it leaves them open, `-` where none applies;
+- `metric`: the measure, its unit in its name: `..._pct` in percent (`finetune_top1_pct` 88.55),
+  otherwise a fraction (`fewshot5_linear_top1` 0.64206), or a count (`params`);
+- `value`; `epochs` and `exaflops` where the paper gives them, else empty;
+- `variant`: the setting that tells the rows of one source apart, as `key=value;key=value`
+  (`parse_variant` reads it: `"pos_embed=1d;inject=stem"`);
+- `note`: anything a referee needs, e.g. that a value is read off a plot, with its precision.
+
+Then `paper_values(source="fig8")` returns them, `python -m benchmark.docs` adds the source to
+the table above (tests/test_docs.py fails until it does), and the study's `paper=` text and
+`table()` format them, never retype them.
+
 ## Figures
 
 `figures(df, curves)` returns `{{name: (Figure, DataFrame)}}`; the report writes each as
@@ -271,12 +378,11 @@ where it has them.
 
 ## The study kit
 
-- `benchmark.presets`: `base(preset)` is the preset's shared protocol (a `RunConfig`: at `smoke` and
-  `cpu`, pre-train on `mnist0to4` and probe `TRANSFER` = mnist5to9, digits, shapes — images, and for
-  MNIST classes, never seen in pre-training); a preset without a base is an error, never a silent
-  fall-back. `grid(base, cells, seeds)` makes one run per cell and seed; `product(**axes)` makes the
-  cells of a full grid; `transfer_mean(df, shots=5, split="test")` is the judged number (select on
-  `split="val"`, judge on `"test"`).
+- `benchmark.presets`: `base(preset)` is the preset's shared protocol (tabled above; `UPSTREAM` =
+  `{presets.UPSTREAM}`, `TRANSFER` = {_codes(presets.TRANSFER)}, `PAPER_TRANSFER` =
+  {_codes(presets.PAPER_TRANSFER)}). `grid(base, cells, seeds)` makes one run per cell and seed;
+  `product(**axes)` makes the cells of a full grid; `transfer_mean(df, shots=5, split="test")` is
+  the judged number (select on `split="val"`, judge on `"test"`).
 - `benchmark.metrics`: the metric keys, `fewshot(dataset, shots, split, seed, protocol)` and
   `key(evaluator, dataset, measure, split)`; `/val` keys are for choices, bare keys are the test split.
 - `benchmark.evals`: evaluators the config names in `eval.evaluators` (`upstream`, `fewshot`,
@@ -300,9 +406,39 @@ on a bootstrap interval. Their error rates are measured by null simulations in
 """
 
 
+def slurm_example(study: str = "pos_embed", preset: str = "gpu", job: int = 81234) -> str:
+    """The README's Slurm session, with the lines `vitbench run` prints for it on empty results."""
+    with tempfile.TemporaryDirectory() as empty:
+        the_plan = plan.make_plan(load_study(study), preset, {}, Path(empty))
+    flags = f"{study} --preset {preset}"
+    return f"""```bash
+vitbench run {flags} --executor slurm --partition gpu --gpus 1 --cpus 8 --mem-gb 32 --time 240
+# {plan.summary(the_plan, "on the slurm executor")}
+# cost of what is left to run: … (the bill, as `vitbench plan` prints it)
+# Submitted Slurm job array {job}: jobs {job}_0 … {job}_{len(the_plan.todo) - 1}, one per run.
+vitbench status {flags}      # every run: state, step, time, who trains it, requeues, why it failed
+vitbench cancel {flags}      # scancel the study's jobs; their runs resume on the next `vitbench run`
+vitbench report {flags}      # once all are done
+```
+"""
+
+
+def readme_fragments() -> dict[str, str]:
+    """The README's generated fragments, by marker name."""
+    return {"slurm-example": slurm_example()}
+
+
+def render_readme(text: str) -> str:
+    """The README `text` with each generated fragment rewritten from the code."""
+    fragments = readme_fragments()
+    return FRAGMENT.sub(lambda m: m[1] + fragments[m[2]] + m[4], text)
+
+
 def main() -> None:
     PAGE.write_text(render())
     print(f"Wrote {PAGE}")
+    README.write_text(render_readme(README.read_text()))
+    print(f"Wrote the generated fragments of {README}")
 
 
 if __name__ == "__main__":
