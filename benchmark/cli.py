@@ -337,7 +337,9 @@ def _print_power(the_plan: plan.Plan, results: Path) -> None:
     """Per claim: what this preset can decide, before anything runs (benchmark.power)."""
     from benchmark import power
 
-    print(f"power at {the_plan.preset} (α = 0.05; MDE at 80% power; a claim below 50% power cannot be decided):")
+    print(
+        f"power at {the_plan.preset} (α = 0.05; MDE at 80% power; a claim below 50% power cannot be decided):"
+    )
     for line in power.lines(the_plan.study, the_plan.preset, results):
         print(f"  {line}")
 

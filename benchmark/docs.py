@@ -39,13 +39,20 @@ VERDICT_FIELDS = {
     "claim": "the claim in a few words, as the verdict table shows it",
     "paper": "the paper's evidence, with its numbers, e.g. `1-D 64.2 vs none 61.4 (+2.8)`",
     "measured": "ours, with the spread over seeds and the seed count",
-    "holds": "`True` holds, `False` does not hold, `None` not judged (`Verdict.not_judged(claim, reason)`)",
-    "margin": "how far inside (+) or outside (−) the rule's threshold; in `unit`. NaN: no numeric threshold",
-    "rule": "the decision rule: the test, its level, the margin and why, so a reader can dispute the threshold",
-    "evidence": "the statistics behind it: per comparison the estimate, statistic, p, Holm p and seeds (`judge.judged` fills it)",
+    "outcome": "`reproduced`, `contradicted` or `inconclusive` (`judge.judge` decides it; `judge.inconclusive(claim, reason)` when nothing can be judged)",
+    "reason": "why this outcome, in words, e.g. `interval [-6.7, +3.9] is wider than the whole ±0.5 margin`",
+    "rule": "the test, its level and the decision rule, so a reader can dispute it",
+    "predicted": "the predicted effect (or parity margin) and how it was derived from the paper's numbers",
+    "observed": "the deciding comparison's estimate, in the statistic's units (NaN: none)",
+    "interval": "its 90% interval (the two one-sided 95% bounds)",
+    "expected": "the predicted effect (or margin) in the statistic's units",
+    "mde": "the minimum detectable effect at the seeds it had (80% power, α = 0.05)",
+    "power": "the chance of `reproduced` if the predicted effect is true",
+    "evidence": "the statistics behind it: per comparison the estimate, interval, test and seeds",
     "judged_on": "the metric and the data it was measured on (transfer or upstream), e.g. `transfer 5-shot, test split`",
-    "note": "where it does not hold: which results break it; hypotheses labelled as hypotheses; why not judged",
-    "unit": '`"pts"`: `margin` is a fraction of accuracy, printed in points (×100); any other unit is printed as is',
+    "note": "measured context; explanations labelled as hypotheses",
+    "unit": '`"pts"`: accuracies (fractions printed in points, ×100); `"×"`: log2 ratios printed as ratios; any other unit as is',
+    "control": "`True` for a positive control: an effect known to exist, judged first; if it is not reproduced the study is unreliable at that preset",
 }
 
 EXAMPLE = '''\
@@ -60,10 +67,9 @@ Claim: of the dimensions Fig. 8 scales, depth helps most; here: 4 layers transfe
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from benchmark.judge import judged
+from benchmark.judge import Prediction, inconclusive, judge
 from benchmark.presets import base, grid, product, transfer_mean
-from benchmark.stats import cell_summary, greater, too_few_seeds
-from benchmark.study import Verdict
+from benchmark.stats import cell_summary, difference, too_few_seeds
 
 TITLE, REFERENCE = "Depth ablation", "Fig. 8"
 CLAIM = "Of the model dimensions scaled in Fig. 8, depth gives the largest improvement."
@@ -89,15 +95,17 @@ def checks(df):
     cells = {d: df.loc[df["model.depth"] == d, JUDGED] for d in (2, 4)}
     claim = "4 layers transfer better than 2"
     if reason := too_few_seeds({f"depth {d}": v for d, v in cells.items()}):
-        return [Verdict.not_judged(claim, reason)]
-    comparisons = [greater(cells[4], cells[2], "depth 4 > depth 2")]
+        return [inconclusive(claim, reason)]
     return [
-        judged(
-            comparisons,
+        judge(
+            [difference(cells[4], cells[2], "depth 4 − depth 2")],
+            # Fixed before the data: Fig. 8 plots depth's gain without tabulating it, so this
+            # example predicts one point and says that it is an assumption.
+            Prediction(0.01, "Fig. 8 plots but does not tabulate depth's gain: 1 pt, our assumption"),
             claim=claim,
             paper="Fig. 8: depth scales best",
             measured=f"{cells[4].mean():.1%} vs {cells[2].mean():.1%}",
-            rule="one-sided Welch t-test, α = 0.05",
+            rule="Welch t, α = 0.05",
             judged_on=f"{JUDGED}, test split",
         )
     ]
@@ -337,8 +345,9 @@ Every field is part of the run id. Out-of-range values and contradictions (e.g.
 
 {verdict_reference()}
 
-A verdict's `holds` is computed from `df`, and every number in `measured` and `note` is
-formatted from `df` or the config, never typed in, so it stays true under `--set`.
+A verdict's `outcome` is computed from `df` against a prediction fixed before the data, and
+every number in `measured`, `reason` and `note` is formatted from `df`, the config or the paper's
+numbers, never typed in, so it stays true under `--set`.
 
 ## The paper's numbers: `paper_values`
 
@@ -388,19 +397,26 @@ where it has them.
 - `benchmark.evals`: evaluators the config names in `eval.evaluators` (`upstream`, `fewshot`,
   `fewshot_lso`, `linear`, `finetune`); a new one is one `@register(name, describe)` function that
   returns `{{metric key: value}}`.
-- `benchmark.judge`: `judged(comparisons, claim=..., paper=..., measured=..., rule=..., judged_on=...)`
-  turns a family of comparisons into a verdict: it holds when all are significant after Holm, and
-  its margin (the smallest confidence bound at its Holm level) is positive exactly then;
-  `failing(comparisons)` lists what breaks a claim.
+- `benchmark.judge`: `judge(comparisons, Prediction(effect, derivation), claim=..., paper=...,
+  measured=..., rule=..., judged_on=...)` turns the comparisons of one claim into one of three
+  outcomes. **Reproduced**: every comparison's one-sided 95% bound clears the null in the predicted
+  direction (`Prediction(margin, ..., parity=True)`: every 90% interval lies inside ±margin).
+  **Contradicted**: some comparison lies significantly below the predicted effect (Holm across
+  them), or, for parity, beyond the margin. **Inconclusive**: neither; the verdict says why, with
+  the minimum detectable effect and the power at the predicted effect. Derive the prediction from
+  the paper's numbers before the data, e.g. `above_chance(paper_gap, paper_level, paper_chance,
+  our_level, our_chance)`; `under_trained(df, cells)` says when a compared model has not fit its
+  upstream data; `control=True` marks a positive control. An optional `power(preset, noise)`
+  returns each claim's design (`benchmark.power.planned`), which `vitbench plan` prints.
 
 ## Stats helpers (benchmark.stats)
 
-One noise model: "a is better than b" is a one-sided Welch t-test (`greater`); "a and b differ
-little" is an equivalence test (`equivalent`, TOST) against a margin the study states and
-justifies — never the absence of a significant difference; the comparisons of one claim are
-Holm-adjusted together; cells need `MIN_SEEDS` = {stats.MIN_SEEDS} seeds; rank agreement is judged
-on a bootstrap interval. Their error rates are measured by null simulations in
-`tests/test_stats.py`.
+One noise model: a difference of two cells is `difference(a, b, name)` (Welch's standard error
+and degrees of freedom); "a and b differ little" is judged by TOST against a margin fixed before
+the data, never by the absence of a significant difference; cells need `MIN_SEEDS` =
+{stats.MIN_SEEDS} seeds; rank agreement and compute fronts are judged on bootstrap draws. The
+error rates of every rule (false reproduced, false contradicted, power) are measured by null
+simulations in `tests/test_judge.py` and `tests/test_stats.py`.
 
 {stats_helpers()}
 """

@@ -70,7 +70,11 @@ def test_pos_embed_inconclusive_when_the_seeds_cannot_tell():
     # wider than the whole margin: "this run could not tell", not "does not hold".
     _, worse, same = pos_embed.checks(pos_frame(none=0.595, encodings={}, sd=0.02))
     assert worse.outcome == same.outcome == "inconclusive"
-    assert "wider than the whole" in same.reason and "cannot be decided" in same.reason and "seeds per cell" in same.reason
+    assert (
+        "wider than the whole" in same.reason
+        and "cannot be decided" in same.reason
+        and "seeds per cell" in same.reason
+    )
 
 
 def test_pos_embed_control_fails_when_position_does_not_help_upstream():
@@ -105,7 +109,9 @@ def head_frame(test: dict, val: dict | None = None, seeds: int = 3, sd: float = 
     top = max(lr for _, lr in test)
     rows = []
     for (pool, lr), mean in test.items():
-        for seed, (t, v) in enumerate(zip(noisy(mean, seeds, rng, sd), noisy(val[(pool, lr)], seeds, rng, sd), strict=True)):
+        for seed, (t, v) in enumerate(
+            zip(noisy(mean, seeds, rng, sd), noisy(val[(pool, lr)], seeds, rng, sd), strict=True)
+        ):
             rows.append({**COMMON, "model.pool": pool, "optim.lr": lr, "seed": seed,
                          metrics.UPSTREAM_TOP1: (0.80 if lr == top else 0.95) + 0.005 * rng.standard_normal(),
                          **{metrics.fewshot(d, 5): t for d in TRANSFER},
@@ -193,7 +199,9 @@ def test_few_shot_needs_three_models(n):
 SCALING = {"ViT": ("Mu/8", 4e-3), "BiT": ("R14x1", 2e-3)}
 
 
-def scaling_frame(small: dict, slope: dict, seeds: int = 3, sd: float = 0.005, fit: bool = True) -> pd.DataFrame:
+def scaling_frame(
+    small: dict, slope: dict, seeds: int = 3, sd: float = 0.005, fit: bool = True
+) -> pd.DataFrame:
     """Accuracy = small[family] + slope[family] per decade above 1k images, plus seed noise, at 1k and
     100k images; the ViT's runs at 1k pass the fit gate only when `fit`."""
     rng = np.random.default_rng(2)
@@ -214,13 +222,15 @@ def scaling_frame(small: dict, slope: dict, seeds: int = 3, sd: float = 0.005, f
 
 def test_data_scaling_reproduced_when_vit_starts_behind_and_overtakes():
     verdicts = data_scaling.checks(scaling_frame({"ViT": 0.30, "BiT": 0.40}, {"ViT": 0.10, "BiT": 0.01}))
-    control, ahead, slope, over = verdicts
+    control, _, slope, _ = verdicts
     assert outcomes(verdicts) == ["reproduced"] * 4 and control.control
     assert "cross at" in slope.note and "extrapolation" not in slope.note
 
 
 def test_data_scaling_contradicted_when_bit_stays_far_ahead():
-    _, ahead, slope, over = data_scaling.checks(scaling_frame({"ViT": 0.30, "BiT": 0.50}, {"ViT": 0.02, "BiT": 0.05}))
+    _, ahead, slope, over = data_scaling.checks(
+        scaling_frame({"ViT": 0.30, "BiT": 0.50}, {"ViT": 0.02, "BiT": 0.05})
+    )
     assert ahead.outcome == "reproduced" and slope.outcome == over.outcome == "contradicted"
     assert "never cross" in slope.note
 
@@ -250,7 +260,9 @@ COMPUTE_CELLS = [  # (arch, width, resnet_width, steps, training FLOPs)
 ]  # fmt: skip
 
 
-def compute_frame(bit_needs: float, hybrid_bonus: float, sd: float = 0.005, hybrids: bool = True) -> pd.DataFrame:
+def compute_frame(
+    bit_needs: float, hybrid_bonus: float, sd: float = 0.005, hybrids: bool = True
+) -> pd.DataFrame:
     """Fine-tuned accuracy rises 5 points per doubling of compute; BiT needs `bit_needs` times ViT's
     compute for the same accuracy; hybrids add `hybrid_bonus` at 1 TFLOP, fading to 0 at 12 TFLOPs."""
     rng = np.random.default_rng(3)
@@ -284,7 +296,7 @@ def test_compute_reproduced_when_bit_needs_three_times_the_compute(no_accounting
 
 
 def test_compute_contradicted_when_bit_is_the_efficient_family(no_accounting):
-    _, ratio, hybrid, shrinks, *_ = compute.checks(compute_frame(0.5, -0.05, sd=0.002))
+    _, ratio, hybrid, *_ = compute.checks(compute_frame(0.5, -0.05, sd=0.002))
     assert ratio.outcome == "contradicted" and hybrid.outcome == "contradicted"
 
 
