@@ -9,6 +9,7 @@ Validation keys are what studies select hyper-parameters on (never the judged nu
 from __future__ import annotations
 
 UPSTREAM_TOP1 = "upstream/test_top1"
+POSITION_TOP1 = "position/quadrants/top1"  # the position-only probe (benchmark.evals.position)
 
 
 def key(evaluator: str, dataset: str, measure: str, split: str = "test", seed: int | None = None) -> str:

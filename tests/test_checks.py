@@ -40,17 +40,19 @@ def pos_frame(none: float, encodings: dict, seeds: int = 5, default: float = 0.6
     for pos, inject in pos_embed.CELLS:
         mean = none if pos == "none" else encodings.get((pos, inject), default)
         upstream = upstream_none if pos == "none" else 0.95
+        where = 0.25 if pos == "none" else 0.60  # the position-only probe: chance without position embeddings
         for seed, acc in enumerate(noisy(mean, seeds, rng, sd)):
             rows.append({**COMMON, "model.pos_embed": pos, "model.pos_inject": inject, "seed": seed, "model.arch": "Mu/7",
                          "data.dataset": "mnist0to4", "patch_grid": [4, 4], metrics.UPSTREAM_TOP1: upstream + 0.005 * rng.standard_normal(),
+                         metrics.POSITION_TOP1: where + 0.01 * rng.standard_normal(),
                          **{metrics.fewshot(d, 5): acc for d in TRANSFER}})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def test_pos_embed_reproduced_when_none_is_far_below_and_the_encodings_are_tight():
-    control, worse, same = pos_embed.checks(pos_frame(none=0.50, encodings={}, sd=0.0003))
-    assert outcomes([control, worse, same]) == ["reproduced"] * 3
-    assert control.control and not worse.control
+    control, where, worse, same = pos_embed.checks(pos_frame(none=0.50, encodings={}, sd=0.0003))
+    assert outcomes([control, where, worse, same]) == ["reproduced"] * 4
+    assert control.control and where.control and not worse.control
     assert "paper's" in worse.predicted and "above chance" in worse.predicted
     assert "TOST" in same.rule and "n = 5 vs 5" in same.evidence and "transfer" in worse.judged_on
     assert worse.mde > 0 and 0 <= worse.power <= 1 and worse.interval[0] > 0
@@ -60,7 +62,7 @@ def test_pos_embed_contradicted_when_an_encoding_is_no_better_than_none_and_anot
     # Relative exactly as good as none (tight): its gap is shown below the predicted one; 2-D far
     # below 1-D: a difference beyond the margin.
     df = pos_frame(none=0.50, encodings={("relative", "stem"): 0.50, ("2d", "stem"): 0.55}, sd=0.0003)
-    _, worse, same = pos_embed.checks(df)
+    *_, worse, same = pos_embed.checks(df)
     assert worse.outcome == "contradicted" and "Relative at the stem" in worse.reason
     assert same.outcome == "contradicted" and "2-D at the stem" in same.reason
 
@@ -68,7 +70,7 @@ def test_pos_embed_contradicted_when_an_encoding_is_no_better_than_none_and_anot
 def test_pos_embed_inconclusive_when_the_seeds_cannot_tell():
     # Noisy cells: the gap to none holds both 0 and the predicted effect, and the parity interval is
     # wider than the whole margin: "this run could not tell", not "does not hold".
-    _, worse, same = pos_embed.checks(pos_frame(none=0.595, encodings={}, sd=0.02))
+    *_, worse, same = pos_embed.checks(pos_frame(none=0.595, encodings={}, sd=0.02))
     assert worse.outcome == same.outcome == "inconclusive"
     assert (
         "wider than the whole" in same.reason
@@ -93,8 +95,8 @@ def test_pos_embed_table_puts_all_eight_cells_beside_the_paper():
 
 
 def test_verdict_text_is_built_from_the_results():
-    a = pos_embed.checks(pos_frame(none=0.50, encodings={}))[1].measured
-    b = pos_embed.checks(pos_frame(none=0.40, encodings={}))[1].measured
+    a = pos_embed.checks(pos_frame(none=0.50, encodings={}))[2].measured
+    b = pos_embed.checks(pos_frame(none=0.40, encodings={}))[2].measured
     assert a != b and "50.0%" in a and "40.0%" in b
 
 
