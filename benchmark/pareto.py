@@ -30,13 +30,14 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from benchmark import stats
 
 Families = Mapping[str, Mapping[str, float]]  # family -> {cell: its measured compute}
 
 
-def front(compute: np.ndarray, accuracy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def front(compute: ArrayLike, accuracy: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """The Pareto front (compute ascending, accuracy strictly ascending) of a family's points."""
     compute, accuracy = np.asarray(compute, dtype=float), np.asarray(accuracy, dtype=float)
     order = np.lexsort((-accuracy, compute))  # cheapest first; at equal compute the best first
@@ -167,7 +168,9 @@ def _gap_statistic(
     return statistic
 
 
-def _involved(samples: Mapping[str, Sequence[float]], families: Families, names: Sequence[str]) -> dict:
+def _involved(
+    samples: Mapping[str, Sequence[float]], families: Families, names: Sequence[str]
+) -> dict[str, Sequence[float]]:
     missing = [c for f in names for c in families[f] if c not in samples]
     if missing:
         raise ValueError(f"cells without samples: {', '.join(missing)}")

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 ALPHA = 0.05
@@ -180,13 +181,15 @@ class Comparison:
 # one row; the null simulations call them on thousands (tests pin the two together). --------------
 
 
-def _t_bounds(estimate, se, df, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+def _t_bounds(
+    estimate: ArrayLike, se: ArrayLike, df: ArrayLike, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper one-sided (1 - alpha) t bounds."""
     q = stats.t.ppf(1 - alpha, df)
     return estimate - q * se, estimate + q * se
 
 
-def _t_p(estimate, se, df, value, above: bool) -> np.ndarray:
+def _t_p(estimate: ArrayLike, se: ArrayLike, df: ArrayLike, value: float, above: bool) -> np.ndarray:
     """One-sided t p-value of H1: effect > value (above) or < value."""
     t = (np.asarray(estimate) - value) / se
     return stats.t.sf(t, df) if above else stats.t.cdf(t, df)
@@ -204,7 +207,7 @@ def _draw_bounds(draws: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarra
     return np.where(np.isnan(lower), -np.inf, lower), np.where(np.isnan(upper), np.inf, upper)
 
 
-def _draw_p(draws: np.ndarray, value, above: bool) -> np.ndarray:
+def _draw_p(draws: np.ndarray, value: ArrayLike, above: bool) -> np.ndarray:
     """(1 + draws on the wrong side of value, undefined ones included) / (1 + draws)."""
     value = np.asarray(value, dtype=float)[..., None]
     wrong = (draws <= value) if above else (draws >= value)
@@ -269,7 +272,7 @@ def holm(p: Sequence[float]) -> np.ndarray:
     return _holm(np.asarray(p, dtype=float))
 
 
-def slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def slopes(x: ArrayLike, y: ArrayLike) -> np.ndarray:
     """The least-squares slope of y on x along the last axis, one per row (e.g. per seed: accuracy
     against log10 of the pre-training images). Points where x or y is not finite are left out; a
     row with fewer than two distinct x gets NaN. Compare two families with
@@ -358,7 +361,7 @@ def _rank_resample(
     return boot_proxy, boot_target
 
 
-def rank_agreement(proxy: np.ndarray, target: np.ndarray, n_boot: int = 2000, seed: int = 0) -> RankAgreement:
+def rank_agreement(proxy: ArrayLike, target: ArrayLike, n_boot: int = 2000, seed: int = 0) -> RankAgreement:
     """Rank agreement between proxy (models, probe_seeds) scores and target (models,) scores.
 
     Point estimates: scipy's kendalltau (tau-b) and spearmanr between proxy.mean(1) and target.
@@ -455,7 +458,9 @@ def _satterthwaite_draws(
     return statistic(means[..., None, :] + se[..., None, :] * z * factor[..., None]), nu
 
 
-def _on_cells(statistic: Callable[[Mapping[str, np.ndarray]], np.ndarray], cells: Sequence[str]):
+def _on_cells(
+    statistic: Callable[[Mapping[str, np.ndarray]], np.ndarray], cells: Sequence[str]
+) -> Callable[[np.ndarray], np.ndarray]:
     """A statistic of named cell means as one of an array with the cells on the last axis."""
 
     def on_array(means: np.ndarray) -> np.ndarray:

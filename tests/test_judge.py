@@ -347,6 +347,11 @@ def test_error_rates_and_power(rule, setting):
     note = ""
     if prediction.parity:  # the table's rate is the larger, at ±margin (parity's boundary); at 0 it is:
         note = f"false contradicted at a true difference of 0: {rates(at_effect, prediction)['contradicted']:.3f}"
+    if rule.startswith("rank"):  # the alternative declaration: contradicted = significantly below τ = 0.8
+        expected = Prediction(TAU_GOOD, "a proxy that tracks", null=TAU_MIN)
+        alternative = rates(at_effect, expected)["contradicted"]
+        note = f"with Prediction(effect=0.8, null=0.5): false contradicted at τ = 0.8: {alternative:.3f}"
+        assert alternative <= 0.07
     report(rule, setting, false_reproduced, false_contradicted, power, note)
     assert false_reproduced <= 0.07
     assert false_contradicted <= 0.07
