@@ -7,7 +7,7 @@ bounds and p-values at α and decides reproduced / contradicted / inconclusive.
 - A difference of two cells' means: Welch's standard error and degrees of freedom (`difference`).
   A difference of slopes is `difference` of two families' per-seed least-squares `slopes`.
 - "The proxy ranks models as the target does": Kendall's tau-b (and Spearman's rho) with a nested
-  bootstrap over models and probe seeds (`rank_agreement`), each a Comparison carrying its draws.
+  bootstrap over models and probe seeds (`rank_agreement`); `agreement` makes it a Comparison.
 - A statistic of several cells' means (a compute front, a gap between fronts): a parametric
   bootstrap of the cells' seed noise with the statistic's Welch–Satterthwaite degrees of freedom
   (`bootstrap_cells`; benchmark.pareto builds the front statistics on it).
@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -300,14 +301,48 @@ def too_few_seeds(samples: Mapping[str, Sequence[float]], min_n: int = MIN_SEEDS
 
 @dataclass(frozen=True)
 class RankAgreement:
-    """How well a cheap proxy's ranking of models agrees with the target's. `kendall` is what a
-    threshold claim is judged on: judge([agreement.kendall], Prediction(effect=τ, null=τ_min, ...),
-    unit="τ")."""
+    """How well a cheap proxy's ranking of models agrees with the target's. A rank claim is judged on
+    `agreement(result, name)`: the coefficient with its bootstrap draws, as a Comparison."""
 
-    kendall: Comparison  # tau-b (ties from duplicated models in a resample accounted for), with its draws
-    spearman: Comparison
+    spearman: float
+    kendall: float  # tau-b: ties (duplicated models in a resample) are accounted for
+    spearman_ci: tuple[float, float]  # the 1 - 2α interval judge reads (undefined draws against both ends)
+    kendall_ci: tuple[float, float]
     n_models: int
+    n_boot: int
     discordant: list[tuple[int, int]]  # (i, j), i < j, ranked in opposite order by proxy means and target
+    n_degenerate: int = (
+        0  # resamples where one side is constant: no coefficient (NaN draws, kept and counted)
+    )
+    kendall_draws: np.ndarray | None = field(default=None, compare=False, repr=False)
+    spearman_draws: np.ndarray | None = field(default=None, compare=False, repr=False)
+    test: str = ""  # the bootstrap, in words
+    sample: str = ""  # "10 models × 5 probe seeds"
+
+
+def agreement(
+    result: RankAgreement, name: str = "Kendall τ", coefficient: Literal["kendall", "spearman"] = "kendall"
+) -> Comparison:
+    """A rank agreement's coefficient with its bootstrap draws, as judge() decides a threshold claim
+    on it: judge([agreement(result, name)], Prediction(effect=τ_min, null=τ_min, power_at=τ_alt, ...),
+    unit="τ") is reproduced when the lower bound clears τ_min and contradicted when the upper bound is
+    below it (tests/test_judge.py measures both error rates)."""
+    estimate, draws = (
+        (result.kendall, result.kendall_draws)
+        if coefficient == "kendall"
+        else (result.spearman, result.spearman_draws)
+    )
+    return Comparison(
+        name,
+        result.test,
+        estimate,
+        math.nan,
+        math.inf,
+        result.n_models,
+        result.n_models,
+        draws,
+        result.sample,
+    )
 
 
 def _kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -389,6 +424,7 @@ def rank_agreement(proxy: ArrayLike, target: ArrayLike, n_boot: int = 2000, seed
         spearman = float(stats.spearmanr(means, target).statistic)
     models, seeds = _rank_indices(np.random.default_rng(seed), (), n_models, n_seeds, n_boot)
     boot_proxy, boot_target = _rank_resample(proxy, target, models, seeds)
+    tau, rho = _kendall_tau_b(boot_proxy, boot_target), _spearman(boot_proxy, boot_target)
     if n_seeds > 1:
         test, sample = (
             "nested bootstrap over models and probe seeds",
@@ -396,13 +432,13 @@ def rank_agreement(proxy: ArrayLike, target: ArrayLike, n_boot: int = 2000, seed
         )
     else:
         test, sample = "bootstrap over models", f"{n_models} models"
-    tau = Comparison("Kendall τ", test, kendall, math.nan, math.inf, n_models, n_models,
-                     _kendall_tau_b(boot_proxy, boot_target), sample=sample)  # fmt: skip
-    rho = Comparison("Spearman ρ", test, spearman, math.nan, math.inf, n_models, n_models,
-                     _spearman(boot_proxy, boot_target), sample=sample)  # fmt: skip
     order = np.sign(means[:, None] - means[None, :]) * np.sign(target[:, None] - target[None, :])
     discordant = [(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(order < 0)), strict=True)]
-    return RankAgreement(tau, rho, n_models, discordant)
+    return RankAgreement(
+        spearman, kendall, tuple(float(v) for v in _draw_bounds(rho, ALPHA)),
+        tuple(float(v) for v in _draw_bounds(tau, ALPHA)), n_models, n_boot, discordant,
+        int(np.isnan(tau).sum()), tau, rho, test, sample,
+    )  # fmt: skip
 
 
 # --- a statistic of several cells' means ----------------------------------------------------------
@@ -464,7 +500,13 @@ def _on_cells(
     """A statistic of named cell means as one of an array with the cells on the last axis."""
 
     def on_array(means: np.ndarray) -> np.ndarray:
-        return np.asarray(statistic({c: means[..., i] for i, c in enumerate(cells)}), dtype=float)
+        out = np.asarray(statistic({c: means[..., i] for i, c in enumerate(cells)}), dtype=float)
+        if out.shape != means.shape[:-1]:
+            raise ValueError(
+                f"a bootstrap statistic maps arrays of cell means to an array of their shape {means.shape[:-1]} "
+                f"(one value per draw), got shape {out.shape}"
+            )
+        return out
 
     return on_array
 

@@ -172,7 +172,7 @@ def rank_batch(seed: int, tau: float, probe_seeds: int, probe_noise: float = 0.3
     estimate = stats._kendall_tau_b(proxy.mean(axis=-1), target)[:, None]
 
     def build(i: int, j: int) -> stats.Comparison:
-        return stats.rank_agreement(proxy[i], target[i], n_boot=RANK_BOOT, seed=seed + i).kendall
+        return stats.agreement(stats.rank_agreement(proxy[i], target[i], n_boot=RANK_BOOT, seed=seed + i))
 
     return Batch(estimate, build, draws=draws)
 

@@ -223,16 +223,19 @@ def noisy(means: np.ndarray, sd: float = 0.005, seeds: int = 5, seed: int = 0) -
 
 def test_rank_agreement_of_a_perfect_proxy_is_one_with_a_tight_interval():
     r = stats.rank_agreement(noisy(TARGET), TARGET)
-    assert (r.spearman.estimate, r.kendall.estimate) == pytest.approx((1.0, 1.0))
-    assert r.spearman.lower() > 0.999 and r.kendall.lower() > 0.999
-    assert r.discordant == [] and r.n_models == 8 and r.kendall.draws.size == 2000
-    assert r.kendall.n_undefined == 0 and r.kendall.sample == "8 models × 5 probe seeds"
+    assert (r.spearman, r.kendall) == pytest.approx((1.0, 1.0))
+    assert r.spearman_ci[0] > 0.999 and r.kendall_ci[0] > 0.999
+    assert r.discordant == [] and (r.n_models, r.n_boot, r.n_degenerate) == (8, 2000, 0)
+    tau = stats.agreement(r, "τ, probe vs fine-tuning")
+    assert tau.name == "τ, probe vs fine-tuning" and tau.estimate == r.kendall and tau.draws.size == 2000
+    assert tau.interval() == r.kendall_ci and tau.sample == "8 models × 5 probe seeds"
+    assert stats.agreement(r, coefficient="spearman").interval() == r.spearman_ci
 
 
 def test_rank_agreement_fails_a_reversed_proxy():
     r = stats.rank_agreement(noisy(TARGET[::-1].copy()), TARGET)
-    assert (r.spearman.estimate, r.kendall.estimate) == pytest.approx((-1.0, -1.0))
-    assert r.spearman.upper() < 0 and r.kendall.upper() < 0
+    assert (r.spearman, r.kendall) == pytest.approx((-1.0, -1.0))
+    assert r.spearman_ci[1] < 0 and r.kendall_ci[1] < 0
     assert len(r.discordant) == 28  # every pair of 8
 
 
@@ -242,8 +245,8 @@ def test_rank_agreement_fails_a_proxy_that_reads_the_wrong_axis():
     size, head = np.tile(np.arange(4), 2), np.repeat(np.arange(2), 4)
     target = 0.5 + 0.02 * size + 0.10 * head
     r = stats.rank_agreement(noisy(0.5 + 0.02 * size - 0.01 * head), target)
-    assert r.spearman.estimate < 0.6 and r.spearman.lower() < 0.5 and r.kendall.lower() < 0.5
-    assert r.spearman.upper() < 0.95 and r.kendall.upper() < 0.9
+    assert r.spearman < 0.6 and r.spearman_ci[0] < 0.5 and r.kendall_ci[0] < 0.5
+    assert r.spearman_ci[1] < 0.95 and r.kendall_ci[1] < 0.9
     # The proxy ranks (size i, head 0) above (size j, head 1) for every j <= i; the target ranks
     # every head-1 model higher: those are the discordant pairs.
     assert r.discordant == [(i, 4 + j) for i in range(4) for j in range(i + 1)]
@@ -254,35 +257,33 @@ def test_rank_agreement_lists_one_swapped_pair():
     proxy_means[[3, 4]] = proxy_means[[4, 3]]
     r = stats.rank_agreement(noisy(proxy_means), TARGET)
     assert r.discordant == [(3, 4)]
-    assert r.spearman.estimate == pytest.approx(1 - 6 * 2 / (8 * 63)) and r.kendall.estimate == pytest.approx(
-        26 / 28
-    )
-    assert r.spearman.lower() < r.spearman.estimate < r.spearman.upper() == pytest.approx(1.0)
+    assert r.spearman == pytest.approx(1 - 6 * 2 / (8 * 63)) and r.kendall == pytest.approx(26 / 28)
+    assert r.spearman_ci[0] < r.spearman < r.spearman_ci[1] == pytest.approx(1.0)
 
 
 def test_rank_agreement_is_deterministic_and_is_its_vectorised_core():
     proxy = noisy(TARGET, sd=0.05)  # noise that really reorders neighbours across resamples
     a, b = stats.rank_agreement(proxy, TARGET, seed=3), stats.rank_agreement(proxy, TARGET, seed=3)
-    np.testing.assert_array_equal(a.kendall.draws, b.kendall.draws)
-    assert not np.array_equal(a.kendall.draws, stats.rank_agreement(proxy, TARGET, seed=4).kendall.draws)
+    np.testing.assert_array_equal(a.kendall_draws, b.kendall_draws)
+    assert not np.array_equal(a.kendall_draws, stats.rank_agreement(proxy, TARGET, seed=4).kendall_draws)
     # The simulations in test_judge run the same core on many studies at once.
     models, seeds = stats._rank_indices(np.random.default_rng(3), (), 8, 5, 2000)
     many = np.stack([proxy, proxy[::-1]])  # two studies in one call
     boot_proxy, boot_target = stats._rank_resample(
         many, np.stack([TARGET, TARGET]), np.stack([models] * 2), np.stack([seeds] * 2)
     )
-    np.testing.assert_array_equal(stats._kendall_tau_b(boot_proxy, boot_target)[0], a.kendall.draws)
-    assert (
-        a.kendall.draws.size == 2000 == stats.rank_agreement(proxy, TARGET, n_boot=2000).spearman.draws.size
-    )
+    np.testing.assert_array_equal(stats._kendall_tau_b(boot_proxy, boot_target)[0], a.kendall_draws)
+    np.testing.assert_array_equal(stats._spearman(boot_proxy, boot_target)[0], a.spearman_draws)
+    assert stats.rank_agreement(proxy, TARGET, n_boot=137).kendall_draws.size == 137
 
 
 def test_rank_agreement_keeps_and_counts_degenerate_resamples():
     # 3 models: a resample is constant on one side unless it draws both model 0 and model 2
     # (probability 12/27), so 15/27 ~ 56% of resamples have no coefficient.
     r = stats.rank_agreement(np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]]), np.array([1.0, 2.0, 2.0]))
-    assert math.isfinite(r.kendall.estimate) and abs(r.kendall.n_undefined / 2000 - 15 / 27) < 0.03
-    assert r.kendall.interval() == (-math.inf, math.inf)  # more than α undefined: no bound at all
+    assert math.isfinite(r.kendall) and abs(r.n_degenerate / r.n_boot - 15 / 27) < 0.03
+    assert r.n_degenerate == stats.agreement(r).n_undefined == int(np.isnan(r.kendall_draws).sum())
+    assert r.kendall_ci == (-math.inf, math.inf)  # more than α undefined: no bound at all
 
 
 def test_rank_agreement_refuses_bad_shapes():
@@ -292,15 +293,15 @@ def test_rank_agreement_refuses_bad_shapes():
         stats.rank_agreement(np.full((8, 2), math.nan), TARGET)
 
 
-def test_a_rank_threshold_claim_is_judged_on_the_kendall_comparison():
+def test_a_rank_threshold_claim_is_judged_on_its_agreement_comparison():
     """τ_min = 0.5: reproduced when the lower bound clears it, contradicted when the upper bound is
     below it (Prediction(effect=0.5, null=0.5)), inconclusive when the interval holds it."""
     threshold = Prediction(effect=0.5, null=0.5, derivation="the suite's own threshold")
 
     def outcome(proxy: np.ndarray, target: np.ndarray) -> str:
-        r = stats.rank_agreement(proxy, target)
+        tau = stats.agreement(stats.rank_agreement(proxy, target))
         return judge(
-            [r.kendall], threshold, claim="c", paper="", measured="", rule="r", judged_on="", unit="τ"
+            [tau], threshold, claim="c", paper="", measured="", rule="r", judged_on="", unit="τ"
         ).outcome
 
     rng = np.random.default_rng(7)
@@ -334,6 +335,11 @@ def test_the_bootstrap_keeps_and_counts_undefined_draws_and_needs_two_seeds():
     assert not short.defined and short.why_undefined == "fewer than 2 seeds"
     flat = stats.bootstrap_cells({"a": [1.0, 1.0, 1.0], "b": [0.0, 0.0, 0.0]}, lambda m: m["a"] - m["b"], "x")
     assert not flat.defined and flat.why_undefined == "no variance"
+
+
+def test_a_bootstrap_statistic_must_give_one_value_per_draw():
+    with pytest.raises(ValueError, match="one value per draw"):
+        stats.bootstrap_cells({"a": [0.1, 0.2, 0.3]}, lambda m: float(m["a"][0]), "a scalar statistic")
 
 
 def test_the_vectorised_bootstrap_is_bootstrap_cells_row_by_row():
