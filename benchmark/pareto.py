@@ -188,6 +188,7 @@ def front_ratio(
     slow: str,
     fast: str,
     *,
+    name: str | None = None,
     n_boot: int = 2000,
     seed: int = 0,
 ) -> stats.Comparison:
@@ -200,7 +201,7 @@ def front_ratio(
     comparison = stats.bootstrap_cells(
         _involved(samples, families, (slow, fast)),
         _ratio_statistic(families, slow, fast),
-        f"log2({slow} ÷ {fast} compute) at matched accuracy",
+        name or f"log2({slow} ÷ {fast} compute) at matched accuracy",
         n_boot=n_boot,
         seed=seed,
     )
@@ -217,6 +218,7 @@ def front_gap(
     low: str,
     at: AT,
     *,
+    name: str | None = None,
     n_boot: int = 2000,
     seed: int = 0,
 ) -> stats.Comparison:
@@ -229,7 +231,7 @@ def front_gap(
     comparison = stats.bootstrap_cells(
         _involved(samples, families, (high, low)),
         _gap_statistic(families, high, low, at),
-        f"{high} − {low} front accuracy {what}",
+        name or f"{high} − {low} front accuracy {what}",
         n_boot=n_boot,
         seed=seed,
     )
