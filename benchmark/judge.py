@@ -144,8 +144,7 @@ def judge(
     evidence = "; ".join(f"{c.name}: {_evidence(c, unit, alpha)}" for c in comparisons)
     undefined = [c for c in comparisons if not c.defined]
     if undefined:
-        why = ", ".join(f"{c.name} ({'fewer than 2 seeds' if min(c.n_a, c.n_b) < 2 else 'no variance'})"
-                        for c in undefined)  # fmt: skip
+        why = ", ".join(f"{c.name} ({c.why_undefined})" for c in undefined)
         return Verdict(**words, measured=measured, outcome=INCONCLUSIVE, reason=f"no noise estimate for {why}",
                        rule=rule, predicted=predicted, evidence=evidence, note=note)  # fmt: skip
 
