@@ -20,8 +20,6 @@ the paper's models against Table 6's exaFLOPs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -34,7 +32,7 @@ from benchmark.paper import JFT_IMAGES, paper_values, table6_gap
 from benchmark.power import Noise, Planned, planned, unknown
 from benchmark.presets import JFT, base, chance, finetuned_on, grid, transfer_mean
 from benchmark.sizes import family
-from benchmark.stats import bootstrap_cells, difference, too_few_seeds
+from benchmark.stats import Comparison, difference, too_few_seeds
 from benchmark.study import CONTRADICTED, REPRODUCED, Verdict
 from studies.data_scaling import LR
 
@@ -135,33 +133,6 @@ def _cells(df: pd.DataFrame) -> pd.DataFrame:
                      **{JUDGED: finetuned, FEWSHOT: transfer_mean(df)})  # fmt: skip
 
 
-Fronts = dict[str, tuple[np.ndarray, np.ndarray]]
-
-
-def _fronts(families: dict[str, tuple[list[str], np.ndarray]], means: Mapping[str, np.ndarray]) -> Fronts:
-    """Each family's compute-efficiency front from cell means (measured or resampled); `families`
-    maps a family to its cells and their measured compute."""
-    return {
-        f: pareto.front(compute, np.array([means[c][0] for c in cells]))
-        for f, (cells, compute) in families.items()
-    }
-
-
-def _hybrid_gap(fronts: Fronts, at: str) -> float:
-    """Hybrid minus ViT front accuracy at the smallest or largest compute both fronts span."""
-    vit, hyb = fronts["ViT"][0], fronts["hybrid"][0]
-    low, high = max(vit[0], hyb[0]), min(vit[-1], hyb[-1])
-    if low > high:
-        return np.nan
-    budget = low if at == "small" else high
-    return pareto.accuracy_at(fronts["hybrid"], budget) - pareto.accuracy_at(fronts["ViT"], budget)
-
-
-def _log2_ratio(fronts: Fronts) -> float:
-    """log2 of BiT's compute ÷ ViT's at matched accuracy (NaN where the fronts share no accuracy)."""
-    return float(np.log2(pareto.compute_ratio(fronts["BiT"], fronts["ViT"])))
-
-
 def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     frame = _cells(df)
     ours = frame.groupby(["family", "cell"], as_index=False).agg(
@@ -236,7 +207,8 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
         .groupby("cell")
         .agg(family=("family", "first"), compute=("train_flops", "mean"))
     )
-    families = {f: (list(g.index), g["compute"].to_numpy()) for f, g in cells.groupby("family")}
+    # family -> {cell: its measured compute}, from the cells that fit (the fit gate)
+    families = {f: dict(zip(g.index, g["compute"], strict=True)) for f, g in cells.groupby("family")}
     left_out = sorted(set(samples) - set(cells.index))
     note = (
         f"Left out of the fronts, their models not fit (the fit table): {'; '.join(left_out)}."
@@ -246,37 +218,41 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
     level, floor = frame[JUDGED].mean(), chance(df, finetuned_on(df))
     verdicts = [_control(frame, samples, level, floor)]
 
-    def boot(key: str, statistic: Callable[[Fronts], float], needs: tuple[str, ...]) -> Verdict | None:
+    def boot(key: str, needs: tuple[str, str]) -> Comparison | Verdict:
+        """The claim's front statistic with its bootstrap draws, or why it cannot be had."""
         missing = [f for f in needs if f not in families]
         if missing:
             why = "no hybrid at this preset (cpu-long has it)" if "hybrid" in missing and "hybrid" not in set(frame["family"]) \
                 else f"under-trained: no {', '.join(missing)} cell fits its upstream data"  # fmt: skip
             return inconclusive(CLAIMS[key], why, PAPER[key], judged_on)
-        subset = {c: samples[c] for f in needs for c in families[f][0]}
-        fams = {f: families[f] for f in needs}
-        return bootstrap_cells(subset, lambda means: statistic(_fronts(fams, means)), name=CLAIMS[key])
+        seeds = {c: samples[c][:, 0] for f in needs for c in families[f]}
+        compute_of = {f: families[f] for f in needs}
+        if key == "ratio":
+            return pareto.front_ratio(seeds, compute_of, "BiT", "ViT", name=CLAIMS[key])
+        at = "smallest" if key == "hybrid" else "change"
+        return pareto.front_gap(seeds, compute_of, "hybrid", "ViT", at, name=CLAIMS[key])
 
-    ratio = boot("ratio", _log2_ratio, ("ViT", "BiT"))
+    ratio = boot("ratio", ("ViT", "BiT"))
     verdicts.append(ratio if isinstance(ratio, Verdict) else judge(
         [ratio], Prediction(RATIO, "Fig. 5: ViT needs 2–4× less compute; the lower end, 2× (log2 = 1)"),
         claim=CLAIMS["ratio"], paper=PAPER["ratio"], judged_on=judged_on, unit="×", note=note,
         measured=f"BiT's compute ÷ ViT's at matched accuracy: {2 ** ratio.estimate:.3g}×" if np.isfinite(ratio.estimate)
         else "the fronts share no accuracy: no compute can be matched",
-        rule="log2 of BiT's compute ÷ ViT's at matched accuracy (geometric mean over the accuracies both fronts "
-        "reach), parametric bootstrap of each configuration's seed noise",
+        rule="log2 of BiT's compute ÷ ViT's at matched accuracy (the mean over the accuracies both fronts reach), "
+        "bootstrap of each configuration's seed noise (benchmark.pareto.front_ratio)",
     ))  # fmt: skip
     small, small_how = _predicted("hybrid", level, floor)
     large, large_how = _predicted("large", level, floor)
-    for key, statistic, prediction in (
-        ("hybrid", lambda f: _hybrid_gap(f, "small"), Prediction(small, small_how)),
-        ("shrinks", lambda f: _hybrid_gap(f, "small") - _hybrid_gap(f, "large"),
-         Prediction(small - large, f"the small-budget lead minus the large-budget one ({large_how})")),
+    for key, prediction in (
+        ("hybrid", Prediction(small, small_how)),
+        ("shrinks", Prediction(small - large, f"the small-budget lead minus the large-budget one ({large_how})")),
     ):  # fmt: skip
-        gap = boot(key, statistic, ("ViT", "hybrid"))
+        gap = boot(key, ("ViT", "hybrid"))
         verdicts.append(gap if isinstance(gap, Verdict) else judge(
             [gap], prediction, claim=CLAIMS[key], paper=PAPER[key], judged_on=judged_on, note=note,
-            measured=f"{gap.estimate * 100:+.1f} pts", rule="hybrid − ViT front accuracy at the smallest (largest) "
-            "compute both fronts span, parametric bootstrap of each configuration's seed noise",
+            measured=f"{gap.estimate * 100:+.1f} pts", rule="hybrid − ViT front accuracy at the smallest compute both "
+            "fronts span (for 'shrinks': that minus the same at the largest), bootstrap of each configuration's seed "
+            "noise (benchmark.pareto.front_gap)",
         ))  # fmt: skip
     verdicts.append(_saturate(frame, samples, level, floor, judged_on))
     return [*verdicts, _accounting_verdict()]
