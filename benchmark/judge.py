@@ -97,11 +97,13 @@ def power_at(c: Comparison, prediction: Prediction, alpha: float = ALPHA) -> flo
     """The chance this comparison comes out reproduced if the predicted effect is true (a normal or
     t approximation with the comparison's own standard error)."""
     df, spread = (c.df if c.draws is None else math.inf), c.spread
+    true = prediction.effect if prediction.power_at is None else prediction.power_at
+    if spread == 0:  # resampling never moved the statistic (e.g. τ = 1 in every draw): no noise to beat
+        return 1.0 if prediction.parity or true > prediction.null else 0.0
     if not (spread > 0 and math.isfinite(spread)):
         return math.nan
     if prediction.parity:  # true difference 0: both bounds must stay inside ±margin
         return max(0.0, 2 * _cdf(prediction.effect / spread - _t(1 - alpha, df), df) - 1)
-    true = prediction.effect if prediction.power_at is None else prediction.power_at
     return 1 - _cdf(_t(1 - alpha, df) - (true - prediction.null) / spread, df)
 
 
