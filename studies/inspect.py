@@ -1,9 +1,11 @@
 """Inside the trained models (§4.5; Figs. 6, 7, 10, 11): filters, position embeddings, attention.
 
 Run:   vitbench run inspect [--preset smoke|cpu|gpu|paper]
-Cost:  smoke ≈ 1 min; cpu COST_CPU;
-       gpu: `vitbench plan inspect --preset gpu` (not yet measured on a GPU); paper:
-       `vitbench plan inspect --preset paper`.
+Cost:  smoke ≈ 2 min; cpu 29.5 min measured on 2 CPU cores shared with other work (1-min load
+       average 3.9–6.8 while it ran): 12 runs, 18.8 CPU-minutes, so about 10 min on 2 idle cores
+       (an estimate from that CPU time, not measured); gpu: ≈ 6.4 GPU-minutes of training on one
+       H100 by the shipped throughput table (8 runs, not measured); paper: `vitbench plan inspect
+       --preset paper`.
 Claim: some heads attend to most of the image already in the lowest layers, and the attention
        distance grows with depth; hybrids attend less locally early on; the learned 1-D position
        embeddings encode the grid's rows and columns.
@@ -65,7 +67,9 @@ MODELS = {
 VIT, HYBRID = "ViT 1-D", "hybrid"
 POSITIONS = {VIT: ("1d", "stem"), "ViT 2-D": ("2d", "stem"), "ViT 1-D every layer": ("1d", "every_layer")}
 JUDGED_CELLS = (VIT, HYBRID)
-SEEDS = {"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2), "paper": (0, 1, 2)}  # judged cells
+# Seeds of the judged cells (the others: seed 0). cpu's 5, not 3, were chosen for power before any
+# verdict was seen: a one-sided t-test over seeds has 4 degrees of freedom instead of 2.
+SEEDS = {"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2), "paper": (0, 1, 2)}
 EVALUATORS = ("upstream", "inspect")  # no probe judges a claim here
 STATES = ("trained", "init")
 FAMILIES = ("ViT", "BiT", "hybrid")  # the suite's colour order in seaborn's default palette
@@ -445,7 +449,8 @@ def _similarity(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
         if (stored := _first(per_run, name)) is not None:
             tables = [key.split("/")[-1] for key in stored if key.startswith("trained/similarity/")]
             panels += [(name, table, stored) for table in tables]
-    fig, axes = plt.subplots(2, len(panels), figsize=(1.9 * len(panels), 4.0), squeeze=False)
+    size = (1.9 * len(panels), 3.6)
+    fig, axes = plt.subplots(2, len(panels), figsize=size, squeeze=False, layout="constrained")
     data = []
     for j, (name, table, stored) in enumerate(panels):
         for i, state in enumerate(STATES):
@@ -472,11 +477,9 @@ def _similarity(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     fig.suptitle(
         "Figs. 7 centre / 10: each tile is one patch's similarity with every patch (seed 0)", fontsize=8
     )
-    fig.text(
-        0.02,
-        -0.04,
-        "2-D: the row/column pattern is built in by the encoding (one table per axis), so it is "
-        "there at init;\n1-D: the table is random at init, so any row/column pattern above it was learned.",
+    fig.supxlabel(
+        "2-D: the row/column pattern is built in by the encoding (one table per axis), so it is there at "
+        "init. 1-D: the table is random at init, so any row/column pattern above it was learned.",
         fontsize=7,
     )
     return fig, pd.concat(data, ignore_index=True)
@@ -496,19 +499,15 @@ def _distance(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     data = pd.DataFrame(rows)
     uniform, step = per_run["uniform"].iloc[0], per_run["step"].iloc[0]
     top = max(data["distance"].max(), uniform) * 1.12
-    fig, axes = plt.subplots(1, len(names), figsize=(2.9 * len(names), 3.2), sharey=True, squeeze=False)
+    size = (2.9 * len(names), 3.5)
+    fig, axes = plt.subplots(1, len(names), figsize=size, sharey=True, squeeze=False, layout="constrained")
     for ax, name in zip(axes[0], names, strict=True):
         part = data[data["model"] == name]
+        family = "hybrid" if name == HYBRID else "ViT"
         for state, shift, colour in (("trained", -0.15, _colour(name)), ("init", 0.15, "grey")):
             heads = part[part["state"] == state]
-            ax.scatter(
-                heads["layer"] + shift,
-                heads["distance"],
-                s=9,
-                alpha=0.5,
-                color=colour,
-                label=f"{state} (heads)",
-            )
+            label = f"{family}, trained" if state == "trained" else "untrained init"
+            ax.scatter(heads["layer"] + shift, heads["distance"], s=9, alpha=0.5, color=colour, label=label)
             for _, seed in heads.groupby("seed"):  # each seed's mean over heads
                 means = seed.groupby("layer")["distance"].mean()
                 ax.plot(means.index + shift, means.to_numpy(), color=colour, lw=0.8, alpha=0.8)
@@ -521,7 +520,11 @@ def _distance(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
             xticks=sorted(part["layer"].unique()),
         )
     axes[0, 0].set_ylabel("mean attention distance (px)")
-    axes[0, -1].legend(fontsize=6, loc="lower right")
+    drawn = [ax.get_legend_handles_labels() for ax in axes[0]]
+    legend = {
+        label: handle for handles, labels in drawn for handle, label in zip(handles, labels, strict=True)
+    }
+    fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncol=len(legend), fontsize=7)
     fig.suptitle(
         "Figs. 7 right / 11: each head's mean attention distance, trained beside its untrained init "
         f"(dots: heads × seeds; lines: each seed's mean; {per_run['grid'].iloc[0]} tokens of {step:g} px)",
@@ -547,9 +550,8 @@ def _rollout(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
         for state in STATES
     ]
     images, labels = models[0][2]["images"], models[0][2]["labels"]
-    fig, axes = plt.subplots(
-        len(images), 1 + len(models), figsize=(1.5 * (1 + len(models)), 1.5 * len(images)), squeeze=False
-    )
+    size = (1.5 * (1 + len(models)), 1.5 * len(images))
+    fig, axes = plt.subplots(len(images), 1 + len(models), figsize=size, squeeze=False, layout="constrained")
     rows = []
     for i, image in enumerate(images):
         picture = (image.transpose(1, 2, 0) + 1) / 2  # [-1, 1] -> [0, 1], channels last
