@@ -136,25 +136,26 @@ MEASURES = (
 )
 
 
+def _stored(row: pd.Series, measure: str) -> float:
+    """One of the inspect evaluator's metrics of a run (NaN for a table the model does not have)."""
+    return row.get(metrics.key("inspect", row["data.dataset"], measure), np.nan)
+
+
 def _runs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per run: its cell and seed, and the inspect evaluator's summaries, trained and init."""
     names, rows = _names(), []
     for _, row in df.iterrows():
-
-        def stored(measure: str, row: pd.Series = row) -> float:
-            return row.get(metrics.key("inspect", row["data.dataset"], measure), np.nan)
-
         out = {
             "cell": names[tuple(row[k] for k in CELL)],
             "seed": row["seed"],
             "run_dir": row["run_dir"],
             "grid": "x".join(map(str, row["patch_grid"])),
-            "uniform": stored("uniform_px"),
-            "step": stored("token_px"),
+            "uniform": _stored(row, "uniform_px"),
+            "step": _stored(row, "token_px"),
             "upstream top-1": row[metrics.UPSTREAM_TOP1],
         }
         for state in STATES:
-            out |= {f"{state} {m}": stored(f"{state}_{m}") for m in MEASURES}
+            out |= {f"{state} {m}": _stored(row, f"{state}_{m}") for m in MEASURES}
             out[f"{state} growth"] = out[f"{state} last_mean_px"] - out[f"{state} layer1_mean_px"]
         rows.append(out)
     order = {name: i for i, name in enumerate((*POSITIONS, HYBRID))}
