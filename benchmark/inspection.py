@@ -1,5 +1,7 @@
-"""What a trained ViT learned (§4.5; Figs. 6, 7, 10, 11): measurements over a model and a fixed batch
-of evaluation images, for the `inspect` study. Inference only: training keeps timm's fused attention.
+"""What a ViT learned (§4.5; Figs. 6, 7, 10, 11): measurements over a model and a fixed sample of
+evaluation images. The `inspect` evaluator (benchmark/evals/inspect.py) takes them at the end of
+training, on the trained model and on the same run's untrained initialisation (the null without
+structure), and stores them in the run; the inspect study's report only reads them.
 
 - Fig. 7 left: principal components of the patch-embedding filters, as (C, P, P) image tiles.
 - Fig. 7 centre / Fig. 10: cosine similarity of each patch's position embedding with every other.
@@ -15,9 +17,7 @@ App. B.1). That covers timm's Attention and our RelativeAttention alike.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,8 +26,9 @@ from timm.layers import Attention
 from torch import nn
 
 PCA_COMPONENTS = 28  # Fig. 7 left shows the first 28
-INSPECT_IMAGES = 128  # §4.5 / Fig. 7 right: attention distances averaged over 128 images
-ROLLOUT_IMAGES = 4  # images drawn for Fig. 6
+# Explicit attention passes take this many images at a time: (layers, images, heads, T, T) weights
+# are held at once, 24 x 32 x 16 x 197^2 floats (2 GB) for ViT-L/16 at 224 px.
+ATTENTION_BATCH = 32
 
 
 def filter_components(model: nn.Module, n: int = PCA_COMPONENTS) -> tuple[np.ndarray, np.ndarray]:
@@ -69,16 +70,33 @@ def position_similarity(table: torch.Tensor, grid: tuple[int, int]) -> np.ndarra
     return (unit @ unit.T).reshape(*grid, *grid).cpu().numpy()
 
 
+def _pairs(grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masks over (patch, patch) pairs in raster order: same row, same column, and not the same patch."""
+    rows, cols = np.divmod(np.arange(grid[0] * grid[1]), grid[1])
+    other = ~np.eye(grid[0] * grid[1], dtype=bool)
+    return rows[:, None] == rows[None, :], cols[:, None] == cols[None, :], other
+
+
 def row_column_contrast(similarity: np.ndarray) -> float:
     """Mean similarity of patch pairs that share a row or a column, minus the mean over the other
     pairs (each patch with itself left out): > 0 when the embedding encodes the grid's rows and
     columns, ~0 for a table that knows nothing of the grid."""
     gh, gw = similarity.shape[:2]
-    rows, cols = np.divmod(np.arange(gh * gw), gw)
+    same_row, same_col, other = _pairs((gh, gw))
     flat = similarity.reshape(gh * gw, gh * gw)
-    same_line = (rows[:, None] == rows[None, :]) | (cols[:, None] == cols[None, :])
-    other = ~np.eye(gh * gw, dtype=bool)
+    same_line = same_row | same_col
     return float(flat[same_line & other].mean() - flat[~same_line].mean())
+
+
+def axis_contrast(similarity: np.ndarray, axis: str) -> float:
+    """As row_column_contrast, for one axis: pairs in the same row (`axis` "row") or the same column
+    ("column"), against the pairs that share neither. A 1-D table learned in raster order can pick up
+    its rows from raster neighbours alone; its columns are the part only the 2-D image teaches."""
+    gh, gw = similarity.shape[:2]
+    same_row, same_col, other = _pairs((gh, gw))
+    same = {"row": same_row, "column": same_col}[axis]
+    flat = similarity.reshape(gh * gw, gh * gw)
+    return float(flat[same & other].mean() - flat[~(same_row | same_col)].mean())
 
 
 @torch.no_grad()
@@ -152,47 +170,49 @@ def rollout_map(flow: torch.Tensor, grid: tuple[int, int], num_prefix: int) -> t
     return rows.reshape(-1, *grid)
 
 
-@dataclass(frozen=True)
-class Inspection:
-    """One trained run, measured (numbers only: the study draws and judges them)."""
+def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of `n` examples, as equal per class as the classes allow (counts differ by at most one
+    while every class has examples left), drawn with `seed`. Ordered round-robin over the classes
+    (in a seeded order), so any prefix is as balanced: the first ones are of distinct classes."""
+    rng = np.random.default_rng(seed)
+    classes = rng.permutation(np.unique(labels))
+    position = {c: i for i, c in enumerate(classes.tolist())}
+    taken: dict[object, int] = {}
+    keys = []
+    for i in rng.permutation(len(labels)).tolist():
+        label = labels[i].item()
+        keys.append((taken.get(label, 0), position[label], i))
+        taken[label] = taken.get(label, 0) + 1
+    return np.array([i for *_, i in sorted(keys)[:n]], dtype=np.int64)
 
-    grid: tuple[int, int]
-    token_px: tuple[float, float]  # a ViT's patch; a hybrid's ResNet stride
+
+@dataclass(frozen=True)
+class Measurement:
+    """One model measured on one sample of images: numbers only, stored by the evaluator."""
+
     distance: np.ndarray  # (layers, heads) mean attention distance in pixels
-    uniform: float  # the distance a position-blind head would have
-    rollout: np.ndarray  # (ROLLOUT_IMAGES, grid_h, grid_w)
-    images: np.ndarray  # (ROLLOUT_IMAGES, H, W): the images the rollout is drawn over (channel mean)
+    rollout: np.ndarray  # (rollout images, grid_h, grid_w): what reaches the representation
     components: np.ndarray | None  # (k, C, P, P) filter components; None for a hybrid
-    explained: np.ndarray | None
+    explained: np.ndarray | None  # their explained-variance ratios
     similarity: dict[str, np.ndarray]  # position_tables' keys -> (gh, gw, gh, gw)
 
 
-def inspect_run(run_dir: Path, n_images: int = INSPECT_IMAGES) -> Inspection:
-    """Measure the final weights (model.pt) of a finished run on the first `n_images` of its upstream
-    dataset's test split (fixed, so every model of a study sees the same images)."""
-    from benchmark import data
-    from benchmark.config import from_dict
-    from benchmark.models import build_model, token_grid
-
-    cfg = from_dict(json.loads((run_dir / "config.json").read_text()))
-    upstream = data.load(cfg.data.dataset)
-    size = cfg.data.image_size or upstream.image_size
-    model = build_model(cfg.model, upstream.num_classes, size, upstream.channels)
-    model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
-    images = data.prepare(upstream.test_x[:n_images], size, upstream.channels)
-    grid = token_grid(model)
-    token_px = (size / grid[0], size / grid[1])
+def measure(model: nn.Module, images: torch.Tensor, rollout_images: int) -> Measurement:
+    """Every measurement of `model` on `images` (prepared, on the model's device): attention distances
+    averaged over all of them, the rollout of the first `rollout_images`, filters and position tables."""
+    grid = tuple(model.patch_embed.grid_size)
+    token_px = (images.shape[-2] / grid[0], images.shape[-1] / grid[1])
     prefix = model.num_prefix_tokens
-    attn = attention_maps(model, images)
+    total = 0.0  # distances summed over images, one batch of weights at a time
+    for batch in images.split(ATTENTION_BATCH):
+        attn = attention_maps(model, batch).float().cpu()
+        total = total + mean_attention_distance(attn, grid, token_px, prefix) * len(batch)
+    flow = rollout(attention_maps(model, images[:rollout_images]).float().cpu())
     hybrid = getattr(model.patch_embed, "backbone", None) is not None
     components, explained = (None, None) if hybrid else filter_components(model)
-    return Inspection(
-        grid=grid,
-        token_px=token_px,
-        distance=mean_attention_distance(attn, grid, token_px, prefix),
-        uniform=uniform_distance(grid, token_px, prefix),
-        rollout=rollout_map(rollout(attn[:, :ROLLOUT_IMAGES]), grid, prefix).numpy(),
-        images=images[:ROLLOUT_IMAGES].mean(dim=1).numpy(),
+    return Measurement(
+        distance=total / len(images),
+        rollout=rollout_map(flow, grid, prefix).numpy(),
         components=components,
         explained=explained,
         similarity={k: position_similarity(t, grid) for k, t in position_tables(model).items()},

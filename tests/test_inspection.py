@@ -1,12 +1,20 @@
-"""The inspection measurements (benchmark.inspection) against answers known by construction."""
+"""The inspection measurements (benchmark.inspection) against answers known by construction; the
+inspect evaluator's stored files; the inspect study's report, read from them alone, either way."""
+
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from benchmark import inspection
-from benchmark.config import ModelConfig
+from benchmark import data, inspection, metrics, train
+from benchmark.config import ModelConfig, canonical_json, run_id
+from benchmark.evals import inspect as evaluator
 from benchmark.models import build_model
+from benchmark.results import load_results, study_dir
+from studies import inspect as study
 
 GRID = (4, 4)
 PX = (7.0, 7.0)
@@ -137,45 +145,161 @@ def test_position_tables_per_variant(tiny_vits):
     assert inspection.row_column_contrast(sim) > 0.3
 
 
-def _constructed(local: bool):
-    """A results frame of the inspect study (3 seeds per judged cell) and measurements built to make
-    every claim hold (`local=False`) or fail (`local=True`)."""
-    import pandas as pd
+def test_axis_contrast_tells_rows_from_columns():
+    # rows only: concat(noise, Y[row]); pairs in a row share half their vector, pairs in a column nothing
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(4, 256, generator=g)
+    table = torch.cat([torch.randn(16, 256, generator=g), y.repeat_interleave(4, 0)], -1)
+    sim = inspection.position_similarity(table, GRID)
+    assert inspection.axis_contrast(sim, "row") == pytest.approx(0.5, abs=0.05)
+    assert abs(inspection.axis_contrast(sim, "column")) < 0.05
 
-    from benchmark.config import flatten
-    from studies import inspect as study
 
-    rows, measured = [], {}
+def test_stratified_sample_is_balanced_seeded_and_starts_with_distinct_classes():
+    labels = np.repeat(np.arange(5), 100)  # sorted by class, as the upstream test split is
+    sample = inspection.stratified_sample(labels, 128, seed=0)
+    counts = np.bincount(labels[sample])
+    assert len(set(sample.tolist())) == 128 and counts.max() - counts.min() <= 1
+    assert sorted(labels[sample[:5]]) == [0, 1, 2, 3, 4]
+    assert np.array_equal(sample, inspection.stratified_sample(labels, 128, seed=0))
+    assert not np.array_equal(sample, inspection.stratified_sample(labels, 128, seed=1))
+    scarce = np.concatenate([np.zeros(3, int), np.repeat([1, 2], 100)])  # a class with 3 examples
+    assert np.bincount(scarce[inspection.stratified_sample(scarce, 41, seed=0)]).tolist() == [3, 19, 19]
+
+
+def test_measure_averages_attention_distance_over_batches(tiny_vits, monkeypatch):
+    x = torch.randn(5, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    whole = inspection.measure(tiny_vits["1d"], x, rollout_images=2)
+    monkeypatch.setattr(inspection, "ATTENTION_BATCH", 2)
+    batched = inspection.measure(tiny_vits["1d"], x, rollout_images=2)
+    assert np.allclose(whole.distance, batched.distance) and whole.distance.shape == (4, 4)
+    assert whole.rollout.shape == (2, *GRID) and set(whole.similarity) == {"stem"}
+
+
+def test_evaluator_stores_trained_and_init_measurements(tiny_cfg, tmp_path):
+    cfg = tiny_cfg.replace(**{"model.arch": "Mu/4", "eval.evaluators": ("upstream", "inspect")})
+    result = train.run(cfg, tmp_path / "run")
+    with np.load(tmp_path / "run" / evaluator.ARRAYS) as stored:
+        arrays = dict(stored)
+    for state in ("trained", "init"):
+        assert arrays[f"{state}/distance"].shape == (4, 4) and arrays[f"{state}/rollout"].shape == (6, 7, 7)
+        assert arrays[f"{state}/similarity/stem"].shape == (7, 7, 7, 7)
+        for measure in study.MEASURES:
+            assert metrics.key("inspect", "mnist5k", f"{state}_{measure}") in result["metrics"]
+    assert not np.allclose(arrays["trained/distance"], arrays["init/distance"])  # training moved it
+    counts = np.bincount(arrays["labels"])
+    assert len(arrays["labels"]) == 128 and counts.max() - counts.min() <= 1
+    # the init is the trainer's own (same seed, same build), and rebuilding it leaves the RNG alone
+    rng = torch.get_rng_state()
+    init = evaluator.initial_model(cfg, 10, 28, 1).eval()
+    assert torch.equal(rng, torch.get_rng_state())
+    trainer = train.Trainer(cfg, tmp_path / "fresh")
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in init.state_dict().items())
+    images = data.prepare(data.load("mnist5k").test_x[arrays["sample"]], 28, 1)
+    again = inspection.measure(init, images, evaluator.ROLLOUT_IMAGES)
+    assert np.allclose(again.distance, arrays["init/distance"], atol=1e-5)
+
+
+def _measurement(cfg, structured: bool, state: str, rng: np.random.Generator) -> inspection.Measurement:
+    """One made-up measurement of a cpu run: position-blind at init; with `structured`, trained as
+    §4.5 describes (local and global heads in layer 1, distance growing with depth, the ViT more
+    local than the hybrid, 1-D tables with rows and columns), else trained is init plus noise."""
+    grid, hybrid = (7, 7), cfg.model.arch.startswith("R")
+    init = inspection.uniform_distance(grid, (4.0, 4.0), 1) - 0.8 + rng.normal(0, 0.1, (4, 4))
+    layers = np.array([[2, 4, 12, 14], [6, 9, 12, 14], [10, 12, 13, 14], [13, 13.5, 14, 14]], float)
+    trained = (init - 0.5 if hybrid else layers) if structured else init
+    distance = (trained if state == "trained" else init) + rng.normal(0, 0.1, (4, 4))
+    g = torch.Generator().manual_seed(cfg.seed)
+    random = torch.randn(49, 64, generator=g)
+    axes = torch.cat(
+        [
+            torch.randn(7, 32, generator=g).repeat(7, 1),
+            torch.randn(7, 32, generator=g).repeat_interleave(7, 0),
+        ],
+        -1,
+    )
+    learned = (
+        axes
+        if structured and state == "trained"
+        else random + (state == "trained") * 0.01 * torch.randn(49, 64, generator=g)
+    )
+    tables = {
+        "1d": {"stem": learned},
+        "2d": {"stem": axes},
+        "every_layer": {f"layer {i}": learned for i in range(1, 5)},
+    }[cfg.model.pos_embed if cfg.model.pos_inject == "stem" else cfg.model.pos_inject]
+    explained = np.sort(rng.dirichlet(np.ones(16)))[::-1]
+    return inspection.Measurement(
+        distance=distance,
+        rollout=rng.random((6, 7, 7)),
+        components=None if hybrid else rng.normal(size=(16, 1, 4, 4)),
+        explained=None if hybrid else explained,
+        similarity={k: inspection.position_similarity(t, grid) for k, t in tables.items()},
+    )
+
+
+def _store_cpu_runs(root, structured: bool) -> None:
+    """Finished runs of inspect's cpu preset as the trainer and the evaluator leave them, with
+    made-up measurements (see _measurement)."""
+    rng = np.random.default_rng(0)
     for cfg in study.runs("cpu"):
-        name = study._cell(pd.Series(flatten(cfg)))
-        run = f"/nowhere/{name}/{cfg.seed}"
-        rows.append({**flatten(cfg), "run_dir": run, "run_id": run, "upstream/test_top1": 0.9})
-        paired = name in (study.VIT_GRID, study.HYBRID)  # Mu/4 and R14x1+Mu/4: 7x7 tokens of 4 px
-        grid = (7, 7) if paired else GRID
-        px = (4.0, 4.0) if paired else PX
-        wide = inspection.uniform_distance(grid, px, 1) * (0.2 if local else 1.1)
-        hybrid_bonus = 0.0 if local else 3.0 * (name == study.HYBRID)
-        distance = (
-            np.array([[1.0 + cfg.seed, wide + cfg.seed], [1.5 * wide + cfg.seed, 2 * wide]]) + hybrid_bonus
+        folder = study_dir(root, "inspect", "cpu") / run_id(cfg)
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(canonical_json(cfg))
+        (folder / "meta.json").write_text(json.dumps({"device": "cpu (test)", "attempts": []}))
+        measured = {state: _measurement(cfg, structured, state, rng) for state in ("trained", "init")}
+        uniform = inspection.uniform_distance((7, 7), (4.0, 4.0), 1)
+        found = evaluator.metrics_of(measured, uniform, 4.0, cfg.data.dataset)
+        result = {
+            "status": "done",
+            "wall_s": 1.0,
+            "train_flops": 1e9,
+            "params": 1000,
+            "image_size": 28,
+            "patch_grid": [7, 7],
+            "train_examples": 1750,
+            "datasets": {},
+            "protocol": {},
+            "metrics": {metrics.UPSTREAM_TOP1: 0.9, **found},
+        }
+        (folder / "result.json").write_text(json.dumps(result))
+        images = rng.uniform(-1, 1, (6, 1, 28, 28))
+        np.savez(
+            folder / evaluator.ARRAYS,
+            images=images,
+            labels=np.arange(128) % 5,
+            **evaluator.arrays_of(measured),
         )
-        table = torch.randn(grid[0] * grid[1], 64, generator=torch.Generator().manual_seed(cfg.seed))
-        if not local:  # rows and columns built in
-            table = table + torch.eye(64)[: grid[1]].repeat(grid[0], 1) * 3  # the column's axis
-        measured[run] = inspection.Inspection(
-            grid, px, distance if not local else distance[::-1], inspection.uniform_distance(grid, px, 1), None, None, None, None,
-            {"stem": inspection.position_similarity(table, grid)},
-        )  # fmt: skip
-    return pd.DataFrame(rows), measured
 
 
-@pytest.mark.parametrize("local", [False, True])
-def test_inspect_study_verdicts_come_out_either_way(monkeypatch, local):
-    from studies import inspect as study
+@pytest.mark.parametrize("structured", [True, False])
+def test_inspect_verdicts_and_control_come_out_either_way(tmp_path, structured):
+    _store_cpu_runs(tmp_path, structured)
+    df = load_results(tmp_path, "inspect", "cpu")
+    verdicts = [study.control(df), *study.checks(df)]
+    assert [v.holds for v in verdicts] == [structured] * 5
+    assert all((v.margin > 0) == structured for v in verdicts)
+    assert [v.unit for v in verdicts] == ["cos or px", "px", "px", "px", "cos"]
 
-    df, measured = _constructed(local)
-    monkeypatch.setattr(study, "_measure", measured.__getitem__)
-    verdicts = study.checks(df)
-    assert [v.holds for v in verdicts] == [not local] * 4
-    assert all((v.margin > 0) == (not local) for v in verdicts)
-    assert {v.unit for v in verdicts} == {"px", "cos"}
-    assert not study.table(df).empty
+
+def test_inspect_report_reads_stored_files_only(tmp_path):
+    """The report builds, figures included, without importing torch or loading a dataset."""
+    _store_cpu_runs(tmp_path / "results", structured=True)
+    args = [
+        "report",
+        "inspect",
+        "--preset",
+        "cpu",
+        "--results",
+        str(tmp_path / "results"),
+        "--reports",
+        str(tmp_path / "reports"),
+    ]
+    code = (
+        f"import sys; from benchmark import cli; assert cli.main({args!r}) == 0; "
+        "assert 'torch' not in sys.modules and 'benchmark.data' not in sys.modules, 'imported torch'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = tmp_path / "reports" / "inspect" / "cpu"
+    assert len(list(report.glob("*.png"))) == 4 and "Positive control" in (report / "report.md").read_text()

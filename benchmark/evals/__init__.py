@@ -195,4 +195,4 @@ def protocol(cfg: RunConfig) -> dict[str, str]:
 
 
 # The evaluators register themselves on import.
-from benchmark.evals import fewshot, finetune, linear, position, upstream  # noqa: E402, F401
+from benchmark.evals import fewshot, finetune, inspect, linear, position, upstream  # noqa: E402, F401

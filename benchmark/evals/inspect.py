@@ -1,0 +1,135 @@
+"""Inspection at the end of training (§4.5; Figs. 6, 7, 10, 11), for the inspect study.
+
+The final model and the same run's untrained initialisation are measured side by side
+(benchmark.inspection) on one stratified sample of the upstream test split: 128 images, as §4.5
+averages attention distances over 128, as equal per class as the classes allow, drawn with a fixed
+seed so every model of a study sees the same images. The initialisation is the null without
+structure: a claim of learned structure (local heads, distance growing with depth, row/column
+position embeddings) is judged against it, paired per seed. The arrays go to the run's
+`inspect.npz`; small summaries become metrics (`inspect/<upstream>/<trained|init>_<measure>`), so
+the study's report reads stored files only.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark import inspection, metrics
+from benchmark.config import RunConfig
+from benchmark.evals import EvalContext, register
+from benchmark.models import build_model
+from benchmark.results import write_atomic
+
+ARRAYS = "inspect.npz"  # in the run's folder, beside result.json
+IMAGES = 128  # §4.5 / Fig. 7 right: attention distances averaged over 128 images
+SAMPLE_SEED = 0  # one sample for every run, so models are compared on the same images
+ROLLOUT_IMAGES = 6  # Fig. 6's images: the sample's first, of distinct classes where there are as many
+TOP_COMPONENTS = 4  # the filter summary: variance share of the first 4 principal components
+
+
+def initial_model(cfg: RunConfig, num_classes: int, size: int, channels: int) -> nn.Module:
+    """The run's model as it was before its first step, rebuilt as the trainer builds it
+    (torch.manual_seed(cfg.seed), then build_model on the CPU), leaving the caller's RNG untouched."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(cfg.seed)
+        return build_model(cfg.model, num_classes, size, channels)
+
+
+def summary(m: inspection.Measurement, uniform: float) -> dict[str, float]:
+    """The scalars the study judges and tabulates, from one model's measurement."""
+    d = m.distance
+    out = {
+        "layer1_max_px": d[0].max(),
+        "layer1_min_px": d[0].min(),
+        "layer1_mean_px": d[0].mean(),
+        "last_mean_px": d[-1].mean(),
+        # how far the heads are from position-blind attention, whichever way
+        "off_uniform_px": np.abs(d - uniform).mean(),
+    }
+    if (stem := m.similarity.get("stem")) is not None:
+        out["rowcol_contrast"] = inspection.row_column_contrast(stem)
+        out["row_contrast"] = inspection.axis_contrast(stem, "row")
+        out["column_contrast"] = inspection.axis_contrast(stem, "column")
+    if m.explained is not None:
+        out[f"filters_top{TOP_COMPONENTS}_explained"] = m.explained[:TOP_COMPONENTS].sum()
+    return {k: float(v) for k, v in out.items()}
+
+
+def metrics_of(
+    measured: dict[str, inspection.Measurement], uniform: float, token_px: float, dataset: str
+) -> dict[str, float]:
+    """The run's metrics: `inspect/<dataset>/<state>_<measure>` per state (trained, init), and the
+    distance of uniform attention and the patch step they are judged against."""
+    out = {metrics.key("inspect", dataset, "uniform_px"): uniform}
+    out[metrics.key("inspect", dataset, "token_px")] = token_px
+    for state, m in measured.items():
+        out |= {metrics.key("inspect", dataset, f"{state}_{k}"): v for k, v in summary(m, uniform).items()}
+    return out
+
+
+def arrays_of(measured: dict[str, inspection.Measurement]) -> dict[str, np.ndarray]:
+    """The per-state arrays of inspect.npz, keyed `<state>/<measure>` (`<state>/similarity/<table>`)."""
+    out = {}
+    for state, m in measured.items():
+        out |= {f"{state}/distance": m.distance, f"{state}/rollout": m.rollout}
+        if m.components is not None:
+            out |= {f"{state}/components": m.components, f"{state}/explained": m.explained}
+        out |= {f"{state}/similarity/{table}": sim for table, sim in m.similarity.items()}
+    return out
+
+
+def _run_dir(ctx: EvalContext) -> Path:
+    """The run's folder. EvalContext names none today; until it does (a `run_dir` field that
+    Trainer.evaluate fills with its `dir`), the folder of the Trainer whose evaluation called us,
+    recognised by holding this very config object."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if getattr(owner, "cfg", None) is ctx.cfg and isinstance(getattr(owner, "dir", None), Path):
+            return owner.dir
+        frame = frame.f_back
+    raise RuntimeError("the inspect evaluator stores arrays in a run folder: run it from benchmark.train")
+
+
+def _describe(cfg: RunConfig) -> str:
+    return (
+        f"the final model and its untrained initialisation (seed {cfg.seed}, rebuilt as the trainer builds "
+        f"it), each on {IMAGES} test images of {cfg.data.dataset} stratified by class (seed {SAMPLE_SEED}): "
+        "mean attention distance per head (weights from an explicit, non-fused pass), attention rollout "
+        f"of {ROLLOUT_IMAGES} images, position-embedding cosine similarity, patch-filter PCA; arrays in "
+        f"{ARRAYS}"
+    )
+
+
+@register("inspect", _describe)
+@torch.no_grad()
+def inspect_model(ctx: EvalContext) -> dict[str, float]:
+    model, test = ctx.model, ctx.upstream_test
+    if getattr(model, "patch_embed", None) is None:
+        raise ValueError(f"{ctx.cfg.model.arch} has no attention to inspect (a BiT ResNet)")
+    sample = inspection.stratified_sample(test.y.numpy(), IMAGES, SAMPLE_SEED)
+    images = test.x(torch.from_numpy(sample).to(test.images.device))
+    device = next(model.parameters()).device
+    init = initial_model(ctx.cfg, model.num_classes, test.size, test.channels).to(device).eval()
+    grid = tuple(model.patch_embed.grid_size)
+    token_px = (test.size / grid[0], test.size / grid[1])
+    uniform = inspection.uniform_distance(grid, token_px, model.num_prefix_tokens)
+    measured = {"trained": inspection.measure(model, images, ROLLOUT_IMAGES)}
+    measured["init"] = inspection.measure(init, images, ROLLOUT_IMAGES)
+    arrays = {
+        "sample": sample,
+        "labels": test.y.numpy()[sample],
+        "grid": np.array(grid),
+        "token_px": np.array(token_px),
+        "uniform": np.array(uniform),
+        "images": images[:ROLLOUT_IMAGES].float().cpu().numpy(),
+        **arrays_of(measured),
+    }
+    write_atomic(_run_dir(ctx) / ARRAYS, lambda f: np.savez_compressed(f, **arrays))
+    return metrics_of(measured, uniform, token_px[0], ctx.cfg.data.dataset)
