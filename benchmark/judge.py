@@ -207,7 +207,7 @@ def judge(
         predicted=predicted,
         observed=decider.estimate,
         interval=(low, high),
-        expected=prediction.effect,
+        expected=prediction.effect if prediction.power_at is None else prediction.power_at,
         mde=max(mde(c, prediction.parity, alpha) for c in comparisons),
         power=power,
         evidence=evidence,

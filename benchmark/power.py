@@ -121,8 +121,10 @@ class Planned:
         if self.prediction is None or self.comparison is None:
             return f"{self.claim}: no estimate before the data ({self.why})"
         fmt = _fmt(self.unit)
-        text = (f"{self.claim}: MDE {fmt(mde(self.comparison, self.prediction.parity))}; power {self.power:.0%} at the "
-                f"predicted {'margin ±' if self.prediction.parity else ''}{fmt(self.prediction.effect)}")  # fmt: skip
+        p = self.prediction
+        at = p.effect if p.power_at is None else p.power_at
+        text = (f"{self.claim}: MDE {fmt(mde(self.comparison, p.parity))}; power {self.power:.0%} at the "
+                f"predicted {'margin ±' if p.parity else ''}{fmt(at)}")  # fmt: skip
         if self.power < UNDECIDABLE_POWER:
             text += (f" — cannot decide at this preset: about {seeds_for(self.comparison, self.prediction, k=self.k)} seeds "
                      "per cell would give 80%")  # fmt: skip

@@ -27,20 +27,20 @@ nothing is adopted from pos_embed.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from scipy import ndimage
 
 from benchmark import metrics
 from benchmark.config import flatten
-from benchmark.judge import judged
+from benchmark.figures import FAMILY_COLORS
+from benchmark.judge import Prediction, inconclusive, judge
+from benchmark.power import Noise, Planned, planned
 from benchmark.presets import base, grid
-from benchmark.stats import Comparison, greater, holm, too_few_seeds
+from benchmark.stats import difference, too_few_seeds
 from benchmark.study import Verdict
 
 TITLE = "Inside the trained models: filters, position embeddings, attention distance and rollout"
@@ -72,7 +72,6 @@ JUDGED_CELLS = (VIT, HYBRID)
 SEEDS = {"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2), "paper": (0, 1, 2)}
 EVALUATORS = ("upstream", "inspect")  # no probe judges a claim here
 STATES = ("trained", "init")
-FAMILIES = ("ViT", "BiT", "hybrid")  # the suite's colour order in seaborn's default palette
 PAPER = {  # §4.5 states these in words and figures only: paper_values.csv holds no numbers for them
     "global": "§4.5 / Fig. 7 right (ViT-L/16): some heads attend to most of the image already in the lowest "
     "layers, others have consistently small attention distances there",
@@ -86,14 +85,13 @@ CLAIMS = {
     "hybrid": "The hybrid attends less locally in its first layer than a ViT on the same grid",
     "rowcol": "1-D position embeddings show row/column structure",
 }
-CONTROL = (
-    "Trained vs untrained: position-embedding row/column contrast and attention distance differ from init"
-)
+CONTROLS = {
+    "rowcol": "Control: training builds row/column structure the untrained model lacks",
+    "distance": "Control: training moves the heads' attention distances off the untrained model's",
+}
+THRESHOLD_WORDS = "§4.5 gives no number: the suite's threshold, subtracted in the comparison"
 JUDGED_ON = "final weights and the run's untrained initialisation, 128 stratified upstream test images"
-PAIRED = "one-sided one-sample t-test over seeds of the per-seed difference (Welch against a constant)"
-# Claims of two comparisons hold only when both do (intersection–union): each at α needs no Holm.
-# judge.judged() still Holm-adjusts them today, which is conservative; its rewrite owns that rule.
-BOTH = "each at α = 0.05; the claim holds when both do (judge.judged Holm-adjusts them today)"
+PAIRED = "t over seeds of the per-seed difference from the same seed's untrained initialisation, α = 0.05"
 
 
 def cells(preset: str) -> dict[str, dict[str, object]]:
@@ -170,64 +168,64 @@ def _change(runs: pd.DataFrame, measure: str) -> pd.Series:
     return runs[f"trained {measure}"] - runs[f"init {measure}"]
 
 
-def _judge(comparisons: list[Comparison], units: tuple[str, ...], **words: str) -> Verdict:
-    """judged() for statistics in px or cos (one unit per comparison): the evidence in those units,
-    not in points; a margin over comparisons in two units is labelled with both."""
-    verdict = judged(comparisons, **words)
-    family = zip(holm(comparisons), units, strict=True)
-    evidence = "; ".join(f"{c.name}: {c.text(scale=1, unit=unit, digits=3)}" for c, unit in family)
-    return replace(verdict, unit=" or ".join(dict.fromkeys(units)), evidence=evidence)
+def _threshold(unit: str, step: float) -> Prediction:
+    """§4.5 states these claims in words and figures, without numbers: each comparison already
+    subtracts the suite's threshold (one patch step, or 0 for a contrast), so it is reproduced when
+    its bound clears 0 and contradicted when it falls significantly below; power is stated one patch
+    step (or 0.1 cos, a tenth of the cosine's range) beyond the threshold: our choice."""
+    return Prediction(0.0, THRESHOLD_WORDS, null=0.0, power_at=step if unit == "px" else 0.1)
 
 
 def _global(vit: pd.DataFrame) -> Verdict:
     n, step, uniform = len(vit), vit["step"].iloc[0], vit["uniform"].iloc[0]
     widest, nearer = vit["trained layer1_max_px"], -_change(vit, "layer1_min_px")
     comparisons = [
-        greater(widest, np.full(n, uniform - step), "most distant head − (uniform − 1 step)"),
-        greater(nearer, np.full(n, step), "nearest head, init − trained − 1 step"),
+        difference(widest, np.full(n, uniform - step), "most distant head − (uniform − 1 step)"),
+        difference(nearer, np.full(n, step), "nearest head, init − trained − 1 step"),
     ]
-    return _judge(
+    return judge(
         comparisons,
-        ("px", "px"),
+        _threshold("px", step),
+        unit="px",
         claim=CLAIMS["global"],
         paper=PAPER["global"],
         judged_on=f"{VIT}; {JUDGED_ON}",
         measured=f"layer 1's nearest head {_both(vit, 'layer1_min_px')} px, most distant "
         f"{_both(vit, 'layer1_max_px')} px; uniform attention {uniform:.1f} px, one patch step {step:g} px "
         f"({vit['grid'].iloc[0]} tokens)",
-        rule=f"{PAIRED}, {BOTH}: layer 1's most distant head comes within one patch step of uniform "
-        "attention (a head blind to position), and its nearest head is over one patch step nearer than "
-        "the nearest head of the same seed's untrained initialisation",
+        rule=f"{PAIRED}: layer 1's most distant head comes within one patch step of uniform attention (a head "
+        "blind to position), and its nearest head is over one patch step nearer than the nearest head of the "
+        "same seed's untrained initialisation",
     )
 
 
 def _depth(vit: pd.DataFrame) -> Verdict:
     n, step = len(vit), vit["step"].iloc[0]
-    comparisons = [greater(_change(vit, "growth"), np.full(n, step), "growth, trained − init − 1 step")]
-    return _judge(
-        comparisons,
-        ("px",),
+    return judge(
+        [difference(_change(vit, "growth"), np.full(n, step), "growth, trained − init − 1 step")],
+        _threshold("px", step),
+        unit="px",
         claim=CLAIMS["depth"],
         paper=PAPER["depth"],
         judged_on=f"{VIT}; {JUDGED_ON}",
         measured=f"mean over heads: layer 1 {_both(vit, 'layer1_mean_px')} px, last layer "
         f"{_both(vit, 'last_mean_px')} px; one patch step {step:g} px",
-        rule=f"{PAIRED}, α = 0.05: the growth from the first to the last layer (mean over heads) exceeds "
-        "the same seed's initialisation's by more than one patch step",
+        rule=f"{PAIRED}: the growth from the first to the last layer (mean over heads) exceeds the same seed's "
+        "initialisation's by more than one patch step",
     )
 
 
 def _hybrid(vit: pd.DataFrame, hyb: pd.DataFrame) -> Verdict:
     step, uniform = vit["step"].iloc[0], vit["uniform"].iloc[0]
     nearer = {name: -_change(runs, "layer1_mean_px") for name, runs in ((VIT, vit), (HYBRID, hyb))}
-    comparisons = [greater(nearer[VIT] - step, nearer[HYBRID], "ViT's − hybrid's move nearer − 1 step")]
 
     def share(runs: pd.DataFrame, state: str) -> str:
         return f"{runs[f'{state} layer1_mean_px'].mean() / uniform:.0%}"
 
-    return _judge(
-        comparisons,
-        ("px",),
+    return judge(
+        [difference(nearer[VIT] - step, nearer[HYBRID], "ViT's − hybrid's move nearer − 1 step")],
+        _threshold("px", step),
+        unit="px",
         claim=CLAIMS["hybrid"],
         paper=PAPER["hybrid"],
         judged_on=f"{VIT} and the hybrid of its width on its grid; {JUDGED_ON}",
@@ -235,63 +233,54 @@ def _hybrid(vit: pd.DataFrame, hyb: pd.DataFrame) -> Verdict:
         f"ViT {share(vit, 'trained')} (init {share(vit, 'init')}), hybrid {share(hyb, 'trained')} "
         f"(init {share(hyb, 'init')}); moved nearer than init by {nearer[VIT].mean():.2f} px (ViT) and "
         f"{nearer[HYBRID].mean():.2f} px (hybrid); one patch step {step:g} px",
-        rule="one-sided Welch t-test over seeds, α = 0.05: training moves the ViT's layer-1 mean distance "
-        "nearer than its initialisation's by over one patch step more than it moves the hybrid's",
+        rule="Welch t over seeds: training moves the ViT's layer-1 mean distance nearer than its "
+        "initialisation's by over one patch step more than it moves the hybrid's",
     )
 
 
 def _rowcol(vit: pd.DataFrame) -> Verdict:
     n = len(vit)
     rows, columns = _change(vit, "row_contrast"), _change(vit, "column_contrast")
-    comparisons = [
-        greater(rows, np.zeros(n), "row contrast, trained − init"),
-        greater(columns, np.zeros(n), "column contrast, trained − init"),
-    ]
-    return _judge(
-        comparisons,
-        ("cos", "cos"),
+    return judge(
+        [difference(rows, np.zeros(n), "row contrast, trained − init"),
+         difference(columns, np.zeros(n), "column contrast, trained − init")],
+        _threshold("cos", 0.0),
+        unit="cos",
         claim=CLAIMS["rowcol"],
         paper=PAPER["rowcol"],
         judged_on=f"{VIT}: the learned stem table, final weights and the run's untrained initialisation",
         measured=f"cosine similarity of same-row pairs minus pairs sharing neither "
         f"{_both(vit, 'row_contrast', '+.3f')}; same-column {_both(vit, 'column_contrast', '+.3f')}",
-        rule=f"{PAIRED}, {BOTH}: the row contrast and the column contrast (pairs sharing a row, or a column, "
-        "against pairs sharing neither) each exceed the same seed's initialisation's; raster order alone "
-        "can teach rows, columns need the image",
-    )
+        rule=f"{PAIRED}: the row contrast and the column contrast (pairs sharing a row, or a column, against "
+        "pairs sharing neither) each exceed the same seed's initialisation's; raster order alone can teach "
+        "rows, columns need the image",
+    )  # fmt: skip
 
 
 def checks(df: pd.DataFrame) -> list[Verdict]:
     per_run = _runs(df)
     vit, hyb = (per_run[per_run["cell"] == name] for name in JUDGED_CELLS)
     if short := too_few_seeds({VIT: vit["seed"], HYBRID: hyb["seed"]}):
-        return [Verdict.not_judged(CLAIMS[k], short, PAPER[k], JUDGED_ON) for k in CLAIMS]
-    return [_global(vit), _depth(vit), _hybrid(vit, hyb), _rowcol(vit)]
+        controls = [inconclusive(c, short, judged_on=JUDGED_ON, control=True) for c in CONTROLS.values()]
+        return [*controls, *(inconclusive(CLAIMS[k], short, PAPER[k], JUDGED_ON) for k in CLAIMS)]
+    return [*_controls(vit), _global(vit), _depth(vit), _hybrid(vit, hyb), _rowcol(vit)]
 
 
-def control(df: pd.DataFrame) -> Verdict:
-    """The positive control (issue 18 §4): training must move the measurements off the untrained
+def _controls(vit: pd.DataFrame) -> list[Verdict]:
+    """The positive controls (issue 18 §4): training must move the measurements off the untrained
     initialisation, or this study cannot see structure at all and its verdicts mean little."""
-    per_run = _runs(df)
-    vit = per_run[per_run["cell"] == VIT]
-    if short := too_few_seeds({VIT: vit["seed"]}):
-        return Verdict.not_judged(CONTROL, short, judged_on=f"{VIT}; {JUDGED_ON}")
-    n = len(vit)
-    comparisons = [
-        greater(_change(vit, "rowcol_contrast"), np.zeros(n), "row/column contrast, trained − init"),
-        greater(_change(vit, "off_uniform_px"), np.zeros(n), "distance from uniform, trained − init"),
-    ]
-    return _judge(
-        comparisons,
-        ("cos", "px"),
-        claim=CONTROL,
-        paper="the null: an untrained model has no learned structure",
-        judged_on=f"{VIT}; {JUDGED_ON}",
-        measured=f"row/column contrast {_both(vit, 'rowcol_contrast', '+.3f')}; heads' mean "
-        f"|distance − uniform| {_both(vit, 'off_uniform_px', '.2f')} px",
-        rule=f"{PAIRED}, {BOTH}: the row/column contrast (cos) and the heads' mean distance from uniform "
-        "attention (px) each exceed the same seed's initialisation's",
-    )
+    n, step = len(vit), vit["step"].iloc[0]
+    return [
+        judge([difference(_change(vit, "rowcol_contrast"), np.zeros(n), "row/column contrast, trained − init")],
+              _threshold("cos", step), unit="cos", control=True, claim=CONTROLS["rowcol"],
+              paper="the null: an untrained model has no learned structure", judged_on=f"{VIT}; {JUDGED_ON}",
+              measured=f"row/column contrast {_both(vit, 'rowcol_contrast', '+.3f')}", rule=PAIRED),
+        judge([difference(_change(vit, "off_uniform_px"), np.zeros(n), "distance from uniform, trained − init")],
+              Prediction(0.0, THRESHOLD_WORDS, null=0.0, power_at=0.5), unit="px", control=True,
+              claim=CONTROLS["distance"], paper="the null: an untrained model has no learned structure",
+              judged_on=f"{VIT}; {JUDGED_ON}", rule=f"{PAIRED}; power stated at half a pixel",
+              measured=f"heads' mean |distance − uniform| {_both(vit, 'off_uniform_px', '.2f')} px"),
+    ]  # fmt: skip
 
 
 def _both(runs: pd.DataFrame, measure: str, fmt: str = ".1f") -> str:
@@ -300,23 +289,7 @@ def _both(runs: pd.DataFrame, measure: str, fmt: str = ".1f") -> str:
     return f"{trained} (init {init})"
 
 
-CONTROL_TABLE = "Positive control: trained models against their own untrained initialisation"
-CELLS_TABLE = "Per cell: trained, mean ± sd over seeds (init: the same seeds' untrained models)"
-
-
-def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    verdict = control(df)
-    checked = pd.DataFrame(
-        [
-            {
-                "control": verdict.claim,
-                "measured": verdict.measured,
-                "verdict": verdict.verdict,
-                "margin": verdict.margin_text,
-                "evidence": verdict.evidence or verdict.note,
-            }
-        ]
-    )
+def table(df: pd.DataFrame) -> pd.DataFrame:
     per_run = _runs(df)
     shown = {
         "layer-1 max (px)": ("layer1_max_px", ".1f"),
@@ -338,7 +311,7 @@ def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         row |= {label: _trained_init(runs, measure, fmt) for label, (measure, fmt) in shown.items()}
         row["upstream top-1 (%)"] = _spread(runs["upstream top-1"] * 100, ".1f")
         rows.append(row)
-    return {CONTROL_TABLE: checked, CELLS_TABLE: pd.DataFrame(rows)}
+    return pd.DataFrame(rows)
 
 
 def _spread(values: pd.Series, fmt: str) -> str:
@@ -362,8 +335,8 @@ def _arrays(run_dir: str) -> dict[str, np.ndarray]:
         return dict(stored)
 
 
-def _colour(cell: str) -> tuple[float, float, float]:
-    return sns.color_palette()[FAMILIES.index("hybrid" if cell == HYBRID else "ViT")]
+def _colour(cell: str) -> str:
+    return FAMILY_COLORS["hybrid" if cell == HYBRID else "ViT"]
 
 
 def _first(per_run: pd.DataFrame, name: str) -> dict[str, np.ndarray] | None:
@@ -583,3 +556,38 @@ def _rollout(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
         "Fig. 6: image × attention rollout (scaled to max 1), seed 0, one image per class", fontsize=8
     )
     return fig, pd.DataFrame(rows)
+
+
+def power(preset: str, noise: Noise) -> list[Planned]:
+    """Each claim's design at `preset` (benchmark.power): a per-seed change from the initialisation
+    against a threshold, with the noise of that change in finished runs of these configs."""
+    by_cell = {name: grid(base(preset), [{**cell, "eval.evaluators": EVALUATORS}], SEEDS[preset])
+               for name, cell in cells(preset).items()}  # fmt: skip
+    vit, hyb = by_cell[VIT], by_cell[HYBRID]
+    n = len(SEEDS[preset])
+
+    def change(measure: str):
+        def of(rows: pd.DataFrame) -> pd.Series:
+            key = "inspect/{}/{}_" + measure
+            return rows.apply(lambda r: r.get(key.format(r["data.dataset"], "trained"), np.nan)
+                              - r.get(key.format(r["data.dataset"], "init"), np.nan), axis=1)  # fmt: skip
+
+        return of
+
+    step = 4.0 if preset in ("smoke", "cpu") else 8.0  # the cells' patch step in px (MODELS)
+    px, cos = _threshold("px", step), _threshold("cos", step)
+
+    def one(claim: str, measure: str, prediction: Prediction, cfgs, unit: str, k: int = 1) -> Planned:
+        measured = noise.measure(cfgs, change(measure), judged=False)
+        return planned(claim, prediction, measured, n, 10**9, k=k, unit=unit)  # against a constant
+
+    return [
+        one(CONTROLS["rowcol"], "rowcol_contrast", cos, vit, "cos"),
+        one(CONTROLS["distance"], "off_uniform_px", Prediction(0.0, "", power_at=0.5), vit, "px"),
+        one(CLAIMS["global"], "layer1_min_px", px, vit, "px", k=2),
+        one(CLAIMS["depth"], "last_mean_px", px, vit, "px"),
+        planned(
+            CLAIMS["hybrid"], px, noise.measure(hyb, change("layer1_mean_px"), judged=False), n, n, unit="px"
+        ),
+        one(CLAIMS["rowcol"], "row_contrast", cos, vit, "cos", k=2),
+    ]
