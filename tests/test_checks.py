@@ -156,12 +156,21 @@ def test_head_type_with_too_few_seeds_is_inconclusive():
 # --- few_shot ----------------------------------------------------------------------------------
 
 
-def few_frame(finetune: list[float], fewshot: list[float]) -> pd.DataFrame:
+def few_frame(finetune: list[float], fewshot: list[float], gain: float = 0.1) -> pd.DataFrame:
+    """One run per model (seed 0; model i at lr 1e-3 · (i + 1)), then the control's ladder: the first
+    model's seeds 1 and 2, and the same model at 25 steps (3 seeds), `gain` lower on both evaluations."""
     rng = np.random.default_rng(0)
     rows = []
-    for i, (ft, fs) in enumerate(zip(finetune, fewshot, strict=True)):
-        row = {"model.arch": "Mu/7", "model.pos_embed": "1d", "model.pool": "token", "optim.steps": 400, "seed": 0,
-               "optim.lr": 1e-3 * (i + 1), "data.train_examples": 0, "eval.fewshot_seeds": 3, metrics.UPSTREAM_TOP1: 0.9}  # fmt: skip
+    models = [
+        (ft, fs, 400, 0, 1e-3 * (i + 1)) for i, (ft, fs) in enumerate(zip(finetune, fewshot, strict=True))
+    ]
+    ladder = [(finetune[0], fewshot[0], 400, seed, 1e-3) for seed in (1, 2)]
+    ladder += [(finetune[0] - gain, fewshot[0] - gain, 25, seed, 1e-3) for seed in (0, 1, 2)]
+    runs = models + ladder if len(models) >= 3 else models
+    for i, (ft, fs, steps, seed, lr) in enumerate(runs):
+        ft += 0.003 * rng.standard_normal() * (i >= len(models))  # the ladder's seeds differ
+        row = {"run_id": f"run{i}", "model.arch": "Mu/7", "model.pos_embed": "1d", "model.pool": "token", "optim.steps": steps,
+               "seed": seed, "optim.lr": lr, "data.train_examples": 0, "eval.fewshot_seeds": 3, metrics.UPSTREAM_TOP1: 0.9}  # fmt: skip
         for d in TRANSFER:
             seeds = noisy(fs, 3, rng, sd=0.002)
             row |= {metrics.key("finetune", d, "top1"): ft, metrics.key("linear", d, "top1"): ft}
@@ -173,19 +182,26 @@ def few_frame(finetune: list[float], fewshot: list[float]) -> pd.DataFrame:
 
 def test_few_shot_reproduced_when_the_probe_tracks_fine_tuning():
     quality = list(np.linspace(0.5, 0.9, 10))
-    assert outcomes(few_shot.checks(few_frame(quality, [q - 0.2 for q in quality]))) == ["reproduced"] * 3
+    verdicts = few_shot.checks(few_frame(quality, [q - 0.2 for q in quality]))
+    assert outcomes(verdicts) == ["reproduced"] * 4 and verdicts[0].control
+
+
+def test_few_shot_control_fails_when_training_longer_changes_nothing():
+    quality = list(np.linspace(0.5, 0.9, 10))
+    control, *_ = few_shot.checks(few_frame(quality, quality, gain=0.0))
+    assert control.control and control.outcome != "reproduced"
 
 
 def test_few_shot_contradicted_when_the_probe_ranks_models_in_reverse():
     quality = list(np.linspace(0.5, 0.9, 10))
-    fewshot, lso, linear = few_shot.checks(few_frame(quality, [0.9 - q for q in quality]))
+    _, fewshot, lso, linear = few_shot.checks(few_frame(quality, [0.9 - q for q in quality]))
     assert fewshot.outcome == lso.outcome == "contradicted" and "Discordant pairs" in fewshot.note
     assert linear.outcome == "reproduced"  # the reference probe equals fine-tuning in this construction
 
 
 def test_few_shot_is_the_suites_own_claim_and_says_one_seed_per_model():
     quality = list(np.linspace(0.5, 0.9, 10))
-    verdict = few_shot.checks(few_frame(quality, quality))[0]
+    verdict = few_shot.checks(few_frame(quality, quality))[1]
     assert "suite's own" in verdict.paper and "one pre-training seed" in verdict.note
 
 
