@@ -128,6 +128,10 @@ class EvalConfig:
     # (`every_steps`): the 5-shot few-shot accuracy on the validation splits, averaged over
     # `fewshot_datasets`. The final evaluators then run on that model, and the result says its step.
     early_stop: bool = False
+    # What the evaluations during training measure besides the upstream fit (train and test top-1):
+    # few-shot transfer on the validation and test splits at every shot count (Fig. 9's curves), or,
+    # when False, only the 5-shot validation score that `early_stop` selects on (nothing without it).
+    transfer_curves: bool = field(default=True, metadata=ADDED)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -33,6 +34,38 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def math_libraries() -> dict[str, Any]:
+    """The CPU and the math libraries torch computes with on it, as torch reports them: the BLAS and
+    LAPACK it was built with (its build settings), whether MKL, oneDNN (MKL-DNN) and OpenMP are
+    available, the SIMD level its CPU kernels dispatch to, and its threads. Timings on a CPU are only
+    comparable between runs that agree here."""
+    settings = dict(re.findall(r"\b(BLAS_INFO|LAPACK_INFO)=([^,\s]*)", torch.__config__.show()))
+    return {
+        "model": cpu_model(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "blas": settings.get("BLAS_INFO"),
+        "lapack": settings.get("LAPACK_INFO"),
+        "mkl": torch.backends.mkl.is_available(),
+        "onednn": torch.backends.mkldnn.is_available(),
+        "openmp": torch.backends.openmp.is_available(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux's process table), None where it cannot be read:
+    what a run's start-up costs before any of its own code runs (the interpreter, imports)."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except OSError:
+        return None
+    # Field 22 is the start time in clock ticks after boot; fields from the 3rd follow the ")" that
+    # closes the command name (which may itself hold spaces or parentheses).
+    started = int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+    return max(0.0, uptime - started)
 
 
 CODE = ("benchmark", "studies", "pyproject.toml")
@@ -77,6 +110,7 @@ def collect() -> dict[str, Any]:
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "device": device_name(),
+        "cpu": math_libraries(),
         "platform": platform.platform(),
         "versions": versions(),
         "git": git_revision(),

@@ -9,6 +9,9 @@ Validation keys are what studies select hyper-parameters on (never the judged nu
 from __future__ import annotations
 
 UPSTREAM_TOP1 = "upstream/test_top1"
+# The pre-training head's top-1 on a fixed sample of the run's own training images: with the test
+# top-1, how well the model fits its upstream data (benchmark.fit reads both along the curve).
+UPSTREAM_TRAIN_TOP1 = "upstream/train_top1"
 POSITION_TOP1 = "position/quadrants/top1"  # the position-only probe (benchmark.evals.position)
 
 

@@ -5,13 +5,21 @@ A run's config names the evaluators it wants (`eval.evaluators`); the trainer bu
 evaluation is one decorated function: `@register("name")` on `fn(ctx) -> {metric key: value}`
 (keys from `benchmark.metrics`), plus a `describe(cfg)` that says, for the run's record and so its
 report, exactly what was measured. Only evaluators registered with `during_training=True` run in
-the evaluations logged during training (the curves); all named ones run at the end.
+the evaluations logged during training (the curves), and they measure there only what the run
+reads during training (`EvalContext.final` says which evaluation it is); all named ones run in
+full at the end.
+
+Evaluation should cost little beside training: each split is prepared (resized, scaled) once per
+run when it is small enough, features and predictions are computed once per model under
+`torch.inference_mode` and shared by every evaluator through the context, which the trainer keeps
+for the model it early-stops on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,25 +31,46 @@ from benchmark.errors import UserError
 from benchmark.models import pre_logits, resolve_model
 
 FEATURE_BATCH = 512
+# A split whose prepared (float32) images take at most this many bytes is prepared once and kept;
+# a larger one (CIFAR-100's 50k training images at 224 px: 30 GB) is prepared one batch at a time.
+PREPARE_ONCE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
 class Split:
     """One split of a probe (or the upstream) dataset: its uint8 images on the model's device, as
-    stored, prepared for the model (resized to `size`, scaled to [-1, 1], `channels`) one batch at a
-    time, so a split costs its uint8 bytes whatever the resolution (CIFAR-100's 50k training images:
-    150 MB, not the 30 GB of float32 at 224 px)."""
+    stored, prepared for the model (resized to `size`, scaled to [-1, 1], `channels`) when read, so
+    a large split costs its uint8 bytes whatever the resolution (CIFAR-100's 50k training images:
+    150 MB, not the 30 GB of float32 at 224 px). `Split.of` prepares a small one once instead."""
 
     images: torch.Tensor  # uint8 (N, C, H, W)
     y: torch.Tensor  # on the CPU: the probes are numpy / scikit-learn
     size: int
     channels: int
+    prepared: torch.Tensor | None = field(default=None, repr=False)  # all images, prepared once
+
+    @classmethod
+    def of(cls, images: torch.Tensor, y: torch.Tensor, size: int, channels: int) -> Split:
+        """A split prepared once, here, if that takes at most PREPARE_ONCE_BYTES: every evaluation
+        and fine-tuning step then indexes the prepared images instead of resizing them again. The
+        same numbers either way: preparation is per image (a test holds them bitwise equal)."""
+        small = len(images) * channels * size * size * 4 <= PREPARE_ONCE_BYTES
+        return cls(images, y, size, channels, data.prepare(images, size, channels) if small else None)
+
+    def joined(self, other: Split) -> Split:
+        """This split's examples followed by `other`'s (prepared alike: at the same size)."""
+        images, y = torch.cat([self.images, other.images]), torch.cat([self.y, other.y])
+        if self.prepared is None or other.prepared is None:
+            return Split(images, y, self.size, self.channels)
+        return Split(images, y, self.size, self.channels, torch.cat([self.prepared, other.prepared]))
 
     def __len__(self) -> int:
         return len(self.y)
 
     def x(self, index: torch.Tensor | slice) -> torch.Tensor:
         """The images at `index`, prepared for the model."""
+        if self.prepared is not None:
+            return self.prepared[index]
         return data.prepare(self.images[index], self.size, self.channels)
 
     def batches(self, index: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
@@ -51,20 +80,33 @@ class Split:
             yield self.x(index[i : i + FEATURE_BATCH])
 
 
+@torch.inference_mode()
+def top1(model: nn.Module, split: Split) -> float:
+    """The fraction of the split's images whose highest logit is their label."""
+    logits = torch.cat([model(x) for x in split.batches()])
+    return (logits.argmax(1).cpu() == split.y).float().mean().item()
+
+
 class ProbeData:
-    """Probe datasets held once per run on the model's device, as uint8 (see Split)."""
+    """Probe datasets held once per run on the model's device, as uint8, and each split prepared
+    once per resolution where it is small enough (see Split.of)."""
 
     def __init__(self, size: int, channels: int, device: torch.device) -> None:
         self.size, self.channels, self.device = size, channels, device
         self._images: dict[tuple[str, str], torch.Tensor] = {}
+        self._splits: dict[tuple[str, str, int], Split] = {}
 
     def split(self, name: str, which: str, size: int = 0) -> Split:
         """One split, prepared at `size` (0: the model's input size) from the stored uint8 images
         (fine-tuning at another resolution never resizes an already resized copy)."""
-        ds = data.load(name)
-        if (name, which) not in self._images:
-            self._images[(name, which)] = getattr(ds, f"{which}_x").to(self.device)
-        return Split(self._images[(name, which)], getattr(ds, f"{which}_y"), size or self.size, self.channels)
+        size = size or self.size
+        if (name, which, size) not in self._splits:
+            ds = data.load(name)
+            if (name, which) not in self._images:
+                self._images[(name, which)] = getattr(ds, f"{which}_x").to(self.device)
+            images, y = self._images[(name, which)], getattr(ds, f"{which}_y")
+            self._splits[(name, which, size)] = Split.of(images, y, size, self.channels)
+        return self._splits[(name, which, size)]
 
     def num_classes(self, name: str) -> int:
         return data.load(name).num_classes
@@ -77,34 +119,44 @@ class ProbeData:
 @dataclass
 class EvalContext:
     """What an evaluator may read: the model (in eval mode), the run's config, the prepared data,
-    and frozen features (computed once per evaluation and shared between evaluators)."""
+    whether this is the final evaluation (set by `evaluate`), and what was computed from this
+    model so far (frozen features, upstream predictions), shared between evaluators and between
+    the evaluations of one model: the trainer keeps the context of the model it early-stops on."""
 
     model: nn.Module
     cfg: RunConfig
     probes: ProbeData
     upstream_test: Split
-    _features: dict[tuple, np.ndarray] = field(default_factory=dict)
+    upstream_train: Split | None = None  # a fixed sample of the run's training images (evals.upstream)
+    final: bool = True
+    _computed: dict[Hashable, Any] = field(default_factory=dict)
 
-    @torch.no_grad()
+    def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """`compute()`, once per context: the model does not change while its context is in use."""
+        if key not in self._computed:
+            self._computed[key] = compute()
+        return self._computed[key]
+
     def features(self, name: str, which: str, rows: np.ndarray | None = None) -> np.ndarray:
         """Frozen representations (float64) of a probe split, or of some of its rows only (then a
         full-length array with NaN elsewhere, so a row read by mistake poisons the result instead of
         passing silently). Feature extraction is the cost of probing, so ask for the rows you need."""
-        key = (name, which, None if rows is None else rows.tobytes())
-        if key not in self._features:
-            split = self.probes.split(name, which)
-            index = None if rows is None else torch.from_numpy(rows).to(split.images.device)
-            chunks = [
-                pre_logits(self.model, x, self.cfg.eval.representation).float().cpu()
-                for x in split.batches(index)
-            ]
-            feats = torch.cat(chunks).numpy().astype(np.float64)
-            if rows is not None:
-                full = np.full((len(split), feats.shape[1]), np.nan)
-                full[rows] = feats
-                feats = full
-            self._features[key] = feats
-        return self._features[key]
+        key = ("features", name, which, None if rows is None else rows.tobytes())
+        return self.cached(key, lambda: self._extract(self.probes.split(name, which), rows))
+
+    @torch.inference_mode()
+    def _extract(self, split: Split, rows: np.ndarray | None) -> np.ndarray:
+        index = None if rows is None else torch.from_numpy(rows).to(split.images.device)
+        chunks = [
+            pre_logits(self.model, x, self.cfg.eval.representation).float().cpu()
+            for x in split.batches(index)
+        ]
+        feats = torch.cat(chunks).numpy().astype(np.float64)
+        if rows is None:
+            return feats
+        full = np.full((len(split), feats.shape[1]), np.nan)
+        full[rows] = feats
+        return full
 
 
 @dataclass(frozen=True)
@@ -181,6 +233,7 @@ def _check_finetune(cfg: RunConfig) -> None:
 
 def evaluate(ctx: EvalContext, final: bool) -> dict[str, float]:
     """Run the config's evaluators (only the cheap, `during_training` ones unless `final`)."""
+    ctx.final = final
     metrics: dict[str, float] = {}
     for name in ctx.cfg.eval.evaluators:
         evaluator = EVALUATORS[name]

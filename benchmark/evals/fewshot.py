@@ -48,6 +48,9 @@ BIAS_CONSTANT: float = 100.0
 STD_EPS: float = 1e-5
 """Added to the per-feature std (not its square), as big_vision does, so constant features stay finite."""
 
+SELECTION_SHOTS: int = 5
+"""The shots of the validation score `eval.early_stop` selects on (§4.3, Fig. 4's 5-shot)."""
+
 _TEST_CHUNK = 4096  # test rows scored at a time: bounds memory at chunk x (features + classes) floats
 
 
@@ -390,18 +393,26 @@ def bench_solver(
 # --- the registered evaluators ---------------------------------------------------------------
 
 
-def _tables(ctx: EvalContext, name: str, l2s: Sequence[float]) -> dict[str, pd.DataFrame]:
-    """Few-shot tables of one probe dataset on its validation and test splits: shots drawn from
-    the train split, the same shots for both, so validation choices transfer to the test numbers."""
+def _tables(
+    ctx: EvalContext,
+    name: str,
+    l2s: Sequence[float],
+    splits: tuple[str, ...] = ("val", "test"),
+    shots: Sequence[int] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Few-shot tables of one probe dataset on its validation and test splits (or `splits`): shots
+    drawn from the train split, the same shots for both, so validation choices transfer to the test
+    numbers. `shots` (default: the config's) draws the same examples for k whatever else is asked."""
     ev = ctx.cfg.eval
+    shots = ev.shots if shots is None else shots
     train_y = ctx.probes.split(name, "train").y.numpy()
-    train_features = ctx.features(name, "train", fewshot_pool(train_y, ev.shots, ev.fewshot_seeds))
+    train_features = ctx.features(name, "train", fewshot_pool(train_y, shots, ev.fewshot_seeds))
     tables = {}
-    for which in ("val", "test"):
+    for which in splits:
         split = ctx.probes.split(name, which)
         tables[which] = fewshot_table(
             train_features, train_y, ctx.features(name, which), split.y.numpy(), ctx.probes.num_classes(name),
-            shots=ev.shots, seeds=ev.fewshot_seeds, l2s=l2s,
+            shots=shots, seeds=ev.fewshot_seeds, l2s=l2s,
         )  # fmt: skip
     return tables
 
@@ -416,17 +427,30 @@ def _describe_fixed(cfg: RunConfig) -> str:
     )
 
 
+def scope(ctx: EvalContext) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """(splits, shots) the fixed-l2 evaluator measures in this evaluation: everything at the end and,
+    with `eval.transfer_curves`, during training; else during training only what `eval.early_stop`
+    selects on (the validation split at SELECTION_SHOTS), and nothing without it."""
+    ev = ctx.cfg.eval
+    if ctx.final or ev.transfer_curves:
+        return ("val", "test"), ev.shots
+    return (("val",), (SELECTION_SHOTS,)) if ev.early_stop else ((), ())
+
+
 @register("fewshot", _describe_fixed, during_training=True)
 def fixed_l2(ctx: EvalContext) -> dict[str, float]:
     """big_vision's protocol: l2 fixed, mean accuracy over sampling seeds, and each seed's."""
-    out = {}
+    splits, shots = scope(ctx)
+    out: dict[str, float] = {}
+    if not splits:
+        return out
     for name in ctx.cfg.eval.fewshot_datasets:
-        tables = _tables(ctx, name, [ctx.cfg.eval.l2])
+        tables = _tables(ctx, name, [ctx.cfg.eval.l2], splits, shots)
         for which, table in tables.items():
-            for shots, acc in table.groupby("shots")["accuracy"].mean().items():
-                out[metrics.fewshot(name, shots, which)] = float(acc)
+            for k, acc in table.groupby("shots")["accuracy"].mean().items():
+                out[metrics.fewshot(name, k, which)] = float(acc)
         # Each sampling seed's test accuracy: the spread that a bootstrap over probe seeds needs.
-        for row in tables["test"].itertuples():
+        for row in tables["test"].itertuples() if "test" in tables else ():
             out[metrics.fewshot(name, row.shots, seed=row.seed)] = float(row.accuracy)
     return out
 

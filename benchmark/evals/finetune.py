@@ -23,7 +23,7 @@ from torch import nn
 
 from benchmark import data, metrics
 from benchmark.config import EvalConfig, OptimConfig, RunConfig
-from benchmark.evals import EvalContext, Split, register
+from benchmark.evals import EvalContext, Split, register, top1
 from benchmark.models import replace_head, resolve_model
 from benchmark.models.resize import resize_model
 from benchmark.optim import lr_at, set_lr, train_step
@@ -74,12 +74,6 @@ def _finetune_once(
     return tuned.eval()
 
 
-@torch.no_grad()
-def _accuracy(model: nn.Module, split: Split) -> float:
-    logits = torch.cat([model(x) for x in split.batches()])
-    return (logits.argmax(1).cpu() == split.y).float().mean().item()
-
-
 def finetune_accuracy(
     model: nn.Module,
     train: Split,
@@ -100,9 +94,9 @@ def finetune_accuracy(
     def tuned(lr: float, on: Split) -> nn.Module:
         return _finetune_once(model, on, num_classes, ev, size, lr, seed)
 
-    scores = {lr: _accuracy(tuned(lr, train), val) for lr in ev.finetune_lrs}
+    scores = {lr: top1(tuned(lr, train), val) for lr in ev.finetune_lrs}
     best = max(ev.finetune_lrs, key=lambda lr: (scores[lr], -lr))  # ties: the smaller learning rate
-    return _accuracy(tuned(best, full), test), scores[best], best
+    return top1(tuned(best, full), test), scores[best], best
 
 
 def steps(ev: EvalConfig, name: str) -> int:
@@ -149,9 +143,7 @@ def finetune(ctx: EvalContext) -> dict[str, float]:
         # resized as the evaluation splits are.
         train_size = probes.image_size(name) if ev.finetune_augment == "inception_flip" else size
         train, dev = probes.split(name, "train", train_size), probes.split(name, "val", train_size)
-        full = Split(
-            torch.cat([train.images, dev.images]), torch.cat([train.y, dev.y]), train.size, train.channels
-        )
+        full = train.joined(dev)
         test, val, lr = finetune_accuracy(
             ctx.model, train, probes.split(name, "val", size), full, probes.split(name, "test", size),
             probes.num_classes(name), dataclasses.replace(ev, finetune_steps=steps(ev, name)), seed=ctx.cfg.seed,
