@@ -61,8 +61,10 @@ def build_report(
 
     # Each run's upstream fit from its stored curve (benchmark.fit): the gate a comparison between
     # two families or variants is judged behind, and a table of its own.
-    fits = fit.per_run(df, records.curves)
-    df = df.merge(fits[["run_id", "fit_ok", "fit_text"]], on="run_id", how="left")
+    fits = fit.fit_table(df, records.curves)
+    df = df.merge(fits[["run_id", "plateaued", "fit, in words"]], on="run_id", how="left").rename(
+        columns={"plateaued": "fit_ok", "fit, in words": "fit_text"}
+    )
     # A study returns one table, or several as {heading: table} (e.g. ours, then the paper's own).
     tables = study.table(df)
     tables = tables if isinstance(tables, dict) else {"": tables}
@@ -101,7 +103,9 @@ def build_report(
         _markdown(_verdict_table(verdicts)),
         *[_verdict_details(v) for v in verdicts],
         "## Upstream fit: the gate comparisons are judged behind",
-        f"{fit.RULE} A comparison between families (data_scaling, compute) is judged only when the runs it "
+        f"A run passes when its upstream curve has plateaued: neither its train nor its test top-1 rose, over the "
+        f"last quarter of training, by {fit.PLATEAU_FRACTION:.0%} or more of its train top-1 above chance "
+        "(benchmark.fit). A comparison between families (data_scaling, compute) is judged only when the runs it "
         "compares pass; the other studies report the gate so a reader sees whether the variants trained alike.",
         _markdown(_fit_table(df, fits, study.cell)),
         "## Our results beside the paper",
@@ -181,9 +185,11 @@ def _fit_table(df: pd.DataFrame, fits: pd.DataFrame, cell: Iterable[str]) -> pd.
     if rows.empty:
         return pd.DataFrame({"fit": ["no curves recorded"]})
     out = rows.groupby(list(cell), dropna=False).agg(
-        **{"upstream train top-1 (%)": ("train_top1", "mean"), "upstream test top-1 (%)": ("test_top1", "mean"),
-           "gain in the last quarter (pts)": ("last_quarter_gain", "mean"), "passed": ("fit_ok", "sum"),
-           "runs": ("run_id", "count")})  # fmt: skip
+        **{"upstream train top-1 (%)": ("upstream train top-1", "mean"),
+           "upstream test top-1 (%)": ("upstream test top-1", "mean"),
+           "train gain, last quarter (pts)": ("train gain, last quarter", "mean"),
+           "test gain, last quarter (pts)": ("test gain, last quarter", "mean"),
+           "passed": ("plateaued", "sum"), "runs": ("run_id", "count"), "fit": ("fit", lambda s: ", ".join(sorted(set(s))))})  # fmt: skip
     out[[c for c in out if "(%)" in c or "(pts)" in c]] *= 100
     return out.round(1).reset_index()
 
@@ -263,9 +269,9 @@ def _provenance(
 
 def _split(df: pd.DataFrame) -> str:
     """Where the runs' wall time went (recorded per run by the trainer): training or evaluation."""
-    if "timing" not in df or df["timing"].isna().any():
+    if "wall_split" not in df or df["wall_split"].isna().any():
         return ""
-    timing = pd.DataFrame(list(df["timing"])).sum()
+    timing = pd.DataFrame(list(df["wall_split"])).sum()
     total = timing.sum()
     parts = ", ".join(
         f"{name.replace('_s', '').replace('_', ' ')} {value / total:.0%}" for name, value in timing.items()

@@ -32,9 +32,14 @@ def test_scorecard_shows_verdicts_and_not_run_claims(tmp_path, capsys):
     page = (tmp_path / "reports" / "README.md").read_text()
     rows = [line for line in page.splitlines() if line.startswith("| C")]
     pos = [r for r in rows if r.startswith("| C4")]
+    # One seed per cell at smoke: every claim inconclusive, the controls too, so the claims are flagged.
     assert pos and all(
-        "**not judged**" in r and "[pos_embed/smoke](pos_embed/smoke/report.md)" in r for r in pos
+        "**inconclusive** (unreliable: control not detected)" in r
+        and "[pos_embed/smoke](pos_embed/smoke/report.md)" in r
+        for r in pos
     )
+    assert any(line.startswith("| Control (pos_embed)") for line in page.splitlines())
+    assert "Outcomes per preset" in page
     assert (tmp_path / "reports" / "pos_embed" / "smoke" / "report.md").exists()
     for code, study in (("C1", "data_scaling"), ("C5", "head_type"), ("C6", "few_shot"), ("C7", "inspect")):
         row = next(r for r in rows if r.startswith(f"| {code}"))
