@@ -48,7 +48,7 @@ PRESETS = {
     "gpu": "one GPU: ViT-Ti/S, BiT R26x1 and R26x1+Ti/8 at 64 px on 1k to 1M fractal images (three decades), 3 seeds",
     "paper": "Fig. 4's models on JFT-300M subsets (private: planned and priced; a user substitutes ImageNet-21k)",
 }
-CELL = ("model.arch", "data.dataset", "data.train_examples")
+CELL = ("model.arch", "optim.lr", "data.dataset", "data.train_examples")
 BIT = {"model.prelogits": False}
 # Each family trains until its upstream curve has levelled off (the fit gate; measured here: ViT Mu/8
 # at lr 4e-3 reached 83% upstream top-1 after 1,600 steps and was still rising, BiT 98% and flat):
@@ -208,15 +208,15 @@ def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         **{f"{JUDGED} (%), judged": (JUDGED, "mean"), "sd": (JUDGED, "std"), f"{FINETUNED} (%)": (FINETUNED, "mean"),
            "upstream test top-1 (%)": (metrics.UPSTREAM_TOP1, "mean"), "early-stopped at step": ("selected_step", "median"),
            "fit gate passed": ("fit_ok", "sum"), "seeds": ("seed", "nunique")})  # fmt: skip
-    cells[[c for c in cells if "(%)" in c or c == "sd"]] *= 100
+    shown = [c for c in cells if "(%)" in c or c == "sd"]
+    cells[shown] = (cells[shown] * 100).round(1)
     paper = paper_values(source="table5", eval="ImageNet")[["model", "pretrain", "value"]]
     paper = paper.pivot(index="model", columns="pretrain", values="value").reset_index()
-    out = {"Ours: transfer accuracy by pre-training images (mean over seeds)": cells.round(1)}
+    out = {"Ours: transfer accuracy by pre-training images (mean over seeds)": cells}
     if not (sweep := sweep_table(frame)).empty:
-        sweep[[SELECTED_ON, metrics.UPSTREAM_TOP1]] *= 100
-        out["Each family's learning-rate sweep at the largest subset (seed 0; chosen on validation)"] = (
-            sweep.round(2)
-        )
+        accuracies = [SELECTED_ON, metrics.UPSTREAM_TOP1]
+        sweep[accuracies] = (sweep[accuracies] * 100).round(2)
+        out["Each family's learning-rate sweep at the largest subset (seed 0; chosen on validation)"] = sweep
     out["The paper's Fig. 3 (Table 5): ImageNet top-1 after fine-tuning, by pre-training dataset"] = paper
     return out
 

@@ -179,9 +179,19 @@ def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     scores["upstream test top-1"] = ranked.set_index(scores.index)[metrics.UPSTREAM_TOP1].to_numpy() * 100
     models = scores.rename(columns={**PROBES, "finetune": "fine-tuning top-1"}).round(1).reset_index()
     base = df[_is_base(df)]
-    ladder = (_scores(base).assign(steps=base["optim.steps"], seed=base["seed"])
-              .groupby("steps")[["fewshot", "finetune"]].agg(["mean", "std", "count"]) * [100, 100, 1] * 2)  # fmt: skip
-    ladder.columns = [f"{m} {s}" for m, s in ladder.columns]
+    scores = _scores(base).assign(steps=base["optim.steps"])
+    ladder = scores.groupby("steps").agg(
+        **{
+            f"{label} (%)": (column, "mean")
+            for column, label in (("fewshot", "5-shot"), ("finetune", "fine-tuning"))
+        },
+        **{
+            f"{label} sd": (column, "std")
+            for column, label in (("fewshot", "5-shot"), ("finetune", "fine-tuning"))
+        },
+        seeds=("model", "count"),
+    )
+    ladder[[c for c in ladder if c != "seeds"]] *= 100
     return {"Each model, scored by every probe and by fine-tuning (test)": models,
             "The control's ladder: the base model at two training lengths (test, over seeds)": ladder.round(2).reset_index()}  # fmt: skip
 
