@@ -46,13 +46,21 @@ JFT = {
     "eval.finetune_steps_by_dataset": ("imagenet1k=20000",), "eval.finetune_lrs": (0.003, 0.01, 0.03, 0.06),
 }  # fmt: skip
 
+
+
+def curve(steps: int) -> dict[str, Any]:
+    """Eight cheap evaluations along a run: the upstream train and test top-1 the fit gate reads
+    (benchmark.fit), no transfer curves unless a study asks for them (head_type's Fig. 9)."""
+    return {"every_steps": max(1, steps // 8), "transfer_curves": False}
+
+
 BASES: dict[str, RunConfig] = {
     # A check of the pipeline in seconds per run; its numbers mean nothing.
     "smoke": RunConfig(
         model=ModelConfig(arch="Mu/7"),
         data=DataConfig(dataset=UPSTREAM, train_examples=500),
         optim=OptimConfig(steps=30, warmup_steps=5, batch_size=64),
-        eval=EvalConfig(fewshot_datasets=TRANSFER, shots=(1, 5), fewshot_seeds=2),
+        eval=EvalConfig(fewshot_datasets=TRANSFER, shots=(1, 5), fewshot_seeds=2, **curve(30)),
     ),
     # Minutes per study on 2 CPU cores: ViT-Mu/7 (4 layers, width 64, a 4x4 grid of 7x7 patches),
     # 400 steps of batch 128 on the 1,750 training images of digits 0–4 (~29 epochs).
@@ -60,7 +68,7 @@ BASES: dict[str, RunConfig] = {
         model=ModelConfig(arch="Mu/7"),
         data=DataConfig(dataset=UPSTREAM),
         optim=OptimConfig(lr=2e-3, weight_decay=0.1, batch_size=128, steps=400, warmup_steps=40),
-        eval=EvalConfig(fewshot_datasets=TRANSFER, shots=(1, 5, 10, 25), fewshot_seeds=3),
+        eval=EvalConfig(fewshot_datasets=TRANSFER, shots=(1, 5, 10, 25), fewshot_seeds=3, **curve(400)),
     ),
     # One GPU, offline, minutes per run: ViT-Ti/8 at 64 px (an 8x8 grid, as B/16 has 14x14 at 224) for
     # 2,000 steps of batch 256 (5 epochs) on 100,000 formula-driven images of 100 fractal categories,
@@ -69,7 +77,7 @@ BASES: dict[str, RunConfig] = {
         model=ModelConfig(arch="Ti/8"),
         data=DataConfig(dataset="fractal100x1000@64", augment="shift"),
         optim=OptimConfig(lr=1e-3, weight_decay=0.1, batch_size=256, steps=2000, warmup_steps=200),
-        eval=EvalConfig(fewshot_datasets=TRANSFER, shots=(1, 5, 10, 25), fewshot_seeds=3),
+        eval=EvalConfig(fewshot_datasets=TRANSFER, shots=(1, 5, 10, 25), fewshot_seeds=3, **curve(2000)),
     ),
     # The paper's scale with public data (§4.1, Table 3's ImageNet-21k recipe; JFT-300M is private):
     # ViT-B/16 at 224 px, 90 epochs of ImageNet-21k at batch 4096, Adam lr 1e-3, weight decay 0.03,

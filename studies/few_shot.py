@@ -127,7 +127,8 @@ def _ladder(preset: str) -> list[RunConfig]:
 
 def runs(preset: str):
     models = [_config(preset).replace(**changes) for changes in MODELS[preset]]
-    return models + [run for run in _ladder(preset) if run not in models]
+    every = [run.replace(**{"eval.every_steps": max(1, run.optim.steps // 8)}) for run in models + _ladder(preset)]
+    return list(dict.fromkeys(every))  # eight upstream evaluations along each run, whatever its length
 
 
 def _ranked(df: pd.DataFrame) -> pd.DataFrame:

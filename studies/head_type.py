@@ -76,7 +76,8 @@ CLAIM = (
 
 def runs(preset: str):
     cells = product(**{"model.pool": list(HEAD), "optim.lr": LRS[preset]})
-    return grid(base(preset).replace(**{"eval.every_steps": EVERY[preset]}), cells, SEEDS[preset])
+    curves = {"eval.every_steps": EVERY[preset], "eval.transfer_curves": True}  # Fig. 9's transfer curves
+    return grid(base(preset).replace(**curves), cells, SEEDS[preset])
 
 
 def _with_judged(frame: pd.DataFrame) -> pd.DataFrame:
