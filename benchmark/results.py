@@ -41,7 +41,7 @@ JOBS = "jobs.jsonl"
 # model's size, and the provenance of its data and evaluations (so reports never load datasets).
 RESULT_COLUMNS = (
     "wall_s", "train_flops", "params", "train_images_per_s", "image_size", "patch_grid", "train_examples",
-    "datasets", "protocol", "selected_step",
+    "datasets", "protocol", "selected_step", "wall_split",
 )  # fmt: skip
 STATES = ("done", "failed", "running", "interrupted", "pending")
 

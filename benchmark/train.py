@@ -26,6 +26,8 @@ from torch.nn.parallel import DistributedDataParallel
 from benchmark import data, distributed, environment, evals, flops, locks, sizes
 from benchmark.config import RunConfig
 from benchmark.data import loader
+from benchmark.evals.fewshot import SELECTION_SHOTS
+from benchmark.evals.upstream import TRAIN_SAMPLE, train_sample
 from benchmark.metrics import fewshot as fewshot_key
 from benchmark.models import build_model, token_grid
 from benchmark.optim import lr_at, make_optimizer, precision, set_lr, train_step
@@ -107,16 +109,53 @@ def channels_last(arch: str, device: torch.device) -> bool:
     return device.type == "cuda" and sizes.family(arch) != "ViT"
 
 
+PHASES = ("startup", "train", "periodic_eval", "final_eval")
+
+
+class PhaseClock:
+    """Where a run's wall time goes (this attempt's, as `wall_s`), phase by phase, as result.json
+    and progress.json record it: start-up (from the process's start, or the run's call in a process that trained one before, to
+    the first training step: imports, data loading, model build, FLOP count), training (the step
+    loop, checkpoints included), the evaluations during training, and the final evaluation (to the
+    result, the model's weights written)."""
+
+    def __init__(self, origin: float) -> None:
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+        self.phase, self.since = "startup", origin
+
+    def switch(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[self.phase] += now - self.since
+        self.phase, self.since = phase, now
+
+    def split(self) -> dict[str, float]:
+        """Seconds per phase so far (`<phase>_s`), the current one up to now."""
+        now = {**self.seconds, self.phase: self.seconds[self.phase] + time.perf_counter() - self.since}
+        return {f"{phase}_s": round(now[phase], 3) for phase in PHASES}
+
+
+_PROCESS_TRAINED = False  # whether this process has started a run already (its start-up is paid)
+
+
+def startup_origin() -> float:
+    """The perf_counter time a run's start-up counts from: the process's start for the first run a
+    process trains (a job's interpreter and imports are that run's cost), else now."""
+    age = None if _PROCESS_TRAINED else environment.process_age_s()
+    return time.perf_counter() - (age or 0.0)
+
+
 def loader_workers() -> int:
     """DataLoader processes for a streamed upstream: one per core, at most 8 (env VITBENCH_LOADER_WORKERS)."""
     return int(os.environ.get("VITBENCH_LOADER_WORKERS", min(8, len(os.sched_getaffinity(0)))))
 
 
 class Trainer:
-    """Holds one run's data, model and optimiser; `run()` trains, evaluates and records."""
+    """Holds one run's data, model and optimiser; `run()` trains, evaluates and records. Its clock
+    counts the start-up from `started` (a perf_counter time; default: now)."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path) -> None:
+    def __init__(self, cfg: RunConfig, run_dir: Path, started: float | None = None) -> None:
         self.cfg, self.dir = cfg, run_dir
+        self.clock = PhaseClock(time.perf_counter() if started is None else started)
         run_dir.mkdir(parents=True, exist_ok=True)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         name = cfg.data.dataset
@@ -133,13 +172,20 @@ class Trainer:
             self.train_y = upstream.train_y[keep].to(self.device)
             self.examples = len(keep)
             test_x, test_y = upstream.test_x, upstream.test_y
+            # The upstream fit's training images: a fixed class-stratified sample of the run's subset.
+            fit = keep[torch.from_numpy(train_sample(upstream.train_y[keep].numpy()))]
+            fit_x, fit_y = upstream.train_x[fit], upstream.train_y[fit]
         else:  # too large for memory: read per batch; the upstream accuracy on a fixed test sample
             keep = data.subset(cfg.data.train_examples, len(upstream.train))
             self.stream = torch.utils.data.Subset(upstream.train, keep.tolist())
             self.examples = len(keep)
             test = data.subset(STREAMED_TEST_SAMPLE, len(upstream.test))
             test_x, test_y = loader.gather(upstream.test, test, loader_workers())
-        self.upstream_test = evals.Split(test_x.to(self.device), test_y, self.size, self.channels)
+            # Its labels are read with its images: a fixed uniform sample instead of a stratified one.
+            fit = data.subset(TRAIN_SAMPLE, self.examples)
+            fit_x, fit_y = loader.gather(self.stream, fit, loader_workers())
+        self.upstream_test = evals.Split.of(test_x.to(self.device), test_y, self.size, self.channels)
+        self.upstream_train = evals.Split.of(fit_x.to(self.device), fit_y, self.size, self.channels)
         self.probes = evals.ProbeData(self.size, self.channels, self.device)
 
         torch.manual_seed(cfg.seed)
@@ -159,8 +205,10 @@ class Trainer:
         self.compiled = compiles(self.device)
         if self.compiled:
             self.net = torch.compile(self.net)
-        # eval.early_stop: the step and validation score of the best evaluation so far (its weights in best.pt).
+        # eval.early_stop: the step and validation score of the best evaluation so far (its weights in
+        # best.pt), and that evaluation's context: what it computed serves the final evaluation.
         self.best_step, self.best_score = 0, -math.inf
+        self.best_context: evals.EvalContext | None = None
 
     # --- checkpoints -----------------------------------------------------------------
 
@@ -240,6 +288,7 @@ class Trainer:
         window: list[tuple[int, float, torch.Tensor]] = []
         batches = self.batches(self.step, until)
         self.model.train()
+        self.clock.switch("train")
         while self.step < until:
             x, y = self.batch(*next(batches))
             # This rank's slice of the step's (augmented) batch; all of it in a single process.
@@ -286,7 +335,9 @@ class Trainer:
                     self.write_progress(record)
                 t_log, images_since_log = now, 0
             if evaluate:
+                self.clock.switch("periodic_eval")
                 self.log_eval(final=False)
+                self.clock.switch("train")
             if stops or due:
                 self.save_checkpoint()
                 last_ckpt = time.perf_counter()
@@ -325,31 +376,41 @@ class Trainer:
         }
 
     def write_progress(self, record: dict[str, Any]) -> None:
-        write_json(self.dir / PROGRESS, {**record, "steps": self.cfg.optim.steps, "time": time.time()})
+        write_json(
+            self.dir / PROGRESS,
+            {**record, "steps": self.cfg.optim.steps, "time": time.time(), "wall_split": self.clock.split()},
+        )
 
     # --- evaluation ----------------------------------------------------------------------
 
-    def evaluate(self, final: bool = True) -> dict[str, float]:
-        """The config's evaluators (benchmark.evals): the cheap ones during training, all at the end."""
+    def context(self) -> evals.EvalContext:
+        """A fresh evaluation context for the model as it is now."""
+        return evals.EvalContext(self.model, self.cfg, self.probes, self.upstream_test, self.upstream_train)
+
+    def evaluate(self, final: bool = True, ctx: evals.EvalContext | None = None) -> dict[str, float]:
+        """The config's evaluators (benchmark.evals): the cheap ones during training, all at the end;
+        in `ctx` (what it computed for this model is reused), else in a fresh context."""
         self.model.eval()
-        ctx = evals.EvalContext(self.model, self.cfg, self.probes, self.upstream_test)
-        metrics = evals.evaluate(ctx, final)
+        metrics = evals.evaluate(self.context() if ctx is None else ctx, final)
         self.model.train()
         return metrics
 
     def log_eval(self, final: bool = True) -> dict[str, float]:
-        metrics = self.evaluate(final)
+        ctx = self.context()
+        metrics = self.evaluate(final, ctx)
         if self.lead:
             append_jsonl(self.dir / METRICS, {"kind": "eval", "step": self.step, **metrics})
         if self.cfg.eval.early_stop and (score := selection_score(self.cfg, metrics)) > self.best_score:
-            self.best_step, self.best_score = self.step, score
+            self.best_step, self.best_score, self.best_context = self.step, score, ctx
             if self.lead:
                 save_torch(self.dir / BEST, self.model.state_dict())
         return metrics
 
     def final_eval(self) -> dict[str, float]:
         """Every evaluator, on the final model; with eval.early_stop, on the model of the best validation
-        score seen (the final one included), recorded as that step's "selected" evaluation."""
+        score seen (the final one included), recorded as that step's "selected" evaluation. The
+        selected model's own evaluation context is reused when this process made it (the same
+        weights, so the same features: only what that evaluation did not measure is computed)."""
         if not self.cfg.eval.early_stop:
             return self.log_eval()
         self.log_eval(final=False)  # the last point of the curve, and a candidate
@@ -357,7 +418,7 @@ class Trainer:
             self.model.load_state_dict(
                 torch.load(self.dir / BEST, map_location=self.device, weights_only=True)
             )
-        metrics = self.evaluate(final=True)
+        metrics = self.evaluate(True, self.best_context)
         append_jsonl(self.dir / METRICS, {"kind": "selected", "step": self.best_step, **metrics})
         return metrics
 
@@ -365,19 +426,22 @@ class Trainer:
 def selection_score(cfg: RunConfig, metrics: dict[str, float]) -> float:
     """eval.early_stop's score (§4.3, Fig. 4: "early stopping on the best validation score"): 5-shot
     accuracy on the validation splits, averaged over the probe datasets. Never a test number."""
-    return sum(metrics[fewshot_key(d, 5, "val")] for d in cfg.eval.fewshot_datasets) / len(
+    return sum(metrics[fewshot_key(d, SELECTION_SHOTS, "val")] for d in cfg.eval.fewshot_datasets) / len(
         cfg.eval.fewshot_datasets
     )
 
 
-def record_of_data(cfg: RunConfig) -> dict[str, dict[str, str]]:
-    """Where every dataset of the run comes from, and whether probing it measures transfer: kept in
-    the run's result, so a report never loads a dataset to describe it."""
-    out = {
-        cfg.data.dataset: {"role": "upstream (pre-training)", "provenance": data.describe(cfg.data.dataset)}
-    }
+def record_of_data(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """Where every dataset of the run comes from, whether probing it measures transfer, and its
+    number of classes (chance is one over it): kept in the run's result, so a report never loads a
+    dataset to describe it."""
+
+    def record(name: str, role: str) -> dict[str, Any]:
+        return {"role": role, "provenance": data.describe(name), "classes": data.spec(name).num_classes}
+
+    out = {cfg.data.dataset: record(cfg.data.dataset, "upstream (pre-training)")}
     for name in (*cfg.eval.fewshot_datasets, *cfg.eval.finetune_datasets):
-        out.setdefault(name, {"role": data.role(name, cfg.data.dataset), "provenance": data.describe(name)})
+        out.setdefault(name, record(name, data.role(name, cfg.data.dataset)))
     return out
 
 
@@ -394,23 +458,25 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     if (done := read_result(run_dir)) is not None:
         return done
     (run_dir / FAILED).unlink(missing_ok=True)  # a retry starts clean
+    global _PROCESS_TRAINED
+    started, _PROCESS_TRAINED = startup_origin(), True
     t0 = time.perf_counter()
     meta = start_attempt(run_dir, {**environment.collect(), "threads": torch.get_num_threads()})
     try:
-        trainer = Trainer(cfg, run_dir)
+        trainer = Trainer(cfg, run_dir, started)
         resumed_from = trainer.step if trainer.try_resume() else None
         flops_per_image = flops.train_flops_per_image(
             trainer.model, trainer.batch(*next(trainer.batches(0, 1)))[0][:2], trainer.num_classes
         )
-        t_train = time.perf_counter()
         start_step = trainer.step
         trainer.train()
-        train_s = time.perf_counter() - t_train
+        trainer.clock.switch("final_eval")
         trainer.save_checkpoint()
         trainer.write_progress({"kind": "eval", "step": trainer.step, "phase": "final evaluation"})
         metrics = trainer.final_eval()
         save_torch(run_dir / MODEL, trainer.model.state_dict())
         images = (trainer.step - start_step) * trainer.batch_size
+        wall_split = trainer.clock.split()
         result = {
             "status": "done",
             "metrics": metrics,
@@ -420,10 +486,12 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             "train_examples": trainer.examples,
             "train_flops_per_image": flops_per_image,
             "train_flops": flops_per_image * cfg.optim.steps * trainer.batch_size,
-            "train_images_per_s": images / max(train_s, 1e-9),
+            # the step loop's own pace: the evaluations during training are not part of it
+            "train_images_per_s": images / max(wall_split["train_s"], 1e-9),
             "resumed_from_step": resumed_from,
             "selected_step": trainer.best_step if cfg.eval.early_stop else trainer.step,
             "wall_s": time.perf_counter() - t0,
+            "wall_split": wall_split,
             "device": meta["device"],
             "execution": trainer.execution(),
             "datasets": record_of_data(cfg),

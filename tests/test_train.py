@@ -1,6 +1,7 @@
 import itertools
 import json
 import sys
+import time
 
 import pytest
 import torch
@@ -26,17 +27,27 @@ def test_batches_cover_each_epoch_once():
     assert not torch.equal(loader.batch_indices(10, 100, 10, 3), loader.batch_indices(0, 100, 10, 3))
 
 
-def test_run_writes_result_last_and_is_deterministic(tiny_cfg, tmp_path):
+def test_run_writes_result_last_and_is_deterministic(tiny_cfg, tmp_path, monkeypatch):
+    # the first run of a process counts its start-up from the process's start; a later one from its call
+    monkeypatch.setattr(train, "_PROCESS_TRAINED", False)
+    monkeypatch.setattr(train.environment, "process_age_s", lambda: 1000.0)
     a = train.run(tiny_cfg, tmp_path / "a")
     b = train.run(tiny_cfg, tmp_path / "b")
     assert a["status"] == "done" and status(tmp_path / "a") == "done"
     assert a["metrics"] == b["metrics"]
-    assert set(a["metrics"]) == {"upstream/test_top1"} | {
+    assert set(a["metrics"]) == {"upstream/test_top1", "upstream/train_top1"} | {
         f"fewshot/digits/{k}shot{suffix}" for k in (1, 5) for suffix in ("", "/val", "/seed0", "/seed1")
     }
+    # the wall time, phase by phase: no evaluation during training here
+    assert set(a["wall_split"]) == {"startup_s", "train_s", "periodic_eval_s", "final_eval_s"}
+    assert a["wall_split"]["startup_s"] >= 1000 > b["wall_split"]["startup_s"] > 0
+    assert a["wall_split"]["periodic_eval_s"] == 0 < a["wall_split"]["final_eval_s"]
+    assert a["train_images_per_s"] == pytest.approx(12 * 32 / a["wall_split"]["train_s"], rel=1e-3)
     # what the report says about the data and the probe was recorded by the run itself
     assert a["datasets"]["digits"]["role"].startswith("transfer")
     assert a["datasets"]["mnist5k"]["role"].startswith("upstream")
+    assert a["datasets"]["mnist5k"]["classes"] == 10 and a["datasets"]["digits"]["classes"] == 10
+    assert json.loads((tmp_path / "a" / "meta.json").read_text())["cpu"]["blas"]  # what the math ran on
     assert "l2 = 1024" in a["protocol"]["fewshot"]
     assert a["train_flops_per_image"] > 0
     assert not (tmp_path / "a" / CHECKPOINT).exists()
@@ -122,6 +133,48 @@ def test_early_stopping_evaluates_the_model_of_the_best_validation_score(tiny_cf
     assert result["metrics"] == {k: v for k, v in selected.items() if k not in ("kind", "step")}
     assert [r["step"] for r in records if r["kind"] == "eval"] == [3, 6, 9, 12]
     assert not (tmp_path / train.BEST).exists()
+
+
+def test_the_curves_measure_the_upstream_fit_and_only_the_transfer_they_are_asked_for(
+    tiny_cfg, tmp_path, monkeypatch
+):
+    """Every evaluation records upstream train and test top-1; with eval.transfer_curves off, the
+    evaluations during training measure only the validation 5-shot that early stopping selects on,
+    and the final (selected) evaluation is the same as with full transfer curves. The selected
+    model's context is reused: its features are not extracted twice. The time the evaluations during
+    training take is theirs, not training's."""
+    cfg = tiny_cfg.replace(**{"eval.every_steps": 3, "eval.early_stop": True})
+    scores = iter(range(100))  # every evaluation beats the one before: the final model is selected
+    monkeypatch.setattr(train, "selection_score", lambda cfg, metrics: next(scores))
+    full = train.run(cfg, tmp_path / "full")
+
+    extracted = []
+    real_extract, real_log_eval = train.evals.EvalContext._extract, train.Trainer.log_eval
+
+    def extract(ctx, split, rows):
+        extracted.append(len(split))
+        return real_extract(ctx, split, rows)
+
+    def slow_log_eval(self, final=True):
+        time.sleep(0.2)
+        return real_log_eval(self, final)
+
+    monkeypatch.setattr(train.evals.EvalContext, "_extract", extract)
+    monkeypatch.setattr(train.Trainer, "log_eval", slow_log_eval)
+    lean = train.run(cfg.replace(**{"eval.transfer_curves": False}), tmp_path / "lean")
+    assert lean["metrics"] == full["metrics"] and lean["selected_step"] == full["selected_step"] == 12
+    upstream = {"upstream/test_top1", "upstream/train_top1"}
+    for name, extra in (("full", set(full["metrics"]) - upstream), ("lean", {"fewshot/digits/5shot/val"})):
+        curve = [r for r in read_jsonl(tmp_path / name / METRICS) if r["kind"] == "eval"]
+        assert [r["step"] for r in curve] == [3, 6, 9, 12]
+        assert all(set(r) - {"kind", "step"} == upstream | extra for r in curve)
+    # digits: (train shots, val) at steps 3, 6, 9 and 12; then the selected model's test split only
+    assert extracted == [1259, 179] * 4 + [359]
+    split = lean["wall_split"]
+    assert split["periodic_eval_s"] >= 0.6 and split["final_eval_s"] >= 0.2  # three sleeps, and one
+    assert lean["train_images_per_s"] == pytest.approx(12 * 32 / split["train_s"], rel=1e-3)
+    progress = json.loads((tmp_path / "lean" / "progress.json").read_text())
+    assert progress["phase"] == "final evaluation" and progress["wall_split"]["periodic_eval_s"] >= 0.6
 
 
 def test_early_stopping_scores_validation_accuracy_only(tiny_cfg):
