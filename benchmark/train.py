@@ -113,8 +113,8 @@ PHASES = ("startup", "train", "periodic_eval", "final_eval")
 
 
 class PhaseClock:
-    """Where a run's wall time goes, phase by phase, as result.json and progress.json record it:
-    start-up (from the process's start, or the run's call in a process that trained one before, to
+    """Where a run's wall time goes (this attempt's, as `wall_s`), phase by phase, as result.json
+    and progress.json record it: start-up (from the process's start, or the run's call in a process that trained one before, to
     the first training step: imports, data loading, model build, FLOP count), training (the step
     loop, checkpoints included), the evaluations during training, and the final evaluation (to the
     result, the model's weights written)."""
@@ -150,7 +150,8 @@ def loader_workers() -> int:
 
 
 class Trainer:
-    """Holds one run's data, model and optimiser; `run()` trains, evaluates and records."""
+    """Holds one run's data, model and optimiser; `run()` trains, evaluates and records. Its clock
+    counts the start-up from `started` (a perf_counter time; default: now)."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, started: float | None = None) -> None:
         self.cfg, self.dir = cfg, run_dir
