@@ -17,6 +17,7 @@ and .submitit/ (submitit's job files, logs and code snapshots).
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -76,6 +77,9 @@ def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # Held until the file is renamed or this process dies: how `sweep_abandoned` tells a
+        # writer's temporary file from one a killed writer left behind.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             if callable(data):
@@ -112,6 +116,31 @@ def sweep_temporary(folder: Path) -> list[str]:
     for tmp in Path(folder).glob("*.tmp"):
         tmp.unlink(missing_ok=True)
         swept.append(tmp.name)
+    return swept
+
+
+ABANDONED_AFTER_S = 10.0  # a writer locks its temporary file within microseconds of creating it
+
+
+def sweep_abandoned(folder: Path) -> list[str]:
+    """Remove the temporary files of `write_atomic` calls whose writer died (a folder several
+    processes write, such as the data cache): a file nobody holds locked, older than a few
+    seconds. Returns their names; a folder that cannot be read or written is left as it is."""
+    swept = []
+    try:
+        candidates = list(Path(folder).glob(".*.tmp"))
+    except OSError:
+        return swept
+    for tmp in candidates:
+        try:
+            with open(tmp, "rb") as f:
+                if time.time() - os.fstat(f.fileno()).st_mtime < ABANDONED_AFTER_S:
+                    continue
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a live writer holds it
+                tmp.unlink()
+                swept.append(tmp.name)
+        except OSError:
+            continue
     return swept
 
 

@@ -333,3 +333,46 @@ def test_a_streamed_dataset_is_refused_as_a_probe_before_anything_is_written(roo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'imagenet1k@28' streams from disk" in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("labels", "problem"),
+    [
+        (lambda n: ["cat"] * n, "integer"),  # strings
+        (lambda n: [2**70] * n, "integer"),  # too large for any integer type
+        (lambda n: [[0]] * n, "one label per image"),  # nested lists: 2-D, trained then failed before
+        (lambda n: [[0, 1]] + [[0]] * (n - 1), "integer labels"),  # ragged
+    ],
+)
+def test_cifar_labels_that_are_not_integers_are_one_line_naming_the_file(root, labels, problem):
+    write_cifar(root, "cifar10", n_per_class=1)
+    batch = root / "cifar-10-batches-py" / "data_batch_2"
+    entry = pickle.loads(batch.read_bytes(), encoding="bytes")
+    entry[b"labels"] = labels(len(entry[b"data"]))
+    batch.write_bytes(pickle.dumps(entry, protocol=2))
+    with pytest.raises(UserError, match=problem) as err:
+        data.load("cifar10")
+    assert "\n" not in str(err.value) and str(batch) in str(err.value)
+
+
+def test_a_symbolic_link_loop_in_an_image_folder_is_one_line_naming_it(root, tmp_path):
+    write_tree(tmp_path / "tree" / "train", ("a", "b"), 2)
+    write_tree(tmp_path / "tree" / "test", ("a", "b"), 1)
+    loop = tmp_path / "tree" / "train" / "a" / "x.jpg"
+    loop.symlink_to("x.jpg")  # x.jpg -> x.jpg
+    with pytest.raises(UserError, match="loop") as err:
+        data.spec(f"folder:{tmp_path / 'tree'}@8")
+    assert "\n" not in str(err.value) and str(loop) in str(err.value)
+
+
+def test_an_image_beyond_the_pixel_limit_is_refused_before_it_is_decoded(root, tmp_path):
+    """A real 12000×12000 PNG: a few kB on disk, 432 MB decoded. PIL only warned; the stated limit
+    (formats.MAX_PIXELS) refuses it in one line, from its header alone."""
+    write_tree(tmp_path / "tree" / "train", ("a", "b"), 2)
+    write_tree(tmp_path / "tree" / "test", ("a", "b"), 1)
+    bomb = tmp_path / "tree" / "train" / "b" / "bomb.png"
+    Image.new("1", (12000, 12000)).save(bomb)
+    assert bomb.stat().st_size < 200_000 and formats.MAX_PIXELS < 12000**2
+    with pytest.raises(UserError, match="pixel limit") as err:
+        data.load(f"folder:{tmp_path / 'tree'}@8")
+    assert "\n" not in str(err.value) and str(bomb) in str(err.value)

@@ -54,9 +54,9 @@ def check_name(name: str) -> None:
     elif formats.is_format(name):
         formats.parse(name)
     elif name not in SOURCES and name not in PAPER:
+        known = sorted({*SOURCES, *PAPER} - set(formats.FOLDERS))  # those are in formats.GRAMMAR
         raise UserError(
-            f"unknown dataset {name!r}; valid: {', '.join(sorted([*SOURCES, *PAPER]))}, {fractals.GRAMMAR}, "
-            f"{formats.GRAMMAR}"
+            f"unknown dataset {name!r}; valid: {', '.join(known)}, {fractals.GRAMMAR}, {formats.GRAMMAR}"
         )
 
 
