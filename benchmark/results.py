@@ -418,6 +418,12 @@ def status(path: Path) -> str:
     return "pending"
 
 
+NOT_STARTED: dict[str, Any] = {
+    "state": "pending", "step": None, "steps": None, "elapsed_s": 0.0, "wall_s": None, "attempts": 0,
+    "requeued": 0, "killed": 0, "claim_lost": 0, "mixed": None, "error": None, "owner": None,
+}  # fmt: skip
+
+
 def run_info(path: Path, now: float | None = None) -> dict[str, Any]:
     """What `vitbench status` shows for one run: state, progress, time spent in attempts, how
     often it was requeued (preemption, time limit) or killed (kill -9, node failure, scancel:

@@ -612,6 +612,19 @@ def spec(name: str) -> DatasetSpec:
     return DatasetSpec(req.size, 3, len(classes), n - dev, _provenance(req, len(classes), n - dev, dev, test))
 
 
+def train_counts(name: str) -> np.ndarray:
+    """Images per class of the train split (the official training images less the dev split),
+    from the labels alone."""
+    req = parse(name)
+    if req.kind.startswith("cifar"):
+        classes, (_, y, _, _) = _cifar(req)
+    else:
+        lst = listing(req)
+        classes, y = lst.classes, lst.pool.labels
+    keep, _ = hold_out(len(y), DEV_FRACTION[req.kind])
+    return np.bincount(y[keep], minlength=len(classes))
+
+
 def source(req: Request) -> str:
     return f"folder:{req.location}" if req.kind == "folder" else SOURCES[req.kind]
 

@@ -81,6 +81,14 @@ class Task:
     cfg: RunConfig
     run_dir: Path
     label: str  # the study's name for this run's cell, e.g. "pos_embed=2d inject=stem seed=1"
+    # For a config another study declares too: that study's run folder, where it trains (then it
+    # is copied to run_dir). None: it trains in run_dir.
+    source: Path | None = None
+
+    @property
+    def home(self) -> Path:
+        """Where the run trains, and so where its progress and failure are read."""
+        return self.run_dir if self.source is None else self.source
 
 
 def default_jobs() -> int:
@@ -124,7 +132,7 @@ def execute(
     def refill(active: dict[submitit.Job, Task]) -> None:
         while pending and len(active) < max(1, jobs):
             task = pending.pop(0)
-            active[ex.submit(TrainJob(threads), task.cfg, task.run_dir)] = task
+            active[ex.submit(TrainJob(threads), task.cfg, task.run_dir, task.source)] = task
 
     display = Display(total=len(tasks) + already_done, done=already_done)
     return follow({}, display, refill=refill, in_process=executor == "debug", cancel_on_interrupt=True)
@@ -142,6 +150,7 @@ def submit_slurm(
                 TrainJob(threads=settings.cpus or 1, revision=revision),
                 [t.cfg for t in tasks],
                 [t.run_dir.resolve() for t in tasks],  # jobs start in another directory
+                [t.source.resolve() if t.source else None for t in tasks],
             )
         except submitit.core.utils.FailedJobError as exc:  # sbatch said no: a bad partition, account...
             reason = next(
@@ -177,16 +186,16 @@ def follow(
                     display.finish(outcome)
                     del active[job]
                     if outcome.result.get("storage") == "no space":
-                        raise _disk_full(outcome.result["error"])
+                        raise _unwritable("no space", outcome.result["error"])
                 else:
-                    display.update(task, read_json(task.run_dir / PROGRESS))
+                    display.update(task, read_json(task.home / PROGRESS))
             if active:
                 time.sleep(poll_s)
     except OSError as exc:  # the dispatcher's own writes: job files, logs
-        if storage_error(exc) is None:
+        if (kind := storage_error(exc)) is None:
             raise
         _stop(active, cancel_on_interrupt, display)
-        raise _disk_full(error_line(exc)) from None
+        raise _unwritable(kind, error_line(exc)) from None
     except (KeyboardInterrupt, UserError):
         _stop(active, cancel_on_interrupt, display)
         raise
@@ -201,9 +210,11 @@ def _stop(active: dict[submitit.Job, Task], cancel: bool, display: Display) -> N
     display.close()
 
 
-def _disk_full(error: str) -> UserError:
+def _unwritable(kind: str, error: str) -> UserError:
+    """The one line for a results folder that refuses writes: full ("no space") or read-only."""
+    fix = "make room" if kind == "no space" else "make it writable or give another --results folder"
     return UserError(
-        f"cannot write the results ({error}); the study stopped: make room, then `vitbench run` "
+        f"cannot write the results ({error}); the study stopped: {fix}, then `vitbench run` "
         "again (finished runs are kept, the others resume)"
     )
 
@@ -214,7 +225,7 @@ def _collect(job: submitit.Job, task: Task, since: float = 0.0) -> Outcome:
     try:
         result = job.results()[0]  # a data-parallel run's lead (rank 0) speaks for it
     except Exception as exc:
-        failure = read_json(task.run_dir / FAILED) or {}
+        failure = read_json(task.home / FAILED) or {}
         if failure.get("time", 0) >= since and failure.get("error"):
             reason = failure["error"].strip().splitlines()[-1]
         else:
@@ -262,9 +273,9 @@ def record_dispatch(
         Path(study_folder).mkdir(parents=True, exist_ok=True)
         append_jsonl(Path(study_folder) / JOBS, record)
     except OSError as exc:
-        if storage_error(exc) is None:
+        if (kind := storage_error(exc)) is None:
             raise
-        raise _disk_full(error_line(exc)) from None
+        raise _unwritable(kind, error_line(exc)) from None
 
 
 def cancel(study_folder: Path) -> list[str]:

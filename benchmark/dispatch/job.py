@@ -18,7 +18,7 @@ import submitit
 import torch
 from submitit.core.job_environment import JobEnvironment, SignalHandler
 
-from benchmark import distributed, environment, locks, train
+from benchmark import distributed, environment, locks, results, train
 from benchmark.config import RunConfig
 from benchmark.results import META, error_line, read_json, storage_error, write_json
 
@@ -37,17 +37,23 @@ class TrainJob(submitit.helpers.Checkpointable):
         self.threads = threads
         self.revision = revision
 
-    def __call__(self, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    def __call__(self, cfg: RunConfig, run_dir: Path, source: Path | None = None) -> dict[str, Any]:
+        """Train the run in `run_dir`; or, for a config another study declares too, in that study's
+        folder `source` (one claim, so two studies never train it twice), then copy it here."""
         run_dir = Path(run_dir)
+        home = Path(source) if source is not None else run_dir
         listen_for_ctrl_c()  # the dispatcher stops a local job with SIGINT
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            return self._train(cfg, run_dir)
+            result = self._train(cfg, home)
+            if home != run_dir and result.get("status") == "done" and distributed.is_lead():
+                results.adopt(home, run_dir)
+            return result
         except OSError as exc:
             # The filesystem refused a write (the disk is full, the folder read-only): not the
             # run's failure, and not recorded as one; it resumes once the folder is writable.
-            if (kind := storage_error(exc, run_dir)) is None:
+            if (kind := storage_error(exc, home)) is None and (kind := storage_error(exc, run_dir)) is None:
                 raise
             return {"status": "unwritable", "storage": kind, "error": error_line(exc)}
 
@@ -88,11 +94,13 @@ class TrainJob(submitit.helpers.Checkpointable):
                     if lead and outcome != "claim lost":
                         _end_attempt(run_dir, attempts, outcome)
 
-    def checkpoint(self, cfg: RunConfig, run_dir: Path) -> submitit.helpers.DelayedSubmission:
+    def checkpoint(
+        self, cfg: RunConfig, run_dir: Path, source: Path | None = None
+    ) -> submitit.helpers.DelayedSubmission:
         """Called by submitit before it requeues the job: note the requeue in the run's attempts
         and resubmit the same arguments (the run's own checkpoint carries the state)."""
-        _end_attempt(Path(run_dir), 0, "requeued")
-        return submitit.helpers.DelayedSubmission(self, cfg, run_dir)
+        _end_attempt(Path(source if source is not None else run_dir), 0, "requeued")
+        return submitit.helpers.DelayedSubmission(self, cfg, run_dir, source)
 
     def _check_revision(self, run_dir: Path) -> None:
         if self.revision is None:
