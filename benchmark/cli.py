@@ -434,7 +434,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         try:
             outcomes = dispatch.follow(
-                dict(zip(submitted, todo, strict=True)),
+                {job: [task] for job, task in zip(submitted, todo, strict=True)},
                 display,
                 cancel_on_interrupt=False,
                 poll_s=dispatch.SLURM_POLL_S,

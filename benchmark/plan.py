@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Any
 from benchmark import cost, results
 from benchmark.config import RunConfig, apply_overrides, flatten, from_dict, run_id
 from benchmark.errors import UserError
-from benchmark.results import CONFIG, STATES, read_json, read_result, run_dir, run_info, study_dir
+from benchmark.results import CONFIG, META, STATES, read_json, read_result, run_dir, run_info, study_dir
 from benchmark.study import Study, load_study
 
 BENCH = "bench.json"
@@ -297,8 +298,19 @@ def _images(cfg: RunConfig) -> int:
     return cfg.optim.steps * cfg.optim.batch_size
 
 
-def _finished_runs(results_root: Path) -> list[tuple[RunConfig, float]]:
-    """(config, wall seconds) of every finished run of any study under the results folder."""
+@dataclass(frozen=True)
+class _Measured:
+    """What a finished run says about this machine's speed."""
+
+    shape: tuple
+    seconds_per_image: float
+    startup_s: float | None  # before its last attempt began (results.start_attempt); None: not recorded
+
+
+def _finished_runs(results_root: Path) -> list[_Measured]:
+    """The measurements of every finished run of any study under the results folder. A folder
+    whose config this version cannot read (damaged, older, a model it does not know) says nothing
+    about this machine's speed: it is left out, with one warning."""
     found = []
     for path in sorted(Path(results_root).glob(f"*/*/*/{CONFIG}")):
         result = read_result(path.parent)
@@ -306,9 +318,15 @@ def _finished_runs(results_root: Path) -> list[tuple[RunConfig, float]]:
         if result is None or config is None or not result.get("wall_s"):
             continue
         try:
-            found.append((from_dict(config), float(result["wall_s"])))
-        except (UserError, TypeError, ValueError, AttributeError):
-            continue  # a damaged or older config says nothing about this machine's speed
+            cfg = from_dict(config)
+            shape = _shape_key(cfg)
+            wall_s = float(result["wall_s"])
+        except (UserError, TypeError, ValueError, AttributeError) as exc:
+            warnings.warn(f"{path.parent}: left out of the time estimate ({exc})", stacklevel=2)
+            continue
+        attempts = (read_json(path.parent / META) or {}).get("attempts") or [{}]
+        startup = attempts[-1].get("startup_s") if isinstance(attempts[-1], dict) else None
+        found.append(_Measured(shape, wall_s / max(1, _images(cfg)), startup))
     return found
 
 
@@ -318,13 +336,15 @@ def estimate(todo: list[RunConfig], results_root: Path) -> Estimate | None:
     Each run's time is its training images times the median seconds per training image of the
     finished runs of the same shape (evaluation included, as wall time is); a run with no such
     peer is timed from `vitbench bench`'s throughput for its architecture (training steps only).
-    None when some run has neither.
+    To each run its start-up is added: the mean that finished runs recorded (process start and
+    imports, or the gap a worker left between two runs). None when some run has no time at all.
     """
     if not todo:
         return Estimate(0.0, "nothing left to run")
     per_image: dict[tuple, list[float]] = {}
-    for cfg, wall_s in _finished_runs(results_root):
-        per_image.setdefault(_shape_key(cfg), []).append(wall_s / max(1, _images(cfg)))
+    finished = _finished_runs(results_root)
+    for m in finished:
+        per_image.setdefault(m.shape, []).append(m.seconds_per_image)
     bench = _bench_throughput(results_root)
     total, peers, benched = 0.0, 0, 0
     for cfg in todo:
@@ -341,7 +361,13 @@ def estimate(todo: list[RunConfig], results_root: Path) -> Estimate | None:
         sources.append(f"wall times of finished runs of the same model shape (up to {peers} per shape)")
     if benched:
         sources.append(f"`vitbench bench` throughput, training steps only, for {benched} run(s)")
-    return Estimate(total, " and ".join(sources))
+    if startups := [m.startup_s for m in finished if m.startup_s is not None]:
+        startup = statistics.mean(startups)
+        total += len(todo) * startup
+        sources.append(f"{startup:.1f} s of start-up per run (mean of {len(startups)} finished runs)")
+    else:
+        sources.append("no start-up measured yet (process start and imports come on top)")
+    return Estimate(total, "; ".join(sources))
 
 
 def _bench_key(cfg: RunConfig) -> tuple[str, int] | None:

@@ -337,17 +337,45 @@ def init_run_dir(path: Path, cfg: RunConfig) -> None:
         write_json(path / CONFIG, json.loads(canonical_json(cfg)))
 
 
+def _process_start() -> float | None:
+    """When this process started (epoch seconds, to the second: /proc's boot time), if /proc says."""
+    try:
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime")
+        )
+        ticks = locks.process_start(os.getpid())
+        return None if ticks is None else boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+_READY: list[float | None] = [None]  # when this process became free for its next run (None: at its start)
+
+
+def mark_ready() -> None:
+    """A worker finished a run: the next one's start-up is counted from now, not from the start of
+    the process (dispatch.TrainQueue)."""
+    _READY[0] = time.time()
+
+
 def start_attempt(run_dir: Path, env: dict[str, Any]) -> dict[str, Any]:
     """Open a new attempt in meta.json and return the meta. Each attempt records what it ran on:
-    revision, dirty flag, host, device, threads, torch version, job and claim; an attempt that
+    revision, dirty flag, host, device, threads, torch version, job, claim and start-up; an attempt that
     resumes under another revision or thread count warns (here and in metrics.jsonl), since a
     run is bitwise reproducible only when neither changes. Temporary files a killed attempt left
     behind are swept first. `env` is environment.collect() plus "threads"."""
     sweep_temporary(run_dir)
     meta = read_json(run_dir / META) or {"attempts": []}
     meta.update(env)
+    start = time.time()
+    ready = _READY[0] if _READY[0] is not None else _process_start()
     attempt = {
-        "start": time.time(),
+        "start": start,
+        # Seconds this process spent before the attempt: its start and imports for the first run
+        # of a process, the gap since its previous run for a worker's later ones (`plan.estimate`).
+        "startup_s": None if ready is None else round(max(0.0, start - ready), 3),
         "host": env["host"],
         "pid": env["pid"],
         "slurm_job_id": env["slurm_job_id"],

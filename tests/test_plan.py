@@ -4,6 +4,8 @@ Run folders are written here with the file protocol of benchmark.results (result
 done marker, failed.json a failure, progress without a result an interrupted run), so each
 state is exercised without training."""
 
+import json
+
 import pytest
 
 from benchmark import plan, results
@@ -182,3 +184,31 @@ def test_an_override_may_not_take_away_what_the_studys_checks_read(tmp_path, stu
     with pytest.raises(UserError, match=message):
         plan.make_plan(study, "smoke", override, tmp_path)
     assert plan.make_plan(study, "smoke", {"eval.shots": "1,5,10"}, tmp_path).variant != "smoke"
+
+
+def test_the_estimate_adds_the_start_up_finished_runs_recorded(tmp_path, study):
+    """Issue 23: a smoke run trained in ~15 s but its slot spent ~30 s more starting; the estimate
+    left that out. Each attempt now records its start-up, and the estimate adds the mean."""
+    from benchmark.results import META
+
+    cfg = plan.make_plan(study, "smoke", {}, tmp_path).runs[1].cfg
+    for seed, startup in ((7, 20.0), (8, 40.0)):
+        path = tmp_path / "other" / "cpu" / str(seed)
+        finish(path, cfg.replace(seed=seed), 10.0)
+        write_json(path / META, {"attempts": [{"start": 1.0, "startup_s": startup}]})
+    est = plan.estimate([cfg, cfg.replace(seed=9)], tmp_path)
+    assert est.seconds == pytest.approx(2 * (10.0 + 30.0))
+    assert "30.0 s of start-up per run (mean of 2 finished runs)" in est.source
+
+
+def test_a_foreign_run_folder_naming_an_unknown_model_is_left_out_of_the_estimate(tmp_path, study):
+    """It stopped `plan` with exit 2 about an unrelated folder."""
+    cfg = plan.make_plan(study, "smoke", {}, tmp_path).runs[1].cfg
+    finish(tmp_path / "other" / "cpu" / "a", cfg.replace(seed=7), 20.0)
+    foreign = tmp_path / "someone" / "cpu" / "b"
+    finish(foreign, cfg.replace(seed=8), 40.0)
+    stored = json.loads((foreign / CONFIG).read_text())
+    stored["model"]["arch"] = "Q/16"
+    (foreign / CONFIG).write_text(json.dumps(stored))
+    with pytest.warns(UserWarning, match=f"{foreign}: left out of the time estimate .*unknown model 'Q/16'"):
+        assert plan.estimate([cfg], tmp_path).seconds == pytest.approx(20.0)

@@ -116,6 +116,39 @@ class TrainJob(submitit.helpers.Checkpointable):
             raise error
 
 
+class TrainQueue(submitit.helpers.Checkpointable):
+    """A worker: one process that trains several runs one after another (each as `TrainJob`
+    does), so that the process start, the imports and the datasets it loaded (`data.load` keeps
+    them per process) are paid once per worker, not once per run. A run that fails is recorded
+    in its folder (train.run) and the worker goes on with the next. On requeue the whole share is
+    resubmitted: finished runs return at once, the interrupted one resumes from its checkpoint."""
+
+    def __init__(self, threads: int = 0) -> None:
+        self.job = TrainJob(threads)
+        self.current: Path | None = None  # the folder of the run in training (for `checkpoint`)
+
+    def __call__(self, runs: list[tuple[RunConfig, Path, Path | None]]) -> list[dict[str, Any]]:
+        outcomes = []
+        for cfg, run_dir, source in runs:
+            self.current = Path(source if source is not None else run_dir)
+            try:
+                outcomes.append(self.job(cfg, run_dir, source))
+            except Exception as exc:
+                outcomes.append({"status": "failed", "error": error_line(exc)})
+            results.mark_ready()  # the next run's start-up is counted from here
+        self.current = None
+        return outcomes
+
+    def checkpoint(
+        self, runs: list[tuple[RunConfig, Path, Path | None]]
+    ) -> submitit.helpers.DelayedSubmission:
+        """Called by submitit before it requeues the worker: note the requeue in the attempts of
+        the run in training, and resubmit the same share."""
+        if self.current is not None:
+            _end_attempt(self.current, 0, "requeued")
+        return submitit.helpers.DelayedSubmission(self, runs)
+
+
 def listen_for_ctrl_c() -> None:
     """Make SIGINT raise KeyboardInterrupt again. A process started in the background by a
     non-interactive shell (`nohup vitbench run ... &`, a CI script) inherits SIGINT as ignored,
