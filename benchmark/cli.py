@@ -661,7 +661,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise UserError("give a study (`vitbench report STUDY`) or --all alone (every study and preset)")
         from benchmark.scorecard import build_scorecard
 
-        print(f"Scorecard: {build_scorecard(args.results, _folders(args))}")
+        args.reports = _folders(args)
+        print(f"Scorecard: {build_scorecard(args.results, args.reports)}")
         return 0
     the_plan = _planned(args)
     _report(the_plan.study, the_plan, args)

@@ -240,16 +240,17 @@ def make_plan(
 
 
 def prepare(the_plan: Plan, overrides: dict[str, str], results_root: Path) -> tuple[Plan, list[str]]:
-    """Before a run (after every check on the input): move garbage aside and copy the runs other
-    studies finished into this study's folder. Returns the plan as it then stands and one line per
-    thing done."""
+    """Before a run (after every check on the input): move garbage aside (one warning each) and
+    copy the runs other studies finished into this study's folder. Returns the plan as it then
+    stands and a line saying what was adopted, if anything was."""
     lines = []
     folder = the_plan.folder
+    garbage = [r for r in the_plan.garbage if r.path.exists()]
     if folder.exists() and not folder.is_dir():
-        lines.append(results.set_aside(folder, "a file where the study's folder should be"))
-    for r in the_plan.garbage:
-        if r.path.exists():
-            lines.append(results.set_aside(r.path, r.problem or "garbage"))
+        warnings.warn(results.set_aside(folder, "a file where the study's folder should be"), stacklevel=2)
+    else:
+        for r in garbage:
+            warnings.warn(results.set_aside(r.path, r.problem or "garbage"), stacklevel=2)
     adopted = [r for r in the_plan.adoptable if results.adopt(r.home, r.path)]
     if adopted:
         studies = sorted({r.home.parent.parent.name for r in adopted})
@@ -257,7 +258,7 @@ def prepare(the_plan: Plan, overrides: dict[str, str], results_root: Path) -> tu
             f"{the_plan.study.name}/{the_plan.variant}: adopted {len(adopted)} run(s) finished by "
             f"{', '.join(studies)} (copied, verified)"
         )
-    if not lines:
+    if not (lines or garbage):
         return the_plan, lines
     again = make_plan(
         the_plan.study, the_plan.preset, overrides, results_root, retry_failed=the_plan.retry_failed
@@ -313,16 +314,21 @@ def _finished_runs(results_root: Path) -> list[_Measured]:
     about this machine's speed: it is left out, with one warning."""
     found = []
     for path in sorted(Path(results_root).glob(f"*/*/*/{CONFIG}")):
-        result = read_result(path.parent)
-        config = read_json(path)
-        if result is None or config is None or not result.get("wall_s"):
-            continue
+        if not path.is_file() or (config := read_json(path)) is None:
+            continue  # garbage: `plan` and `run` name the declared runs' garbage themselves
         try:
             cfg = from_dict(config)
             shape = _shape_key(cfg)
-            wall_s = float(result["wall_s"])
         except (UserError, TypeError, ValueError, AttributeError) as exc:
             warnings.warn(f"{path.parent}: left out of the time estimate ({exc})", stacklevel=2)
+            continue
+        if results.problem(path.parent, cfg) or (result := read_result(path.parent)) is None:
+            continue
+        try:
+            wall_s = float(result["wall_s"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not wall_s > 0:
             continue
         attempts = (read_json(path.parent / META) or {}).get("attempts") or [{}]
         startup = attempts[-1].get("startup_s") if isinstance(attempts[-1], dict) else None

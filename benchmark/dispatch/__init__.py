@@ -30,7 +30,7 @@ from typing import Any
 import submitit
 import torch
 
-from benchmark import locks
+from benchmark import locks, results
 from benchmark.config import RunConfig
 from benchmark.dispatch.job import TrainJob, TrainQueue, listen_for_ctrl_c
 from benchmark.dispatch.progress import Display
@@ -144,6 +144,7 @@ def execute(
         def refill(active: dict[submitit.Job, list[Task]]) -> None:
             if pending and not active:
                 task = pending.pop(0)
+                results.mark_ready()  # its start-up: from here, not from this process's start
                 active[ex.submit(TrainJob(), task.cfg, task.run_dir, task.source)] = [task]
 
         return follow({}, display, refill=refill, in_process=True, cancel_on_interrupt=True)
