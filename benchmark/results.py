@@ -261,7 +261,10 @@ def adopt(source: Path, path: Path) -> bool:
             if (source / name).is_file():
                 _copy(source / name, path / name)
         write_json(path / ADOPTED, {"source": str(Path(source).resolve()), "time": time.time()})
-        _copy(source / RESULT, path / RESULT)  # last: the "done" marker
+        if "weights" in result:
+            _copy(source / RESULT, path / RESULT)  # last: the "done" marker
+        else:  # checked by its CRCs above: the copy records its weights, as a new run does
+            write_json(path / RESULT, {**result, "weights": weights_record(path)})
     return read_result(path) is not None
 
 

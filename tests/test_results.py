@@ -175,6 +175,8 @@ def test_an_adopted_run_is_a_copy_that_the_source_can_no_longer_change(tmp_path)
 def test_a_source_without_a_weights_record_is_adopted_only_if_its_weights_pass_their_crcs(tmp_path, damage):
     good = trained(tmp_path / "s" / "good", RUNS[0], weights_record=False)
     assert results.adopt(good, tmp_path / "t" / "good")
+    # The copy records its weights, as a new run does: from now on they are verified.
+    assert results.read_result(tmp_path / "t" / "good")["weights"] == results.weights_record(good)
     bad = trained(tmp_path / "s" / "bad", RUNS[1], seed=1, weights_record=False)
     if damage == "truncated":
         (bad / results.WEIGHTS).write_bytes((bad / results.WEIGHTS).read_bytes()[:-200])
