@@ -253,8 +253,8 @@ def _planned(args: argparse.Namespace, to_train: bool = False) -> plan.Plan:
     if note := the_plan.collapsed():
         print(note)
     if args.func is not cmd_run:
-        for r in the_plan.garbage:
-            _warning_line(f"{r.path}: {r.problem}; left out (`vitbench run` moves it aside)")
+        for path, why in the_plan.garbage:
+            _warning_line(f"{path}: {why}; left out (`vitbench run` moves it aside)")
     return the_plan
 
 

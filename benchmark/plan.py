@@ -92,8 +92,12 @@ class Plan:
         return [r for r in self.runs if r.adoptable]
 
     @property
-    def garbage(self) -> list[PlannedRun]:
-        return [r for r in self.runs if r.problem]
+    def garbage(self) -> list[tuple[Path, str]]:
+        """(path, what is wrong) of what `run` moves aside: the study's folder if a file stands in
+        its place, else the runs' garbage (`PlannedRun.problem`)."""
+        if self.folder.exists() and not self.folder.is_dir():
+            return [(self.folder, "a file where the study's folder should be")]
+        return [(r.path, r.problem) for r in self.runs if r.problem]
 
     def collapsed(self) -> str | None:
         """One line when the overrides made declared runs duplicates of each other."""
@@ -210,13 +214,19 @@ def make_plan(
     declared = declare(study, preset, overrides)
     variant = variant_name(preset, declared.overrides)
     folder = study_dir(results_root, study.name, variant)
+    # Before variants were named by their effect, they were named by the overrides as spelled.
+    legacy = study_dir(results_root, study.name, variant_name(preset, overrides))
+    if overrides and legacy != folder and legacy.is_dir():
+        warnings.warn(
+            f"{legacy}: results of these overrides from before variants were named by their effect; "
+            f"they are read from {folder} now: move them there to keep them",
+            stacklevel=2,
+        )
     homes = shared_homes(study, preset, overrides, results_root) if study.reuse else {}
     runs = []
     for cfg in declared.configs:
         path = run_dir(results_root, study.name, variant, cfg)
-        problem = results.problem(path, cfg) or (
-            "a file where the study's folder should be" if folder.exists() and not folder.is_dir() else None
-        )
+        problem = results.problem(path, cfg)
         own = dict(results.NOT_STARTED) if problem else run_info(path, now)
         home = homes.get(run_id(cfg), path)
         if home != path and results.problem(home, cfg):
@@ -244,13 +254,9 @@ def prepare(the_plan: Plan, overrides: dict[str, str], results_root: Path) -> tu
     copy the runs other studies finished into this study's folder. Returns the plan as it then
     stands and a line saying what was adopted, if anything was."""
     lines = []
-    folder = the_plan.folder
-    garbage = [r for r in the_plan.garbage if r.path.exists()]
-    if folder.exists() and not folder.is_dir():
-        warnings.warn(results.set_aside(folder, "a file where the study's folder should be"), stacklevel=2)
-    else:
-        for r in garbage:
-            warnings.warn(results.set_aside(r.path, r.problem or "garbage"), stacklevel=2)
+    garbage = the_plan.garbage
+    for path, why in garbage:
+        warnings.warn(results.set_aside(path, why), stacklevel=2)
     adopted = [r for r in the_plan.adoptable if results.adopt(r.home, r.path)]
     if adopted:
         studies = sorted({r.home.parent.parent.name for r in adopted})
@@ -313,7 +319,7 @@ def _finished_runs(results_root: Path) -> list[_Measured]:
     whose config this version cannot read (damaged, older, a model it does not know) says nothing
     about this machine's speed: it is left out, with one warning."""
     found = []
-    for path in sorted(Path(results_root).glob(f"*/*/*/{CONFIG}")):
+    for path in sorted(Path(results_root).glob(f"[!.]*/[!.]*/[!.]*/{CONFIG}")):  # not what was set aside
         if not path.is_file() or (config := read_json(path)) is None:
             continue  # garbage: `plan` and `run` name the declared runs' garbage themselves
         try:

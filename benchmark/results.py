@@ -20,6 +20,7 @@ and .submitit/ (submitit's job files, logs and code snapshots).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -92,8 +93,10 @@ def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         # Held until the file is renamed or this process dies: how `sweep_abandoned` tells a
-        # writer's temporary file from one a killed writer left behind.
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        # writer's temporary file from one a killed writer left behind. A filesystem without
+        # locks (Lustre mounted without flock) writes all the same; its debris is never swept.
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             if callable(data):

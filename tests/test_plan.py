@@ -146,6 +146,10 @@ def test_an_override_equal_to_the_presets_value_is_no_variant(tmp_path, study):
     # Spelled differently, one experiment: one folder.
     a = plan.make_plan(study, "smoke", {"optim.lr": "3e-4"}, tmp_path).variant
     assert a == plan.make_plan(study, "smoke", {"optim.lr": "0.0003"}, tmp_path).variant != "smoke"
+    # A variant named by an older version after its spelling is pointed to, not silently dropped.
+    (tmp_path / "pos_embed" / plan.variant_name("smoke", {"optim.lr": "3e-4"})).mkdir()
+    with pytest.warns(UserWarning, match=f"from before variants were named by their effect.*{a}"):
+        plan.make_plan(study, "smoke", {"optim.lr": "3e-4"}, tmp_path)
 
 
 def test_duplicates_made_by_an_override_are_collapsed_before_running_billing_and_judging(tmp_path, study):
@@ -212,3 +216,14 @@ def test_a_foreign_run_folder_naming_an_unknown_model_is_left_out_of_the_estimat
     (foreign / CONFIG).write_text(json.dumps(stored))
     with pytest.warns(UserWarning, match=f"{foreign}: left out of the time estimate .*unknown model 'Q/16'"):
         assert plan.estimate([cfg], tmp_path).seconds == pytest.approx(20.0)
+
+
+def test_a_file_where_the_studys_folder_should_be_is_one_problem_moved_aside_before_a_run(tmp_path, study):
+    (tmp_path / "pos_embed").mkdir()
+    (tmp_path / "pos_embed" / "smoke").write_text("not a folder")
+    p = plan.make_plan(study, "smoke", {}, tmp_path)
+    assert p.garbage == [(tmp_path / "pos_embed" / "smoke", "a file where the study's folder should be")]
+    assert [r.state for r in p.runs] == ["pending"] * 8
+    with pytest.warns(UserWarning, match="moved aside to .set-aside-smoke-"):
+        after, _ = plan.prepare(p, {}, tmp_path)
+    assert after.garbage == [] and not (tmp_path / "pos_embed" / "smoke").exists()

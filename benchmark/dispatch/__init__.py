@@ -246,7 +246,7 @@ def follow(
                 break
             for job, tasks in list(active.items()):
                 if in_process or job.done():
-                    for outcome in _collect(job, tasks, since):
+                    for outcome in _collect_share(job, tasks, since):
                         if outcome.task.run_dir not in reported:
                             report(outcome)
                     del active[job]
@@ -298,7 +298,12 @@ def _unwritable(kind: str, error: str) -> UserError:
     )
 
 
-def _collect(job: submitit.Job, tasks: list[Task], since: float = 0.0) -> list[Outcome]:
+def _collect(job: submitit.Job, task: Task, since: float = 0.0) -> Outcome:
+    """The outcome of a finished job of one run (`_collect_share`)."""
+    return _collect_share(job, [task], since)[0]
+
+
+def _collect_share(job: submitit.Job, tasks: list[Task], since: float = 0.0) -> list[Outcome]:
     """The outcomes of a finished job's runs: what it returned for each (a TrainQueue a list, a
     TrainJob one result). For a job that died, each run's folder says what happened to it, else
     the job's error does: the root cause's last line."""
