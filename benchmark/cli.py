@@ -14,6 +14,7 @@ import os
 import shlex
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,24 +38,55 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "data_root", None) is not None:  # the environment carries it into every job
         os.environ["VITBENCH_DATA"] = str(args.data_root.resolve())
-    try:
-        code = args.func(args)
-        sys.stdout.flush()  # here, so a closed pipe is caught below and not at interpreter exit
-        return code
-    except BrokenPipeError:
-        # `vitbench list | head`: the reader has gone; stop quietly, as Unix tools do. Point
-        # stdout at /dev/null so the interpreter's final flush does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the signal
-    except UserError as exc:
-        print(f"vitbench: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "\nvitbench: interrupted; finished runs are kept and the rest resume on the next `vitbench run`.",
-            file=sys.stderr,
-        )
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line
+        try:
+            code = args.func(args)
+            sys.stdout.flush()  # here, so a closed pipe is caught below and not at interpreter exit
+            return code
+        except BrokenPipeError:
+            # `vitbench list | head`: the reader has gone; stop quietly, as Unix tools do. Point
+            # stdout at /dev/null so the interpreter's final flush does not raise again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the signal
+        except UserError as exc:
+            print(f"vitbench: error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            if (line := _unwritable(exc, args)) is None:
+                raise
+            print(f"vitbench: error: {line}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(
+                "\nvitbench: interrupted; finished runs are kept and the rest resume on the next `vitbench run`.",
+                file=sys.stderr,
+            )
+            return 130
+
+
+def _warning_line(message: Warning | str, *_: object, **__: object) -> None:
+    """A warning as one line (Python's shows the file and the source line too)."""
+    print(f"vitbench: warning: {message}", file=sys.stderr)
+
+
+def _unwritable(exc: OSError, args: argparse.Namespace) -> str | None:
+    """The one line for a write the filesystem refused (read-only, full), naming the path and the
+    flag that moves it; None for any other error."""
+    from benchmark.results import storage_error
+
+    kind = storage_error(exc)
+    if kind is None:
+        return None
+    path = Path(str(exc.filename)) if exc.filename else None
+    reports = getattr(args, "reports", None)
+    inside_reports = (
+        path is not None and reports is not None and path.resolve().is_relative_to(reports.resolve())
+    )
+    flag = "--reports" if inside_reports else "--results"
+    if kind == "no space":
+        return f"cannot write {path or 'the results'}: no space left on the device; make room, or give {flag} DIR elsewhere"
+    return f"cannot write {path}: {exc.strerror} (read-only); give a writable folder with {flag} DIR"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -206,18 +238,23 @@ SLURM_FLAGS = {
 def _planned(args: argparse.Namespace, to_train: bool = False) -> plan.Plan:
     """The study's runs, their states and what is left to do, after every check on the input.
     Runs about to be trained (or priced) are also checked against the data and the models; a
-    command that only reads stored results (status, cancel, report) loads neither."""
+    command that only reads stored results (status, cancel, report) loads neither. Nothing is
+    written: garbage in the results folder is named here and moved aside by `run` alone."""
     study = load_study(args.study)
     overrides = parse_overrides(args.set)
     args.reports = _folders(args)
     the_plan = plan.make_plan(
-        study, args.preset, overrides, args.results, retry_failed=getattr(args, "retry_failed", False),
-        adopt=args.func is cmd_run,
-    )  # fmt: skip
-    for run in the_plan.runs:
-        check(run.cfg)  # ranges and cross-field rules
+        study, args.preset, overrides, args.results, retry_failed=getattr(args, "retry_failed", False)
+    )
+    for cfg in {r.run_id: r.cfg for r in the_plan.runs}.values():
+        check(cfg)  # ranges and cross-field rules
         if to_train:
-            validate(run.cfg)
+            validate(cfg)
+    if note := the_plan.collapsed():
+        print(note)
+    if args.func is not cmd_run:
+        for path, why in the_plan.garbage:
+            _warning_line(f"{path}: {why}; left out (`vitbench run` moves it aside)")
     return the_plan
 
 
@@ -238,8 +275,9 @@ def _folders(args: argparse.Namespace) -> Path:
 
 
 def validate(cfg: RunConfig) -> None:
-    """Reject what the data, the models and the evaluators cannot do, before anything is written.
-    Needs no data that cannot be read here (the paper's datasets are planned and priced by shape)."""
+    """Reject what the data, the models and the evaluators cannot do, before anything is written:
+    every rule between the model, its upstream and its probe data (`evals.check`). Needs no data
+    that cannot be read here (the paper's datasets are planned and priced by shape)."""
     from benchmark import data, evals
     from benchmark.models import validate_model
 
@@ -270,16 +308,11 @@ def download_missing(names: set[str]) -> None:
 def check_readable(cfg: RunConfig) -> None:
     """A run about to train reads its upstream, probe and fine-tuning datasets: each must be found
     here (JFT-300M never is), or the one-line error comes before any run folder is written."""
-    from benchmark import data
+    from benchmark import data, evals
 
     for name in datasets_of(cfg):
-        data.describe(name)
-    for name in (*cfg.eval.fewshot_datasets, *cfg.eval.finetune_datasets):
-        if data.is_streaming(name):  # (the upstream may stream; probes hold their splits in memory)
-            raise UserError(
-                f"dataset {name!r} streams from disk and cannot be a probe or fine-tuning dataset, whose splits "
-                f"are held in memory; choose one held in memory (CIFAR, Pets, Flowers, a small folder:)"
-            )
+        data.describe(name)  # an in-memory dataset is decoded here: a bad image is named now
+    evals.check(cfg)  # again, now with every dataset present: its classes and channels are known
 
 
 # --- commands --------------------------------------------------------------------------
@@ -368,8 +401,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     the_plan = _planned(args, to_train=True)
     if args.download:
         download_missing({name for run in the_plan.todo for name in datasets_of(run.cfg)})
-    for run in the_plan.todo:
-        check_readable(run.cfg)
+    for cfg in {r.run_id: r.cfg for r in the_plan.todo}.values():
+        check_readable(cfg)
     table = cost.load_table(args.gpu_table)
     study = the_plan.study
     if args.executor not in dispatch.EXECUTORS:
@@ -377,9 +410,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise UserError(f"--jobs must be at least 1 (or 0 for the default), got {args.jobs}")
     settings = _slurm_settings(args)
+    # Every check is done: from here on, the results folder is written.
+    the_plan, done = plan.prepare(the_plan, parse_overrides(args.set), args.results)
+    for line in done:
+        print(line)
     jobs = args.jobs or dispatch.default_jobs()
     folder = the_plan.folder.resolve()  # absolute: cluster jobs start elsewhere (in a code snapshot)
-    todo = [dispatch.Task(r.cfg, r.path.resolve(), r.label) for r in the_plan.todo]
+    todo = [
+        dispatch.Task(r.cfg, r.path.resolve(), r.label, r.source.resolve() if r.source else None)
+        for r in the_plan.todo
+    ]
     counts = the_plan.counts
     where = f"on the {args.executor} executor" if todo else ""
     print(
@@ -407,7 +447,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         try:
             outcomes = dispatch.follow(
-                dict(zip(submitted, todo, strict=True)),
+                {job: [task] for job, task in zip(submitted, todo, strict=True)},
                 display,
                 cancel_on_interrupt=False,
                 poll_s=dispatch.SLURM_POLL_S,
@@ -420,12 +460,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 130
     elif todo:
         dispatch.record_dispatch(folder, args.executor, todo)
-        outcomes = dispatch.execute(
-            todo, args.executor, folder / ".submitit", jobs=jobs, already_done=counts["done"]
-        )
+        try:
+            outcomes = dispatch.execute(
+                todo, args.executor, folder / ".submitit", jobs=jobs, already_done=counts["done"]
+            )
+        except KeyboardInterrupt:
+            print(f"\nvitbench: {_interrupted(args, the_plan, flags)}", file=sys.stderr)
+            return 130
     else:
         outcomes = []
     return _finish(args, the_plan, outcomes, flags)
+
+
+def _interrupted(args: argparse.Namespace, before: plan.Plan, flags: str) -> str:
+    """What a Ctrl-C stopped, from the run folders, and the command that resumes it."""
+    after = plan.make_plan(before.study, before.preset, parse_overrides(args.set), args.results)
+    counts = after.counts
+    started = counts["interrupted"] + counts["running"]
+    return (
+        f"interrupted {after.study.name}/{after.variant}: {counts['done']} of {len(after.runs)} runs done, "
+        f"{started} stopped mid-training (they resume from their last checkpoint), "
+        f"{counts['pending']} not started; resume with `vitbench run {after.study.name}{flags}`"
+    )
 
 
 def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: str) -> int:
@@ -435,6 +491,10 @@ def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: 
     a run that failed but could not record it (e.g. a read-only folder) is said to be so."""
     study = before.study
     after = plan.make_plan(study, before.preset, parse_overrides(args.set), args.results, retry_failed=False)
+    if after.adoptable:  # shared runs this study's jobs, or another study's, finished meanwhile
+        after, done = plan.prepare(after, parse_overrides(args.set), args.results)
+        for line in done:
+            print(line)
     counts = after.counts
     report_written = False
     if not args.no_report and counts["done"]:
@@ -495,6 +555,8 @@ def _study_flags(args: argparse.Namespace) -> str:
     flags = f" --preset {args.preset}" + "".join(f" --set {shlex.quote(item)}" for item in args.set)
     if args.results != Path(os.environ.get("VITBENCH_RESULTS", "results")):
         flags += f" --results {shlex.quote(str(args.results))}"
+    if getattr(args, "data_root", None) is not None:  # the data the runs read, as given
+        flags += f" --data-root {shlex.quote(str(args.data_root))}"
     return flags
 
 
@@ -611,7 +673,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise UserError("give a study (`vitbench report STUDY`) or --all alone (every study and preset)")
         from benchmark.scorecard import build_scorecard
 
-        print(f"Scorecard: {build_scorecard(args.results, _folders(args))}")
+        args.reports = _folders(args)
+        print(f"Scorecard: {build_scorecard(args.results, args.reports)}")
         return 0
     the_plan = _planned(args)
     _report(the_plan.study, the_plan, args)

@@ -164,8 +164,10 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, float | None]:
     try:
         mtime = path.stat().st_mtime
         text = path.read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # (no run folder: a file in its place)
         return None, None
+    except (IsADirectoryError, UnicodeDecodeError):
+        return None, mtime
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -306,7 +308,7 @@ def lost_claims(run_dir: Path) -> dict[str, float]:
     path = Path(run_dir) / CLAIMS
     try:
         lines = path.read_text().splitlines()
-    except OSError:
+    except (OSError, ValueError):  # missing, or garbage: no record of a loss
         return {}
     lost = {}
     for line in lines:

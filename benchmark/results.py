@@ -8,7 +8,11 @@ Layout: results/<study>/<preset>/<run_id>/
   checkpoint.pt  while training (weights_only-loadable); checkpoint.prev.pt, the one before it
   lock.json      the claim of the process training the run (see locks.py)
   failed.json    error and traceback of a run that failed
-  result.json    the final metrics, written last and atomically: the only "done" marker
+  model.pt       the final weights
+  adopted.json   where a run adopted from another study was copied from (see `adopt`)
+  result.json    the final metrics, written last and atomically: the only "done" marker. It
+                 records model.pt's size and sha256 (`weights_record`): a run is done only while
+                 its weights match them (runs finished before the record was kept are trusted)
 A study's status is derived from these files alone; nothing is ever parsed out of logs. Beside
 the runs, results/<study>/<preset>/ holds jobs.jsonl (what was dispatched, for `vitbench cancel`)
 and .submitit/ (submitit's job files, logs and code snapshots).
@@ -16,13 +20,17 @@ and .submitit/ (submitit's job files, logs and code snapshots).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +40,19 @@ import pandas as pd
 
 from benchmark import locks
 from benchmark.config import RunConfig, canonical_json, flatten, from_dict, run_id
+from benchmark.errors import UserError
 
 CONFIG, META, METRICS, PROGRESS = "config.json", "meta.json", "metrics.jsonl", "progress.json"
 CHECKPOINT, FAILED, RESULT = "checkpoint.pt", "failed.json", "result.json"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+WEIGHTS, ADOPTED = "model.pt", "adopted.json"
 JOBS = "jobs.jsonl"
+# Every file a run folder may hold: one of them that is not a plain file (a directory named
+# result.json, say) is garbage the run cannot be trained or read through (`problem`).
+RUN_FILES = (
+    CONFIG, META, METRICS, PROGRESS, CHECKPOINT, PREVIOUS_CHECKPOINT, FAILED, WEIGHTS, ADOPTED, RESULT,
+    "best.pt", locks.LOCK, locks.CLAIMS,
+)  # fmt: skip
 # What a run's result records besides its metrics, as columns of the study's DataFrame: cost, the
 # model's size, and the provenance of its data and evaluations (so reports never load datasets).
 RESULT_COLUMNS = (
@@ -76,6 +92,11 @@ def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # Held until the file is renamed or this process dies: how `sweep_abandoned` tells a
+        # writer's temporary file from one a killed writer left behind. A filesystem without
+        # locks (Lustre mounted without flock) writes all the same; its debris is never swept.
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             if callable(data):
@@ -115,6 +136,31 @@ def sweep_temporary(folder: Path) -> list[str]:
     return swept
 
 
+ABANDONED_AFTER_S = 10.0  # a writer locks its temporary file within microseconds of creating it
+
+
+def sweep_abandoned(folder: Path) -> list[str]:
+    """Remove the temporary files of `write_atomic` calls whose writer died (a folder several
+    processes write, such as the data cache): a file nobody holds locked, older than a few
+    seconds. Returns their names; a folder that cannot be read or written is left as it is."""
+    swept = []
+    try:
+        candidates = list(Path(folder).glob(".*.tmp"))
+    except OSError:
+        return swept
+    for tmp in candidates:
+        try:
+            with open(tmp, "rb") as f:
+                if time.time() - os.fstat(f.fileno()).st_mtime < ABANDONED_AFTER_S:
+                    continue
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a live writer holds it
+                tmp.unlink()
+                swept.append(tmp.name)
+        except OSError:
+            continue
+    return swept
+
+
 OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
 READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -151,10 +197,14 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """The parsed file, or None when it is missing or unreadable (a corrupt file warns)."""
+    """The parsed file, or None when it is missing or unreadable (a corrupt file warns: not JSON,
+    not text, or a folder where the file should be)."""
     try:
         text = path.read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # (its folder is a file: `problem` says so)
+        return None
+    except (IsADirectoryError, UnicodeDecodeError):
+        warnings.warn(f"ignoring corrupt file {path}", stacklevel=2)
         return None
     try:
         data = json.loads(text)
@@ -177,10 +227,12 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """All complete records; a torn last line (a run killed mid-write) is skipped."""
-    if not path.exists():
+    try:
+        text = path.read_bytes().decode(errors="replace")  # a damaged byte costs its line only
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return []
     records = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
@@ -189,24 +241,94 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def adopt(source: Path, path: Path) -> bool:
-    """Take another study's finished run of the same config (the same id) as this study's: its folder
-    hard-linked (copied across file systems) under a temporary name, then renamed into place, so a
-    run is either wholly there or not. Finished runs are never written again, so sharing their files
-    is safe. Returns whether it adopted one."""
-    if path.exists() or read_result(source) is None:
+    """Take another study's finished run of the same config (the same id) as this study's, by
+    copy: its record, metrics and weights are copied into this study's run folder, result.json
+    last, and adopted.json names the source. Nothing is shared, so neither study's files can be
+    changed through the other's. Only a source whose weights verify is adopted (its record in
+    result.json, or for a run finished before that record was kept, model.pt's own checksums).
+    Done under this folder's claim; a run already done here is left as it is. Returns whether it
+    adopted one."""
+    result = read_result(source)
+    if result is None or read_result(path) is not None:
         return False
-    tmp = path.with_name(f".adopting-{path.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(locks.LOCK, ".*"))
-    tmp.rename(path)
-    return True
+    if "weights" not in result and (why := _legacy_weights_problem(source)):
+        warnings.warn(f"{source}: not adopted, {why}; the run is trained here instead", stacklevel=2)
+        return False
+    with locks.Claim(path) as claim:
+        if not claim.held or read_result(path) is not None:
+            return False
+        for name in RUN_FILES:  # what an earlier attempt here left: this folder becomes the copy
+            if name not in (CONFIG, locks.LOCK, locks.CLAIMS):
+                (path / name).unlink(missing_ok=True)
+        for name in (CONFIG, META, METRICS, PROGRESS, WEIGHTS):
+            if (source / name).is_file():
+                _copy(source / name, path / name)
+        write_json(path / ADOPTED, {"source": str(Path(source).resolve()), "time": time.time()})
+        if "weights" in result:
+            _copy(source / RESULT, path / RESULT)  # last: the "done" marker
+        else:  # checked by its CRCs above: the copy records its weights, as a new run does
+            write_json(path / RESULT, {**result, "weights": weights_record(path)})
+    return read_result(path) is not None
 
 
-def _link_or_copy(src: str, dst: str) -> None:
+def _copy(src: Path, dst: Path) -> None:
+    with open(src, "rb") as f:
+        write_atomic(dst, lambda out: shutil.copyfileobj(f, out, 1 << 20))
+
+
+def _legacy_weights_problem(run_dir: Path) -> str | None:
+    """Why the weights of a run finished without a weights record cannot be trusted, if they
+    cannot: model.pt (a zip archive, as torch.save writes it) missing, or failing its CRCs."""
     try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+        with zipfile.ZipFile(run_dir / WEIGHTS) as archive:
+            bad = archive.testzip()
+    except FileNotFoundError:
+        return f"it has no {WEIGHTS}"
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        return f"its {WEIGHTS} is damaged ({exc})"
+    return f"its {WEIGHTS} is damaged (member {bad} fails its CRC)" if bad else None
+
+
+def weights_record(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of the run's final weights, for its result.json ("weights"): `read_result`
+    counts the run as done only while model.pt still matches them."""
+    path = Path(run_dir) / WEIGHTS
+    return {WEIGHTS: {"bytes": path.stat().st_size, "sha256": _sha256(path)}}
+
+
+_HASHES: dict[tuple[int, ...], str] = {}  # sha256 by file identity: a file is hashed once per process
+
+
+def _sha256(path: Path) -> str:
+    """The file's sha256, cached under its identity (device, inode, size, mtime and ctime: a
+    write changes the ctime, which no user can set back)."""
+    st = path.stat()
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+def _weights_problem(run_dir: Path, record: Any) -> str | None:
+    """How the run's files differ from the weights record in its result, if they do."""
+    if not isinstance(record, dict):
+        return "its weights record is malformed"
+    for name, expected in record.items():
+        path = Path(run_dir) / name
+        try:
+            if not path.is_file():
+                return f"{name} is missing"
+            if path.stat().st_size != expected.get("bytes"):
+                return f"{name} has {path.stat().st_size:,} bytes, not the {expected.get('bytes')} recorded"
+            if _sha256(path) != expected.get("sha256"):
+                return f"{name} does not match its recorded sha256 (changed since the run finished)"
+        except (OSError, AttributeError) as exc:
+            return f"{name} cannot be read ({exc})"
+    return None
 
 
 def init_run_dir(path: Path, cfg: RunConfig) -> None:
@@ -221,17 +343,45 @@ def init_run_dir(path: Path, cfg: RunConfig) -> None:
         write_json(path / CONFIG, json.loads(canonical_json(cfg)))
 
 
+def _process_start() -> float | None:
+    """When this process started (epoch seconds, to the second: /proc's boot time), if /proc says."""
+    try:
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime")
+        )
+        ticks = locks.process_start(os.getpid())
+        return None if ticks is None else boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+_READY: list[float | None] = [None]  # when this process became free for its next run (None: at its start)
+
+
+def mark_ready() -> None:
+    """A worker finished a run: the next one's start-up is counted from now, not from the start of
+    the process (dispatch.TrainQueue)."""
+    _READY[0] = time.time()
+
+
 def start_attempt(run_dir: Path, env: dict[str, Any]) -> dict[str, Any]:
     """Open a new attempt in meta.json and return the meta. Each attempt records what it ran on:
-    revision, dirty flag, host, device, threads, torch version, job and claim; an attempt that
+    revision, dirty flag, host, device, threads, torch version, job, claim and start-up; an attempt that
     resumes under another revision or thread count warns (here and in metrics.jsonl), since a
     run is bitwise reproducible only when neither changes. Temporary files a killed attempt left
     behind are swept first. `env` is environment.collect() plus "threads"."""
     sweep_temporary(run_dir)
     meta = read_json(run_dir / META) or {"attempts": []}
     meta.update(env)
+    start = time.time()
+    ready = _READY[0] if _READY[0] is not None else _process_start()
     attempt = {
-        "start": time.time(),
+        "start": start,
+        # Seconds this process spent before the attempt: its start and imports for the first run
+        # of a process, the gap since its previous run for a worker's later ones (`plan.estimate`).
+        "startup_s": None if ready is None else round(max(0.0, start - ready), 3),
         "host": env["host"],
         "pid": env["pid"],
         "slurm_job_id": env["slurm_job_id"],
@@ -273,13 +423,17 @@ def mixed_history(attempts: Sequence[dict[str, Any]]) -> str | None:
 
 
 def read_result(path: Path) -> dict[str, Any] | None:
-    """The run's result if it is complete. A damaged result.json (truncated, or not a result)
-    warns and counts as absent, so the run is trained again rather than reported half-written."""
+    """The run's result if it is complete. A damaged result.json (truncated, or not a result), or
+    weights that no longer match its record of them (deleted, truncated, edited), warn and count
+    as absent, so the run is adopted or trained again rather than reported half-written."""
     result = read_json(path / RESULT)
     if result is None:
         return None
     if result.get("status") != "done" or not isinstance(result.get("metrics"), dict):
         warnings.warn(f"ignoring incomplete result {path / RESULT}", stacklevel=2)
+        return None
+    if "weights" in result and (why := _weights_problem(path, result["weights"])):
+        warnings.warn(f"{path}: {why}; the run counts as not finished and is trained again", stacklevel=2)
         return None
     return result
 
@@ -296,6 +450,12 @@ def status(path: Path) -> str:
     if any((path / name).exists() for name in (PROGRESS, CHECKPOINT, PREVIOUS_CHECKPOINT, META)):
         return "interrupted"
     return "pending"
+
+
+NOT_STARTED: dict[str, Any] = {
+    "state": "pending", "step": None, "steps": None, "elapsed_s": 0.0, "wall_s": None, "attempts": 0,
+    "requeued": 0, "killed": 0, "claim_lost": 0, "mixed": None, "error": None, "owner": None,
+}  # fmt: skip
 
 
 def run_info(path: Path, now: float | None = None) -> dict[str, Any]:
@@ -345,31 +505,68 @@ class StudyRecords:
     warnings: list[str] = field(default_factory=list)  # one line each: what was repaired or set aside
 
 
-def _check_record(path: Path, cfg: RunConfig) -> str | None:
-    """Make the run folder's config.json agree with the declared `cfg`, whose hash is the folder's
-    name: a missing or unreadable one is rewritten from it; one that declares another config
-    (a copied or edited folder) cannot be trusted, and the folder is moved aside, out of every
-    view, so the run counts as not started. Returns the warning to give, if any."""
-    try:
-        stored = json.loads((path / CONFIG).read_text())
-    except FileNotFoundError:
-        stored, problem = None, "was missing"
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        stored, problem = None, "was unreadable"
-    else:
-        problem = None
-    if stored is not None and json.dumps(stored, sort_keys=True, separators=(",", ":")) == canonical_json(
+def problem(path: Path, cfg: RunConfig) -> str | None:
+    """Why the folder of `cfg`'s run (its hash is the folder's name) cannot be read or trained
+    through as it is, if it cannot: a plain file where the folder should be, one of the run's
+    files that is not a file (a directory named result.json), or a config.json that declares
+    another run (a copied or edited folder). Such garbage is set aside (`set_aside`), never
+    trusted and never a traceback. A missing or unreadable config.json is no such problem: it is
+    rewritten from the declaration (`repair_config`)."""
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        return "a file where the run's folder should be"
+    for name in RUN_FILES:
+        if (path / name).exists() and not (path / name).is_file():
+            return f"its {name} is not a file"
+    stored = _stored_config(path)
+    if stored is not None and json.dumps(stored, sort_keys=True, separators=(",", ":")) != canonical_json(
         cfg
     ):
+        return "its config.json declares another run than its folder's name"
+    return None
+
+
+def _stored_config(path: Path) -> Any:
+    try:
+        return json.loads((path / CONFIG).read_text())
+    except (OSError, ValueError):  # missing, a folder, not JSON, not text
         return None
-    if stored is None:
-        write_json(path / CONFIG, json.loads(canonical_json(cfg)))
-        return f"{path}: config.json {problem}; rewritten from the study's declaration (its hash is the folder's name)"
+
+
+def set_aside(path: Path, why: str) -> str:
+    """Move garbage at a run's place out of every view (renamed `.set-aside-<name>-<time>` beside
+    it), so the run counts as not started; returns the warning line. Left in place, and said so,
+    where a live process holds the run or the folder cannot be written (read-only)."""
+    if path.is_dir() and locks.holder(path) is not None:
+        return f"{path}: {why}; left out (a process is training it)"
     aside = path.with_name(f".set-aside-{path.name}-{int(time.time())}")
-    if locks.holder(path) is not None:
-        return f"{path}: config.json declares another run than its folder's name; left out (a process is training it)"
-    path.rename(aside)
-    return f"{path}: config.json declares another run than its folder's name; moved aside to {aside.name}"
+    try:
+        path.rename(aside)
+    except OSError as exc:
+        return f"{path}: {why}; left out (it could not be moved aside: {exc.strerror})"
+    return f"{path}: {why}; moved aside to {aside.name}"
+
+
+def repair_config(path: Path, cfg: RunConfig) -> str | None:
+    """Rewrite a missing or unreadable config.json of `cfg`'s run folder from the declaration (its
+    hash is the folder's name); returns the warning to give, if any."""
+    if not path.is_dir() or _stored_config(path) is not None:
+        return None
+    problem_ = "was missing" if not (path / CONFIG).exists() else "was unreadable"
+    try:
+        write_json(path / CONFIG, json.loads(canonical_json(cfg)))
+    except OSError as exc:
+        return f"{path}: config.json {problem_}; read as declared (it could not be rewritten: {exc.strerror})"
+    return f"{path}: config.json {problem_}; rewritten from the study's declaration (its hash is the folder's name)"
+
+
+def _check_record(path: Path, cfg: RunConfig) -> str | None:
+    """Make the run folder agree with the declared `cfg`: garbage is set aside (`problem`), a
+    missing or unreadable config.json rewritten. Returns the warning to give, if any."""
+    if why := problem(path, cfg):
+        return set_aside(path, why)
+    return repair_config(path, cfg)
 
 
 def scan(root: Path, study: str, variant: str, expected: Sequence[RunConfig]) -> StudyRecords:
@@ -378,11 +575,14 @@ def scan(root: Path, study: str, variant: str, expected: Sequence[RunConfig]) ->
     repaired or set aside (see `_check_record`) instead of breaking the study."""
     base = study_dir(root, study, variant)
     results, curves, runs, metas, notes = [], [], [], [], []
+    # A run declared twice (overrides can make two runs one config) is one run: read, and seen by
+    # the study's statistics, once.
+    expected = list({run_id(cfg): cfg for cfg in expected}.values())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for cfg in expected:
             path = base / run_id(cfg)
-            if path.is_dir() and (note := _check_record(path, cfg)):
+            if note := _check_record(path, cfg):
                 notes.append(note)
             config = flatten(cfg)
             info = run_info(path)
@@ -423,7 +623,12 @@ def _stored_configs(root: Path, study: str, preset: str) -> list[RunConfig]:
     configs = []
     for path in sorted(p for p in base.iterdir() if p.is_dir()):
         stored = read_json(path / CONFIG)
-        if stored is not None and path.name == run_id(cfg := from_dict(stored)):
+        try:
+            cfg = from_dict(stored) if stored is not None else None
+        except (UserError, TypeError, ValueError, AttributeError):
+            warnings.warn(f"{path}: config.json is not a config this version reads; left out", stacklevel=2)
+            continue
+        if cfg is not None and path.name == run_id(cfg):
             configs.append(cfg)
     return configs
 

@@ -1,7 +1,9 @@
 """The command line as a user meets it: clear one-line errors with exit status 2 that touch
 nothing stored, `list`, `plan`, `status`, and a real run through submitit's local executor."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +38,9 @@ def snapshot(folder: Path) -> dict[str, int]:
         ),
         (["run", "pos_embed", "--gpu-table", "no_such_table.json"], "--gpu-table no_such_table.json: cannot"),
         (["report", "pos_embed", "--preset", "smoke"], "no finished runs"),
+        # The studies read 5-shot: this trained every run, then the report failed (KeyError 5shot).
+        (["run", "pos_embed", "--set", "eval.shots=1"], "--set eval.shots=1 drops 5, which pos_embed's"),
+        (["plan", "pos_embed", "--set", "eval.evaluators=upstream"], "drops fewshot"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(argv, message, tmp_path, capsys):
@@ -201,14 +206,17 @@ def test_a_study_whose_runs_all_fail_exits_1_without_a_report(tmp_path, monkeypa
 
     real = optim.F.cross_entropy
     monkeypatch.setattr(optim.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    (tmp_path / "d").mkdir()
     argv = ["run", "pos_embed", "--preset", "smoke", "--executor", "debug", "--set", "optim.steps=2",
             "--set", "optim.warmup_steps=1", "--results", str(tmp_path / "r"),
-            "--reports", str(tmp_path / "p")]  # fmt: skip
+            "--reports", str(tmp_path / "p"), "--data-root", str(tmp_path / "d")]  # fmt: skip
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert "no run has finished, so no report was written" in err
-    # No report, so it is not said to list them; the hints name this very experiment again.
+    # No report, so it is not said to list them; the hints name this very experiment again, its
+    # data root included.
     flags = f"--preset smoke --set optim.steps=2 --set optim.warmup_steps=1 --results {tmp_path / 'r'}"
+    flags += f" --data-root {tmp_path / 'd'}"
     assert f"8 run(s) failed. `vitbench status pos_embed {flags}` shows why" in err
     assert f"`vitbench run pos_embed {flags} --retry-failed`" in err and "report lists" not in err
     assert not (tmp_path / "p").exists()
@@ -259,3 +267,118 @@ def test_a_user_who_only_runs_leaves_git_status_clean(tmp_path):
     status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone,
                             capture_output=True, text=True, check=True)  # fmt: skip
     assert status.stdout == ""
+
+
+# --- a finished study's folder, read-only or with garbage in it ------------------------------------
+
+TINY = ["pos_embed", "--preset", "smoke", "--set", "optim.steps=2", "--set", "optim.warmup_steps=1"]
+
+
+@pytest.fixture(scope="module")
+def finished_smoke(tmp_path_factory):
+    """pos_embed's smoke runs, two steps each, finished once for the tests below to copy."""
+    results = tmp_path_factory.mktemp("finished") / "r"
+    assert cli.main(["run", *TINY, "--executor", "debug", "--no-report", "--results", str(results)]) == 0
+    return results
+
+
+@pytest.fixture
+def read_only(tmp_path, finished_smoke):
+    """A copy of the finished results on a real filesystem mounted read-only (tmpfs, as root)."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True
+    ).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    shutil.copytree(finished_smoke, mount / "r")
+    subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+    yield mount / "r"
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def one_error_line(err: str) -> str:
+    assert err.count("\n") == 1 and err.startswith("vitbench: error: ") and "Traceback" not in err, err
+    return err
+
+
+def test_a_read_only_results_folder_is_named_in_one_line_and_read_where_nothing_is_written(
+    read_only, tmp_path, capsys, monkeypatch
+):
+    """report, report --all and run (everything done) gave OSError tracebacks, run in the disk-full
+    wording. Reading works; writing the report there stops in one line naming the path and the
+    flag that moves it; a writable --reports folder takes the report."""
+    monkeypatch.delenv("VITBENCH_REPORTS", raising=False)
+    where = ["--results", str(read_only)]
+    for argv in (["report", *TINY], ["run", *TINY, "--executor", "debug"], ["report", "--all"]):
+        assert cli.main([*argv, *where]) == 2, argv
+        line = one_error_line(capsys.readouterr().err)
+        assert f"cannot write {read_only / 'reports'}" in line and "Read-only file system" in line
+        assert "give a writable folder with --reports DIR" in line and "make room" not in line
+    for argv in (["status", *TINY], ["plan", *TINY], ["run", *TINY, "--no-report"]):
+        assert cli.main([*argv, *where]) == 0, argv
+        assert capsys.readouterr().err == ""
+    assert cli.main(["report", *TINY, *where, "--reports", str(tmp_path / "p")]) == 0
+    assert next((tmp_path / "p" / "pos_embed").glob("smoke@*/report.md"))
+
+
+def put_garbage(results: Path, kind: str) -> Path:
+    """Damage a finished run's folder (or add a stranger's) as an unlucky user did; returns the path named."""
+    run = sorted(results.glob("pos_embed/smoke@*/*/result.json"))[0].parent
+    if kind == "a plain file where a run folder should be":
+        shutil.rmtree(run)
+        run.write_text("not a folder")
+    elif kind == "a directory named config.json":
+        (run / "config.json").unlink()
+        (run / "config.json").mkdir()
+    elif kind == "result.json starting with byte 0xff":
+        (run / "result.json").write_bytes(b"\xff" + (run / "result.json").read_bytes())
+        return run / "result.json"
+    elif kind == "result.json a directory":
+        (run / "result.json").unlink()
+        (run / "result.json").mkdir()
+    else:  # a foreign run folder whose config names a model this version does not know
+        foreign = results / "someone" / "cpu" / "abc"
+        shutil.copytree(run, foreign)
+        config = json.loads((foreign / "config.json").read_text())
+        config["model"]["arch"] = "Q/16"
+        (foreign / "config.json").write_text(json.dumps(config))
+        return foreign
+    return run
+
+
+GARBAGE = (
+    "a directory named config.json",
+    "result.json starting with byte 0xff",
+    "a plain file where a run folder should be",
+    "result.json a directory",
+    "a foreign run folder naming an unknown model",
+)
+
+
+@pytest.mark.parametrize("kind", GARBAGE)
+def test_garbage_in_the_results_is_set_aside_with_one_warning_and_every_command_carries_on(
+    kind, finished_smoke, tmp_path, capsys
+):
+    results = tmp_path / "r"
+    shutil.copytree(finished_smoke, results)
+    named = put_garbage(results, kind)
+    where = ["--results", str(results), "--reports", str(tmp_path / "p")]
+    foreign = kind.startswith("a foreign")
+    for command in ("plan", "status", "report"):
+        # A foreign folder is read only by plan's estimate, of runs left to do (it stopped plan with
+        # exit 2); status and report read the declared runs alone.
+        more = ["--set", "optim.steps=3"] if foreign and command == "plan" else []
+        assert cli.main([command, *TINY, *more, *where]) == 0, command
+        err = capsys.readouterr().err
+        warned = [line for line in err.splitlines() if line]
+        if foreign and command != "plan":
+            assert not any(str(named) in line for line in warned), err
+            continue
+        # (The report may add pandas' FutureWarning from a study's table with an empty cell.)
+        [line] = [line for line in warned if str(named) in line]
+        assert line.startswith("vitbench: warning: ") and "Traceback" not in err, err
+    assert cli.main(["run", *TINY, "--executor", "debug", "--no-report", *where]) == 0
+    capsys.readouterr()
+    assert cli.main(["status", *TINY, *where]) == 0
+    assert "8 runs; 8 done, 0 to run" in capsys.readouterr().out

@@ -1,5 +1,7 @@
 """Offline datasets: fixed splits, the class halves of MNIST, and what a probe dataset measures."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -59,3 +61,11 @@ def test_the_papers_datasets_are_known_for_planning_without_their_images():
     assert data.spec("mnist0to4") == data.DatasetSpec(28, 1, 5, 1750, data.load("mnist0to4").provenance)
     with pytest.raises(UserError, match="planning and pricing only"):
         data.load("jft300m")
+
+
+def test_an_unknown_dataset_lists_each_valid_name_once():
+    with pytest.raises(UserError) as err:
+        data.check_name("cifar11")
+    names = re.findall(r"[\w:<>]+", str(err.value).split("valid: ")[1])
+    for name in ("imagenet1k", "imagenet21k", "cifar10", "mnist0to4", "jft300m"):
+        assert names.count(name) == 1, (name, names)

@@ -297,3 +297,52 @@ def test_cancel_stops_a_local_study_and_its_runs_resume(tmp_path, capsys):
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
+
+
+# --- local workers --------------------------------------------------------------------------------
+
+
+def test_shares_of_about_equal_cost_keep_the_plans_order(tiny_cfg, tmp_path):
+    steps = [40, 10, 10, 10, 10, 30]
+    tasks = [
+        dispatch.Task(tiny_cfg.replace(**{"optim.steps": n}), tmp_path / str(i), str(i))
+        for i, n in enumerate(steps)
+    ]
+    groups = dispatch.shares(tasks, 2)
+    assert [[t.label for t in g] for g in groups] == [["0", "2", "4"], ["1", "3", "5"]]  # 60 and 50 steps
+    assert dispatch.shares(tasks[:1], 4) == [tasks[:1]]
+
+
+def test_a_worker_trains_its_share_in_one_process_and_goes_on_after_a_failure(
+    tiny_cfg, tmp_path, monkeypatch
+):
+    """The per-run start-up (process start, imports, data loading) is paid once per worker: its
+    later runs record almost none. A run that fails is recorded in its folder; the next one trains."""
+    monkeypatch.setenv("VITBENCH_DATA", str(tmp_path / "no-data"))
+    missing = tiny_cfg.replace(**{"data.dataset": "cifar10", "data.image_size": 28})
+    share = [
+        (tiny_cfg, tmp_path / "a", None),
+        (missing, tmp_path / "b", None),
+        (tiny_cfg.replace(seed=1), tmp_path / "c", None),
+    ]
+    outcomes = dispatch.TrainQueue()(share)
+    assert [o["status"] for o in outcomes] == ["done", "failed", "done"]
+    assert "dataset 'cifar10'" in outcomes[1]["error"] and run_info(tmp_path / "b")["state"] == "failed"
+    [last] = json.loads((tmp_path / "c" / META).read_text())["attempts"]
+    assert last["startup_s"] < 1.0  # no process start, no imports: the worker was ready
+
+
+@pytest.mark.slow
+def test_local_workers_each_train_their_share_in_one_process(tiny_cfg, tmp_path):
+    """Four runs on two local workers (real submitit subprocesses): two processes in all, and each
+    worker's second run starts at once."""
+    tasks = [dispatch.Task(tiny_cfg.replace(seed=s), tmp_path / f"run{s}", f"seed={s}") for s in range(4)]
+    outcomes = dispatch.execute(tasks, "local", tmp_path / ".submitit", jobs=2)
+    assert sorted(o.status for o in outcomes) == ["done"] * 4
+    attempts = [json.loads((t.run_dir / META).read_text())["attempts"][-1] for t in tasks]
+    assert len({a["pid"] for a in attempts}) == 2
+    first, later = (
+        sorted(attempts, key=lambda a: a["start"])[:2],
+        sorted(attempts, key=lambda a: a["start"])[2:],
+    )
+    assert min(a["startup_s"] for a in first) > 5 * max(a["startup_s"] for a in later)

@@ -508,3 +508,129 @@ def test_a_paused_holder_in_another_pid_namespace_is_fenced_off_and_nothing_is_w
     info = run_info(run)
     assert info["attempts"] == 2 and info["claim_lost"] == 1 and info["state"] == "done"
     report("paused holder in another PID namespace", audit([run]) | {"claim_lost": info["claim_lost"]})
+
+
+# --- two studies sharing configs (REUSE) ----------------------------------------------------------
+
+SHARING = '''"""{name}: two small runs, {shared} of them declared by alpha too."""
+from benchmark.config import DataConfig, EvalConfig, ModelConfig, OptimConfig, RunConfig
+
+TITLE = CLAIM = REFERENCE = "REUSE tests"
+PRESETS = {{"smoke": "small runs"}}
+CELL = ()
+REUSE = {reuse}
+
+
+def runs(preset):
+    return [
+        RunConfig(
+            model=ModelConfig(arch="Mu/7"),
+            data=DataConfig(dataset="mnist5k", train_examples=256),
+            optim=OptimConfig(steps=40, warmup_steps=2, batch_size=16),
+            eval=EvalConfig(fewshot_datasets=("digits",), shots=(1, 5), fewshot_seeds=2),
+            seed=seed,
+        )
+        for seed in {seeds}
+    ]
+
+
+table = checks = figures = None
+'''
+
+
+@pytest.fixture
+def sharing(tmp_path):
+    """argv prefix running `vitbench` with studies alpha (seeds 0, 1) and beta (seeds 1, 2; REUSE
+    alpha): the config of seed 1 is both studies'."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "alpha.py").write_text(SHARING.format(name="alpha", shared="one", reuse="()", seeds=(0, 1)))
+    (extra / "beta.py").write_text(
+        SHARING.format(name="beta", shared="one", reuse='("alpha",)', seeds=(1, 2))
+    )
+    return [sys.executable, "-c", RUNNER, str(extra)]
+
+
+def trainings(results: Path) -> dict[str, int]:
+    """Attempts at each config, over both studies' folders; a copy (adopted.json) trained nothing."""
+    counts: dict[str, int] = {}
+    for meta in results.glob("*/smoke/*/meta.json"):
+        if not (meta.parent / "adopted.json").exists():
+            counts[meta.parent.name] = counts.get(meta.parent.name, 0) + len(
+                json.loads(meta.read_text())["attempts"]
+            )
+    return counts
+
+
+def test_a_config_two_studies_declare_trains_once_in_the_first_and_is_copied_to_the_other(sharing, tmp_path):
+    argv = [
+        "run",
+        "beta",
+        "--preset",
+        "smoke",
+        "--executor",
+        "debug",
+        "--no-report",
+        "--results",
+        str(tmp_path / "r"),
+    ]
+    done = subprocess.run([*sharing, *argv], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    shared = next(p for p in (tmp_path / "r" / "beta" / "smoke").iterdir() if (p / "adopted.json").exists())
+    home = tmp_path / "r" / "alpha" / "smoke" / shared.name
+    assert status(home) == "done" and status(shared) == "done"
+    mine, theirs = (json.loads((p / RESULT).read_text()) for p in (shared, home))
+    weights = mine.pop("weights")  # (recorded by the copy if train.py did not record it)
+    assert theirs.pop("weights", weights) == weights and mine == theirs
+    for name in (RESULT, "model.pt"):
+        assert (shared / name).stat().st_ino != (home / name).stat().st_ino
+    alpha = subprocess.run(
+        [*sharing, *argv[:1], "alpha", *argv[2:]], capture_output=True, text=True, timeout=600
+    )
+    assert alpha.returncode == 0 and "1 done, 1 to run" in alpha.stdout, alpha.stdout + alpha.stderr
+    assert set(trainings(tmp_path / "r").values()) == {1} and len(trainings(tmp_path / "r")) == 3
+    report("a config two studies declare, trained by the second", {"trainings": trainings(tmp_path / "r")})
+
+
+def test_two_studies_sharing_a_config_run_at_once_and_train_it_once(sharing, tmp_path):
+    """pos_embed and inspect run at the same time trained their 3 shared configs twice: one claim,
+    in the first study's folder, now serves both."""
+    both = [
+        subprocess.Popen([*sharing, "run", study, "--preset", "smoke", "--executor", "debug", "--no-report",
+                          "--results", str(tmp_path / "r")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for study in ("alpha", "beta")
+    ]  # fmt: skip
+    outputs = [p.communicate(timeout=600)[0] for p in both]
+    assert [p.returncode for p in both] == [0, 0], outputs
+    figures = trainings(tmp_path / "r")
+    report("two studies sharing a config, at once", {"trainings": figures})
+    assert len(figures) == 3 and set(figures.values()) == {1}  # 3 distinct configs, each trained once
+    again = subprocess.run([*sharing, "run", "beta", "--preset", "smoke", "--executor", "debug", "--no-report",
+                            "--results", str(tmp_path / "r")], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert again.returncode == 0 and "2 done, 0 to run" in again.stdout, again.stdout + again.stderr
+    assert trainings(tmp_path / "r") == figures
+
+
+def test_ctrl_c_ends_with_one_line_saying_what_stopped_and_how_to_resume(four_runs, tmp_path):
+    """Ctrl-C at a terminal reaches the whole foreground process group: the dispatcher, submitit's
+    local job controllers and the training processes. It printed the controllers' KeyboardInterrupt
+    tracebacks; now the dispatcher's one line says what stopped and how to resume."""
+    env = {**os.environ, "VITBENCH_CHECKPOINT_EVERY_S": "0.2"}
+    argv = [*four_runs, "run", "faults", "--preset", "smoke", "--set", "optim.steps=2000", "--jobs", "2"]
+    argv += ["--no-report", "--results", str(tmp_path / "r")]
+    run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)  # fmt: skip
+    try:
+        wait_until(lambda: list((tmp_path / "r").glob("faults/*/*/checkpoint.pt")), 240, "a checkpoint")
+        os.killpg(run.pid, signal.SIGINT)  # as the terminal sends it
+        _, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 130 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("vitbench: interrupted faults/smoke@") and "0 of 4 runs done" in last
+    assert "stopped mid-training (they resume from their last checkpoint)" in last
+    assert last.endswith(
+        f"resume with `vitbench run faults --preset smoke --set optim.steps=2000 --results {tmp_path / 'r'}`"
+    )

@@ -333,3 +333,93 @@ def test_a_streamed_dataset_is_refused_as_a_probe_before_anything_is_written(roo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'imagenet1k@28' streams from disk" in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("labels", "problem"),
+    [
+        (lambda n: ["cat"] * n, "integer"),  # strings
+        (lambda n: [2**70] * n, "integer"),  # too large for any integer type
+        (lambda n: [[0]] * n, "one label per image"),  # nested lists: 2-D, trained then failed before
+        (lambda n: [[0, 1]] + [[0]] * (n - 1), "integer labels"),  # ragged
+    ],
+)
+def test_cifar_labels_that_are_not_integers_are_one_line_naming_the_file(root, labels, problem):
+    write_cifar(root, "cifar10", n_per_class=1)
+    batch = root / "cifar-10-batches-py" / "data_batch_2"
+    entry = pickle.loads(batch.read_bytes(), encoding="bytes")
+    entry[b"labels"] = labels(len(entry[b"data"]))
+    batch.write_bytes(pickle.dumps(entry, protocol=2))
+    with pytest.raises(UserError, match=problem) as err:
+        data.load("cifar10")
+    assert "\n" not in str(err.value) and str(batch) in str(err.value)
+
+
+def test_a_symbolic_link_loop_in_an_image_folder_is_one_line_naming_it(root, tmp_path):
+    write_tree(tmp_path / "tree" / "train", ("a", "b"), 2)
+    write_tree(tmp_path / "tree" / "test", ("a", "b"), 1)
+    loop = tmp_path / "tree" / "train" / "a" / "x.jpg"
+    loop.symlink_to("x.jpg")  # x.jpg -> x.jpg
+    with pytest.raises(UserError, match="loop") as err:
+        data.spec(f"folder:{tmp_path / 'tree'}@8")
+    assert "\n" not in str(err.value) and str(loop) in str(err.value)
+
+
+def test_an_image_beyond_the_pixel_limit_is_refused_before_it_is_decoded(root, tmp_path):
+    """A real 12000×12000 PNG: a few kB on disk, 432 MB decoded. PIL only warned; the stated limit
+    (formats.MAX_PIXELS) refuses it in one line, from its header alone."""
+    write_tree(tmp_path / "tree" / "train", ("a", "b"), 2)
+    write_tree(tmp_path / "tree" / "test", ("a", "b"), 1)
+    bomb = tmp_path / "tree" / "train" / "b" / "bomb.png"
+    Image.new("1", (12000, 12000)).save(bomb)
+    assert bomb.stat().st_size < 200_000 and formats.MAX_PIXELS < 12000**2
+    with pytest.raises(UserError, match="pixel limit") as err:
+        data.load(f"folder:{tmp_path / 'tree'}@8")
+    assert "\n" not in str(err.value) and str(bomb) in str(err.value)
+
+
+def snapshot(folder):
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*")} if folder.exists() else {}
+
+
+@pytest.mark.parametrize("command", ["plan", "run"])
+@pytest.mark.parametrize(
+    ("case", "probe", "upstream", "message"),
+    [
+        # a folder's smallest class has 3 images or fewer: 5-shot trained every run, then failed
+        ("shots", "few", "cifar10", "training examples of the smallest class of 'folder:"),
+        # one class is always right: 1-shot accuracy 1.000
+        ("one class", "single", "cifar10", "has 1 class: a probe needs at least 2"),
+        # a 3-channel probe of the grey models: every run trained, then failed
+        (
+            "channels",
+            "few",
+            None,
+            "has 3-channel images, but the model reads the 1 channel(s) of its upstream",
+        ),
+        ("channels", "cifar10", None, "pre-train on a 3-channel upstream (e.g. --set data.dataset=cifar10)"),
+    ],
+)
+def test_a_probe_the_model_cannot_use_is_refused_before_anything_is_written(
+    root, tmp_path, capsys, command, case, probe, upstream, message
+):
+    """Issue 24's folder probes and issue 23's CIFAR probe of a grey model: `plan` said 0 and `run`
+    trained every run before failing each. Now both refuse in one line, naming the fix."""
+    from benchmark import cli
+
+    write_cifar(root, "cifar10", n_per_class=4)
+    write_tree(tmp_path / "few" / "train", ("a", "b"), 10)
+    write_tree(tmp_path / "few" / "train", ("c",), 3)
+    write_tree(tmp_path / "few" / "test", ("a", "b", "c"), 1)
+    write_tree(tmp_path / "single" / "train", ("only",), 12)
+    write_tree(tmp_path / "single" / "test", ("only",), 2)
+    dataset = probe if probe == "cifar10" else f"folder:{tmp_path / probe}@16"
+    argv = [command, "pos_embed", "--preset", "smoke", "--set", f"eval.fewshot_datasets={dataset}"]
+    if upstream is not None:
+        argv += ["--set", f"data.dataset={upstream}", "--set", "data.image_size=28"]
+    argv += ["--results", str(tmp_path / "r")] + ["--executor", "debug"] * (command == "run")
+    before = snapshot(tmp_path / "r")
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert snapshot(tmp_path / "r") == before == {}

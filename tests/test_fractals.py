@@ -205,3 +205,40 @@ def test_render_throughput_is_measured_on_real_renders(monkeypatch):
     real = F.render
     monkeypatch.setattr(F, "render", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
     assert 0 < F.render_throughput(images=40) < float("inf") and calls == [40]
+
+
+@pytest.mark.parametrize("length", [2**63 - 1, 2**40, 1 << 56])
+def test_a_damaged_header_length_is_reported_and_regenerated_not_a_memory_error(cache_root, length):
+    """One flipped byte of the 8-byte header length asked for exabytes: now the length is checked
+    against the file's size before anything is allocated, and the file is regenerated."""
+    good = F.load("fractal3x4")
+    path = cache_root / F.cache_name(F.parse("fractal3x4"))[0]
+    blob = bytearray(path.read_bytes())
+    blob[len(cache.MAGIC) : len(cache.MAGIC) + 8] = length.to_bytes(8, "little")
+    path.write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match=f"data cache .*{path.name} is unusable .*header length"):
+        again = F.load("fractal3x4")
+    assert torch.equal(good.train_x, again.train_x)
+    cache.read(path, F.cache_name(F.parse("fractal3x4"))[1])
+
+
+def test_a_killed_writers_temporary_file_is_swept_and_a_live_writers_is_kept(tmp_path, monkeypatch):
+    """A renderer killed mid-write leaves `.<name>.<random>.tmp`; the next load removes it once
+    no process holds it (write_atomic locks its temporary file while writing)."""
+    import fcntl
+    import os
+    import time
+
+    monkeypatch.setenv("VITBENCH_DATA_CACHE", str(tmp_path))
+    dead = tmp_path / ".fractal-ifs-v1-x.bin.k1ll3d.tmp"
+    dead.write_bytes(b"\0" * 1000)
+    live = tmp_path / ".fractal-ifs-v1-y.bin.l1v3.tmp"
+    live.write_bytes(b"\0" * 1000)
+    old = time.time() - 3600
+    for path in (dead, live):
+        os.utime(path, (old, old))
+    with open(live, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a writer does while it writes
+        cache.load_or_build("z.bin", {"a": 1}, lambda: {"x": np.arange(3)})
+        assert not dead.exists() and live.exists()
+    assert cache.read(tmp_path / "z.bin", {"a": 1})["x"].tolist() == [0, 1, 2]

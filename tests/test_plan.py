@@ -4,10 +4,13 @@ Run folders are written here with the file protocol of benchmark.results (result
 done marker, failed.json a failure, progress without a result an interrupted run), so each
 state is exercised without training."""
 
+import json
+
 import pytest
 
-from benchmark import plan
-from benchmark.config import RunConfig
+from benchmark import plan, results
+from benchmark.config import RunConfig, run_id
+from benchmark.errors import UserError
 from benchmark.results import CONFIG, FAILED, PROGRESS, RESULT, init_run_dir, run_dir, write_json
 from benchmark.study import load_study
 
@@ -91,21 +94,136 @@ def test_nothing_left_costs_nothing(tmp_path, study):
     assert plan.summary(done) == "pos_embed/smoke: 8 runs; 8 done, 0 to run"
 
 
-def test_run_adopts_another_studys_finished_run_of_the_same_config(tmp_path):
-    """inspect declares pos_embed's configs (REUSE): before training, `run` takes pos_embed's finished
-    runs over (hard links, renamed into place), and leaves the unfinished ones to be trained."""
+def finished_with_weights(path, cfg: RunConfig) -> None:
+    """A finished run as train.run leaves it: real weights, and their record in result.json."""
+    import torch
+
+    init_run_dir(path, cfg)
+    results.save_torch(path / results.WEIGHTS, {"w": torch.zeros(8)})
+    write_json(path / RESULT, {"status": "done", "metrics": {}, "weights": results.weights_record(path)})
+
+
+def test_a_config_another_study_declares_trains_in_its_folder_and_is_adopted_by_copy(tmp_path):
+    """inspect declares pos_embed's configs (REUSE). `plan` and `status` write nothing and say which
+    runs pos_embed finished; `run` copies those (`prepare`), and trains the others in pos_embed's
+    folder, where one claim keeps the two studies from training a config twice."""
     inspect = load_study("inspect")
     cfgs = inspect.runs("smoke")
     finished, unfinished = cfgs[0], cfgs[1]
-    for cfg, result in ((finished, {"status": "done", "metrics": {}}), (unfinished, None)):
-        source = run_dir(tmp_path, "pos_embed", "smoke", cfg)
-        init_run_dir(source, cfg)
-        if result:
-            write_json(source / RESULT, result)
+    theirs = run_dir(tmp_path, "pos_embed", "smoke", finished)
+    finished_with_weights(theirs, finished)
     read_only = plan.make_plan(inspect, "smoke", {}, tmp_path)
-    assert read_only.counts["done"] == 0 and not (tmp_path / "inspect").exists()  # plan/status write nothing
-    adopted = plan.make_plan(inspect, "smoke", {}, tmp_path, adopt=True)
-    assert adopted.counts["done"] == 1 and len(adopted.todo) == len(cfgs) - 1
-    mine = run_dir(tmp_path, "inspect", "smoke", finished) / RESULT
-    assert mine.stat().st_ino == (run_dir(tmp_path, "pos_embed", "smoke", finished) / RESULT).stat().st_ino
-    assert not run_dir(tmp_path, "inspect", "smoke", unfinished).exists()
+    assert not (tmp_path / "inspect").exists()  # plan/status write nothing
+    assert read_only.counts["done"] == 1 and [r.run_id for r in read_only.adoptable] == [run_id(finished)]
+    assert "1 done (1 by pos_embed: copied here by the next `vitbench run`)" in plan.summary(read_only)
+    [shared] = [r for r in read_only.todo if r.cfg == unfinished]
+    assert shared.source == run_dir(tmp_path, "pos_embed", "smoke", unfinished)
+    assert all(r.source is None for r in read_only.runs if r.cfg not in pos_embed_configs())
+
+    prepared, lines = plan.prepare(read_only, {}, tmp_path)
+    assert prepared.counts["done"] == 1 and not prepared.adoptable and "adopted 1 run(s)" in lines[0]
+    mine = run_dir(tmp_path, "inspect", "smoke", finished)
+    for name in (RESULT, results.WEIGHTS):
+        assert (mine / name).read_bytes() == (theirs / name).read_bytes()
+        assert (mine / name).stat().st_ino != (theirs / name).stat().st_ino
+
+
+def pos_embed_configs() -> list[RunConfig]:
+    return load_study("pos_embed").runs("smoke")
+
+
+def test_an_override_equal_to_the_presets_value_is_no_variant(tmp_path, study):
+    """`optim.lr=0.001`, `1e-3` and `optim.steps=٣٠` made new variants with the same run ids, all
+    pending: finished runs would have been trained again."""
+    base = plan.make_plan(study, "smoke", {}, tmp_path)
+    for r in base.runs:
+        finish(r.path, r.cfg, 5.0)
+    lr, steps = base.runs[0].cfg.optim.lr, base.runs[0].cfg.optim.steps
+    assert (lr, steps) == (0.001, 30)
+    for overrides in ({"optim.lr": "0.001"}, {"optim.lr": "1e-3"}, {"optim.steps": "٣٠"}, {"seed": "0"}):
+        same = plan.make_plan(study, "smoke", overrides, tmp_path)
+        assert same.variant == "smoke" and same.counts["done"] == 8 and not same.todo, overrides
+    # Spelled differently, one experiment: one folder.
+    a = plan.make_plan(study, "smoke", {"optim.lr": "3e-4"}, tmp_path).variant
+    assert a == plan.make_plan(study, "smoke", {"optim.lr": "0.0003"}, tmp_path).variant != "smoke"
+    # A variant named by an older version after its spelling is pointed to, not silently dropped.
+    (tmp_path / "pos_embed" / plan.variant_name("smoke", {"optim.lr": "3e-4"})).mkdir()
+    with pytest.warns(UserWarning, match=f"from before variants were named by their effect.*{a}"):
+        plan.make_plan(study, "smoke", {"optim.lr": "3e-4"}, tmp_path)
+
+
+def test_duplicates_made_by_an_override_are_collapsed_before_running_billing_and_judging(tmp_path, study):
+    """`--set seed=0` on pos_embed's 5-seed cpu preset: 40 declared runs, 8 distinct configs. Each
+    is planned, billed and read once, so the claims see one seed per cell and are not judged."""
+    from benchmark import cost, metrics
+    from benchmark.presets import TRANSFER
+
+    p = plan.make_plan(study, "cpu", {"seed": "0"}, tmp_path)
+    assert (p.declared, len(p.runs), len(p.todo)) == (40, 8, 8)
+    assert p.collapsed() == (
+        f"pos_embed/{p.variant}: the overrides make the 40 runs the preset declares 8 distinct configs; "
+        "each is trained, billed and judged once"
+    )
+    assert len(plan.bill(p, cost.load_table()).runs) == 8
+    for i, r in enumerate(p.runs):
+        init_run_dir(r.path, r.cfg)
+        scores = {metrics.fewshot(d, 5): 0.5 + i / 100 for d in TRANSFER}
+        write_json(r.path / RESULT, {"status": "done", "metrics": {metrics.UPSTREAM_TOP1: 0.9, **scores},
+                                     "patch_grid": [7, 7], "wall_s": 1.0})  # fmt: skip
+    # Even a caller that passes every declared config (the duplicates too) reads each run once.
+    declared = [cfg.replace(seed=0) for cfg in study.runs("cpu")]
+    df = results.scan(tmp_path, "pos_embed", p.variant, declared).results
+    assert len(df) == 8 and df.groupby(["model.pos_embed", "model.pos_inject"])["seed"].nunique().max() == 1
+    assert all(v.holds is None for v in study.checks(df))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"eval.shots": "1"}, "--set eval.shots=1 drops 5, which pos_embed's checks and report read"),
+        ({"eval.evaluators": "upstream"}, "drops fewshot"),
+    ],
+)
+def test_an_override_may_not_take_away_what_the_studys_checks_read(tmp_path, study, override, message):
+    with pytest.raises(UserError, match=message):
+        plan.make_plan(study, "smoke", override, tmp_path)
+    assert plan.make_plan(study, "smoke", {"eval.shots": "1,5,10"}, tmp_path).variant != "smoke"
+
+
+def test_the_estimate_adds_the_start_up_finished_runs_recorded(tmp_path, study):
+    """Issue 23: a smoke run trained in ~15 s but its slot spent ~30 s more starting; the estimate
+    left that out. Each attempt now records its start-up, and the estimate adds the mean."""
+    from benchmark.results import META
+
+    cfg = plan.make_plan(study, "smoke", {}, tmp_path).runs[1].cfg
+    for seed, startup in ((7, 20.0), (8, 40.0)):
+        path = tmp_path / "other" / "cpu" / str(seed)
+        finish(path, cfg.replace(seed=seed), 10.0)
+        write_json(path / META, {"attempts": [{"start": 1.0, "startup_s": startup}]})
+    est = plan.estimate([cfg, cfg.replace(seed=9)], tmp_path)
+    assert est.seconds == pytest.approx(2 * (10.0 + 30.0))
+    assert "30.0 s of start-up per run (mean of 2 finished runs)" in est.source
+
+
+def test_a_foreign_run_folder_naming_an_unknown_model_is_left_out_of_the_estimate(tmp_path, study):
+    """It stopped `plan` with exit 2 about an unrelated folder."""
+    cfg = plan.make_plan(study, "smoke", {}, tmp_path).runs[1].cfg
+    finish(tmp_path / "other" / "cpu" / "a", cfg.replace(seed=7), 20.0)
+    foreign = tmp_path / "someone" / "cpu" / "b"
+    finish(foreign, cfg.replace(seed=8), 40.0)
+    stored = json.loads((foreign / CONFIG).read_text())
+    stored["model"]["arch"] = "Q/16"
+    (foreign / CONFIG).write_text(json.dumps(stored))
+    with pytest.warns(UserWarning, match=f"{foreign}: left out of the time estimate .*unknown model 'Q/16'"):
+        assert plan.estimate([cfg], tmp_path).seconds == pytest.approx(20.0)
+
+
+def test_a_file_where_the_studys_folder_should_be_is_one_problem_moved_aside_before_a_run(tmp_path, study):
+    (tmp_path / "pos_embed").mkdir()
+    (tmp_path / "pos_embed" / "smoke").write_text("not a folder")
+    p = plan.make_plan(study, "smoke", {}, tmp_path)
+    assert p.garbage == [(tmp_path / "pos_embed" / "smoke", "a file where the study's folder should be")]
+    assert [r.state for r in p.runs] == ["pending"] * 8
+    with pytest.warns(UserWarning, match="moved aside to .set-aside-smoke-"):
+        after, _ = plan.prepare(p, {}, tmp_path)
+    assert after.garbage == [] and not (tmp_path / "pos_embed" / "smoke").exists()

@@ -104,3 +104,131 @@ def test_storage_errors_are_named_by_their_root_cause(tmp_path):
     assert results.storage_error(read_only, tmp_path / "run") == "read-only"
     assert results.storage_error(read_only, tmp_path / "elsewhere") is None  # e.g. a dataset file
     assert results.storage_error(ValueError("no")) is None
+
+
+def trained(path, cfg, seed: int = 0, weights_record: bool = True):
+    """A finished run with real weights (torch.save) and, as train.run records it, their size and
+    sha256 in result.json; `weights_record=False`: a run finished before that record was kept."""
+    import torch
+
+    path.mkdir(parents=True)
+    (path / CONFIG).write_text(canonical_json(cfg))
+    results.save_torch(
+        path / results.WEIGHTS, {"w": torch.randn(64, generator=torch.Generator().manual_seed(seed))}
+    )
+    (path / METRICS).write_text('{"kind": "eval", "step": 3, "top1": 0.5}\n')
+    result = {"status": "done", "metrics": {"top1": 0.5}, "end": 1.0}
+    if weights_record:
+        result["weights"] = results.weights_record(path)
+    results.write_json(path / RESULT, result)
+    return path
+
+
+def flip_a_byte(path, offset: int = -100):
+    blob = bytearray(path.read_bytes())
+    blob[offset] ^= 0x01
+    path.write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "edited in place"])
+def test_a_run_is_done_only_while_its_weights_match_their_record(tmp_path, damage):
+    path = trained(tmp_path / "run", RUNS[0])
+    assert results.status(path) == "done"
+    weights = path / results.WEIGHTS
+    if damage == "deleted":
+        weights.unlink()
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:-10])
+    else:
+        flip_a_byte(weights)  # same size, same mtime a second later: only the hash tells
+    with pytest.warns(UserWarning, match=f"{results.WEIGHTS} .*the run counts as not finished"):
+        assert results.read_result(path) is None
+        assert results.status(path) != "done"  # trained again (pending here: no meta.json)
+
+
+def test_a_run_finished_before_the_weights_record_stays_readable(tmp_path):
+    path = trained(tmp_path / "run", RUNS[0], weights_record=False)
+    assert results.status(path) == "done" and "weights" not in results.read_result(path)
+
+
+def test_an_adopted_run_is_a_copy_that_the_source_can_no_longer_change(tmp_path):
+    """REUSE adopted by hard links before: an edit of the source's model.pt changed the adopter's
+    report, a write to the adopter's result.json unfinished the source, and the adopter's retraining
+    appended to the source's metrics.jsonl. A copy shares nothing."""
+    source = trained(tmp_path / "pos_embed" / "v" / run_id(RUNS[0]), RUNS[0])
+    mine = tmp_path / "inspect" / "v" / run_id(RUNS[0])
+    assert results.adopt(source, mine) and results.status(mine) == "done"
+    assert json.loads((mine / results.ADOPTED).read_text())["source"] == str(source.resolve())
+    for name in (RESULT, results.WEIGHTS, METRICS, CONFIG):
+        assert (mine / name).read_bytes() == (source / name).read_bytes()
+        assert (mine / name).stat().st_ino != (source / name).stat().st_ino
+    flip_a_byte(source / results.WEIGHTS)  # the source's weights edited in place
+    results.append_jsonl(mine / METRICS, {"kind": "warning", "message": "mine only"})
+    (mine / RESULT).write_text("x")
+    with pytest.warns(UserWarning):
+        assert results.status(source) != "done" and results.status(mine) != "done"
+    assert len(results.read_jsonl(source / METRICS)) == 1 and len(results.read_jsonl(mine / METRICS)) == 2
+    assert not results.adopt(source, mine)  # a source that fails to verify is never adopted
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_a_source_without_a_weights_record_is_adopted_only_if_its_weights_pass_their_crcs(tmp_path, damage):
+    good = trained(tmp_path / "s" / "good", RUNS[0], weights_record=False)
+    assert results.adopt(good, tmp_path / "t" / "good")
+    # The copy records its weights, as a new run does: from now on they are verified.
+    assert results.read_result(tmp_path / "t" / "good")["weights"] == results.weights_record(good)
+    bad = trained(tmp_path / "s" / "bad", RUNS[1], seed=1, weights_record=False)
+    if damage == "truncated":
+        (bad / results.WEIGHTS).write_bytes((bad / results.WEIGHTS).read_bytes()[:-200])
+    else:
+        (bad / results.WEIGHTS).unlink()
+    with pytest.warns(UserWarning, match="not adopted"):
+        assert not results.adopt(bad, tmp_path / "t" / "bad")
+    assert results.status(tmp_path / "t" / "bad") == "pending"
+
+
+def garbage(path, kind: str) -> None:
+    """The damage an unlucky user left where a run's folder is."""
+    if kind == "a plain file where the run folder should be":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("not a folder")
+    elif kind == "a directory named config.json":
+        (path / CONFIG).mkdir(parents=True)
+    elif kind == "a directory named result.json":
+        path.mkdir(parents=True)
+        (path / CONFIG).write_text(canonical_json(RUNS[0]))
+        (path / RESULT).mkdir()
+    elif kind == "result.json starting with byte 0xff":
+        path.mkdir(parents=True)
+        (path / CONFIG).write_text(canonical_json(RUNS[0]))
+        (path / RESULT).write_bytes(b"\xff\xfe{}")
+
+
+GARBAGE = (
+    "a plain file where the run folder should be",
+    "a directory named config.json",
+    "a directory named result.json",
+    "result.json starting with byte 0xff",
+)
+
+
+@pytest.mark.parametrize("kind", GARBAGE)
+def test_garbage_where_a_run_should_be_is_set_aside_with_one_warning_and_the_scan_goes_on(tmp_path, kind):
+    good = finished(tmp_path, RUNS[1], 0.7)
+    path = run_dir(tmp_path, "s", "v", RUNS[0])
+    garbage(path, kind)
+    records = scan(tmp_path, "s", "v", RUNS[:2])
+    assert list(records.results["run_id"]) == [good.name]
+    assert list(records.runs["status"]) in (["pending", "done"], ["interrupted", "done"])
+    if kind.startswith("result.json starting"):  # damaged, not garbage: warns and counts as absent
+        assert any("corrupt file" in w for w in records.warnings)
+    else:
+        [note] = records.warnings
+        assert "moved aside" in note and not path.exists()
+        assert list(path.parent.glob(f".set-aside-{path.name}-*"))
+
+
+def test_duplicate_configs_are_one_run_to_the_scan(tmp_path):
+    finished(tmp_path, RUNS[0], 0.5)
+    records = scan(tmp_path, "s", "v", [RUNS[0], RUNS[0], RUNS[0]])
+    assert len(records.results) == 1 and len(records.runs) == 1

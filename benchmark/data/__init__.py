@@ -26,7 +26,9 @@ __all__ = [
     "SOURCES",
     "DatasetSpec",
     "ImageDataset",
+    "available",
     "check_name",
+    "class_counts",
     "describe",
     "is_streaming",
     "load",
@@ -54,9 +56,9 @@ def check_name(name: str) -> None:
     elif formats.is_format(name):
         formats.parse(name)
     elif name not in SOURCES and name not in PAPER:
+        known = sorted({*SOURCES, *PAPER} - set(formats.FOLDERS))  # those are in formats.GRAMMAR
         raise UserError(
-            f"unknown dataset {name!r}; valid: {', '.join(sorted([*SOURCES, *PAPER]))}, {fractals.GRAMMAR}, "
-            f"{formats.GRAMMAR}"
+            f"unknown dataset {name!r}; valid: {', '.join(known)}, {fractals.GRAMMAR}, {formats.GRAMMAR}"
         )
 
 
@@ -90,6 +92,28 @@ def spec(name: str) -> DatasetSpec:
         return DatasetSpec(s.size, 1, s.categories, s.train_examples, s.provenance())
     ds = load(name)
     return DatasetSpec(ds.image_size, ds.channels, ds.num_classes, len(ds.train_y), ds.provenance)
+
+
+def available(name: str) -> bool:
+    """Whether the dataset's images can be read here: always for the offline and fractal ones; for
+    an on-disk format, when its folder exists; never for JFT-300M (known for pricing only)."""
+    check_name(name)
+    if formats.is_format(name):
+        return formats.parse(name).location.exists()
+    return name not in PAPER
+
+
+def class_counts(name: str) -> np.ndarray:
+    """Training examples per class (the dev split held out), from labels alone: no image is
+    decoded for a fractal or an on-disk dataset. What few-shot sampling draws its shots from."""
+    check_name(name)
+    if fractals.is_fractal(name):
+        s = fractals.parse(name)
+        return np.full(s.categories, s.per_class)
+    if formats.is_format(name):
+        return formats.train_counts(name)
+    ds = load(name)
+    return ds.train_y.bincount(minlength=ds.num_classes).numpy()
 
 
 def is_streaming(name: str) -> bool:

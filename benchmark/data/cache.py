@@ -6,7 +6,9 @@ parameters and a sha256 over the header and every array's bytes. Every load re-r
 re-hashes the whole file: a truncated, corrupted or mismatched file is reported (a warning naming
 it) and regenerated, never used. Files are written atomically (a temporary file in the same
 folder, fsync, rename: `results.write_atomic`), so a writer that dies leaves no partial file, and
-two processes generating the same dataset at once both rename identical bytes into place.
+two processes generating the same dataset at once both rename identical bytes into place. A
+writer killed mid-write leaves its temporary file behind; the next load removes it once no process
+holds it (`results.sweep_abandoned`).
 
 Layout: MAGIC, the header's length (8 bytes, little-endian), the header (canonical JSON: meta,
 the arrays' names, dtypes and shapes, and the sha256), then the arrays' bytes in that order.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -24,7 +27,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from benchmark.results import write_atomic
+from benchmark.results import sweep_abandoned, write_atomic
 
 MAGIC = b"vitbench-arrays\n"
 
@@ -69,21 +72,34 @@ def read(path: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
     with open(path, "rb") as f:
         if f.read(len(MAGIC)) != MAGIC:
             raise CorruptCache("not a vitbench array file")
+        # Every length read from the file is checked against its size before anything is
+        # allocated: one flipped bit must not ask for exabytes (the sha256 is checked last).
+        left = os.fstat(f.fileno()).st_size - len(MAGIC) - 8
         size = int.from_bytes(f.read(8), "little")
+        if size > left:
+            raise CorruptCache(f"header length {size:,} exceeds the file's {left:,} remaining bytes")
         try:
             stored = json.loads(f.read(size))
-            layout = [(name, np.dtype(dtype), tuple(shape)) for name, dtype, shape in stored["arrays"]]
+            layout = [
+                (name, np.dtype(dtype), tuple(map(int, shape))) for name, dtype, shape in stored["arrays"]
+            ]
+            if any(n < 0 for _, _, shape in layout for n in shape):
+                raise ValueError("negative array dimension")
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptCache(f"unreadable header ({exc})") from None
         if stored.get("meta") != json.loads(json.dumps(meta)):  # as JSON stores it (tuples: lists)
             raise CorruptCache("made with other generator parameters")
-        expected = sum(dtype.itemsize * int(np.prod(shape)) for _, dtype, shape in layout)
+        expected = sum(dtype.itemsize * math.prod(shape) for _, dtype, shape in layout)
+        if expected != left - size:
+            raise CorruptCache(
+                f"truncated or overlong (expected {expected:,} bytes of arrays, found {left - size:,})"
+            )
         buffer = bytearray(expected)  # writable, so torch.from_numpy can share it without a copy
         if f.readinto(buffer) != expected or f.read(1):
             raise CorruptCache(f"truncated or overlong (expected {expected:,} bytes of arrays)")
     arrays, offset = {}, 0
     for name, dtype, shape in layout:
-        count = int(np.prod(shape))
+        count = math.prod(shape)
         arrays[name] = np.frombuffer(buffer, dtype, count, offset).reshape(shape)
         offset += count * dtype.itemsize
     header = {"meta": stored["meta"], "arrays": stored["arrays"]}
@@ -98,6 +114,7 @@ def load_or_build(
     """The arrays cached as `name` if that file is good, else `build()`'s, stored for next time.
     A cache folder that cannot be written costs a warning and a rebuild next time, not the run."""
     path = cache_dir() / name
+    sweep_abandoned(cache_dir())
     if path.exists():
         try:
             return read(path, meta)

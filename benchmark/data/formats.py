@@ -30,6 +30,13 @@ CIFAR's native 32, and 224 elsewhere: the paper's pre-training resolution, the s
 sees before a resolution change, and Pets or Flowers at 1.1-1.2 GB in memory (at 384 they would
 take 3.3-3.6 GB); the trainer resizes to the model's input per batch (`data.prepare`).
 
+What is verified, by design no more: CIFAR's pickles for their structure (keys, dtypes, shapes,
+one integer label in range per image), image files for being decodable and within MAX_PIXELS, and
+the decode cache for every source file's path, size and modification time. Pixel values are not
+checked against the published checksums: zeroed or altered pixel bytes of a CIFAR batch, or an
+image edited with its size and mtime kept, go undetected (`--download` checks the archives' MD5s
+when it fetches them; re-download to repair a suspect copy).
+
 Memory: a dataset whose decoded images exceed IN_MEMORY_BYTES, and ImageNet always, streams:
 `streaming(name)` gives torch Datasets over the file lists, decoding per item; `load(name)`
 refuses it. Smaller ones load in memory, decoded once into the disk cache (`cache.py`), keyed by
@@ -39,6 +46,7 @@ the pixels and every source file's path, size and modification time.
 from __future__ import annotations
 
 import codecs
+import errno
 import functools
 import hashlib
 import os
@@ -93,6 +101,12 @@ OBTAIN = {
     "folder": "give a folder holding train/<class>/ and test/<class>/ image folders, or a folder per class",
 }
 GRAMMAR = f"{', '.join(FOLDERS)} or folder:<path>, each with an optional @<pixels> (8-1024)"
+# The largest image decoded (width x height), checked from the header before decoding (`decode`):
+# 64 megapixels, far above any image of the paper's datasets, decode to 192 MB of RGB. PIL's own
+# check only warned up to twice its 89 megapixels (a 12000x12000 PNG of 140 kB decoded to 432 MB,
+# with a warning); this hard limit replaces it, so that PIL does not warn before the refusal.
+MAX_PIXELS = 64 * 1024**2
+Image.MAX_IMAGE_PIXELS = None
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}  # torchvision's
 _NAME = re.compile(r"(?P<base>.+?)(?:@(?P<px>\d+))?")
 
@@ -214,13 +228,31 @@ def _cifar(req: Request) -> tuple[tuple[str, ...], tuple[np.ndarray, ...]]:
                 raise _problem(
                     req, folder / file, f"corrupt file (needs 'data' (N, 3072) uint8 and {label_key!r})"
                 )
-            y = np.asarray(y, np.int64)
+            y = _labels(req, folder / file, y, label_key)
             if y.size and not 0 <= y.min() <= y.max() < len(names):
                 raise _problem(req, folder / file, f"corrupt file (labels outside 0..{len(names) - 1})")
             xs.append(x.reshape(-1, 3, 32, 32))
             ys.append(y)
         arrays += [np.concatenate(xs), np.concatenate(ys)]
     return tuple(_text(n) for n in names), tuple(arrays)
+
+
+def _labels(req: Request, path: Path, labels: list | np.ndarray, key: str) -> np.ndarray:
+    """A CIFAR file's labels as int64, one integer per image; strings, numbers beyond int64 and
+    nested lists are a corrupt file, named before anything trains."""
+    try:
+        y = np.asarray(labels)
+    except ValueError:  # ragged nested lists
+        y = np.asarray(labels, dtype=object)
+    if y.ndim != 1:
+        raise _problem(
+            req, path, f"corrupt file ({key!r} must hold one label per image, got shape {y.shape})"
+        )
+    if y.size and y.dtype.kind not in "iu":
+        raise _problem(
+            req, path, f"corrupt file ({key!r} must hold integer labels, got {y.dtype.name} values)"
+        )
+    return y.astype(np.int64)
 
 
 # --- image files: listings without pixels --------------------------------------------------------
@@ -313,7 +345,7 @@ def _list_flowers(req: Request) -> Listing:
 def _scan(req: Request, folder: Path, classes: tuple[str, ...] | None) -> tuple[tuple[str, ...], Files]:
     """A class-per-folder tree (sorted, as torchvision's ImageFolder): its classes and images. A
     test tree must use the training tree's classes."""
-    found = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    found = sorted(name for name, kind in _entries(req, folder) if kind == "dir" and not name.startswith("."))
     if classes is not None and not set(found) <= set(classes):
         raise _problem(
             req,
@@ -325,15 +357,35 @@ def _scan(req: Request, folder: Path, classes: tuple[str, ...] | None) -> tuple[
     rel, labels = [], []
     for name in found:
         images = sorted(
-            e.name
-            for e in os.scandir(folder / name)
-            if e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES
+            entry
+            for entry, kind in _entries(req, folder / name)
+            if kind == "file" and Path(entry).suffix.lower() in IMAGE_SUFFIXES
         )
         rel += [f"{name}/{image}" for image in images]
         labels += [label[name]] * len(images)
     if not rel:
         raise _problem(req, folder, "no images in class folders")
     return classes, _files(folder, rel, labels)
+
+
+def _entries(req: Request, folder: Path) -> list[tuple[str, str]]:
+    """(name, "dir" | "file" | "other") of a folder's entries, links followed. A link that loops or
+    an entry that cannot be read is the one-line error naming it, not an OSError."""
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                try:
+                    kind = "dir" if e.is_dir() else "file" if e.is_file() else "other"
+                except OSError as exc:
+                    what = "a symbolic link that loops" if exc.errno == errno.ELOOP else "an unreadable entry"
+                    raise _problem(
+                        req, Path(e.path), f"{what} ({exc.strerror}); remove it or point it at an image"
+                    ) from None
+                out.append((e.name, kind))
+    except OSError as exc:
+        raise _problem(req, folder, f"unreadable folder ({exc.strerror})") from None
+    return out
 
 
 def _list_tree(req: Request) -> Listing:
@@ -383,15 +435,25 @@ def fit(image: Image.Image, size: int) -> np.ndarray:
 
 
 def decode(req: Request, path: Path) -> np.ndarray:
-    """One image file at the request's pixels; an unreadable one is the one-line error."""
+    """One image file at the request's pixels; an unreadable one, or one beyond MAX_PIXELS (known
+    from its header, before any pixel is decoded), is the one-line error."""
     try:
         with Image.open(path) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise _problem(req, path, _too_large(*image.size))
             image.draft("RGB", (req.size, req.size))  # JPEG: let libjpeg shrink by 2-8x while decoding
             return fit(image, req.size)
     except FileNotFoundError:
         raise _problem(req, path, "missing image") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         raise _problem(req, path, f"corrupt image ({exc})") from None
+
+
+def _too_large(width: int, height: int) -> str:
+    return (
+        f"an image of {width:,}x{height:,} pixels, beyond the pixel limit of {MAX_PIXELS:,} "
+        "(benchmark.data.formats.MAX_PIXELS); shrink it or remove it"
+    )
 
 
 def _decode_all(req: Request, files: Files) -> np.ndarray:
@@ -428,6 +490,8 @@ def _pixels(req: Request) -> tuple[tuple[str, ...], tuple[np.ndarray, ...]]:
         digest = _fingerprint([lst.pool, lst.test])
     except FileNotFoundError as exc:
         raise _problem(req, Path(exc.filename), "missing image") from None
+    except OSError as exc:
+        raise _problem(req, Path(exc.filename), f"unreadable image ({exc.strerror})") from None
     meta = {"version": VERSION, "dataset": req.kind, "size": req.size, "files": digest}
     label = f"folder-{req.location.name}" if req.kind == "folder" else req.kind
     arrays = cache.load_or_build(
@@ -546,6 +610,19 @@ def spec(name: str) -> DatasetSpec:
         classes, n, test = lst.classes, len(lst.pool), len(lst.test)
     dev = len(hold_out(n, DEV_FRACTION[req.kind])[1])
     return DatasetSpec(req.size, 3, len(classes), n - dev, _provenance(req, len(classes), n - dev, dev, test))
+
+
+def train_counts(name: str) -> np.ndarray:
+    """Images per class of the train split (the official training images less the dev split),
+    from the labels alone."""
+    req = parse(name)
+    if req.kind.startswith("cifar"):
+        classes, (_, y, _, _) = _cifar(req)
+    else:
+        lst = listing(req)
+        classes, y = lst.classes, lst.pool.labels
+    keep, _ = hold_out(len(y), DEV_FRACTION[req.kind])
+    return np.bincount(y[keep], minlength=len(classes))
 
 
 def source(req: Request) -> str:

@@ -1,8 +1,10 @@
 """All submitit code: send a study's unfinished runs to an executor, follow them, cancel them.
 
-Executors: "local" (submitit's LocalExecutor: one subprocess per run, `jobs` at a time), "debug"
-(submitit's DebugExecutor: in this process, for tests and pdb) and "slurm" (one job array per
-submission; see `SlurmSettings`). Every task calls `train.run(config, run_dir)`, which resumes
+Executors: "local" (submitit's LocalExecutor: `jobs` worker processes, each training its share
+of the runs one after another, so that a process's start, its imports and the datasets it loaded
+are paid once per worker rather than once per run: `TrainQueue`), "debug" (submitit's
+DebugExecutor: in this process, for tests and pdb) and "slurm" (one job array per submission, one
+run per job; see `SlurmSettings`). Every task calls `train.run(config, run_dir)`, which resumes
 from the run's own checkpoint, so resubmitting a task is always safe; the task first claims the
 run (locks.py), so two dispatchers never train the same run at once. Progress is read from each
 run's progress.json, never from logs.
@@ -13,12 +15,14 @@ progress display in `progress.py`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +30,9 @@ from typing import Any
 import submitit
 import torch
 
-from benchmark import locks
+from benchmark import locks, results
 from benchmark.config import RunConfig
-from benchmark.dispatch.job import TrainJob, listen_for_ctrl_c
+from benchmark.dispatch.job import TrainJob, TrainQueue, listen_for_ctrl_c
 from benchmark.dispatch.progress import Display
 from benchmark.dispatch.slurm import (
     SLURM_KEYS,
@@ -46,6 +50,7 @@ from benchmark.results import (
     error_line,
     read_json,
     read_jsonl,
+    read_result,
     storage_error,
 )
 
@@ -58,6 +63,7 @@ __all__ = [
     "SlurmSettings",
     "Task",
     "TrainJob",
+    "TrainQueue",
     "cancel",
     "code_snapshot",
     "default_jobs",
@@ -66,6 +72,7 @@ __all__ = [
     "listen_for_ctrl_c",
     "make_executor",
     "record_dispatch",
+    "shares",
     "slurm_executor",
     "slurm_settings",
     "submit_slurm",
@@ -81,6 +88,14 @@ class Task:
     cfg: RunConfig
     run_dir: Path
     label: str  # the study's name for this run's cell, e.g. "pos_embed=2d inject=stem seed=1"
+    # For a config another study declares too: that study's run folder, where it trains (then it
+    # is copied to run_dir). None: it trains in run_dir.
+    source: Path | None = None
+
+    @property
+    def home(self) -> Path:
+        """Where the run trains, and so where its progress and failure are read."""
+        return self.run_dir if self.source is None else self.source
 
 
 def default_jobs() -> int:
@@ -102,10 +117,13 @@ class Outcome:
 # --- dispatching -----------------------------------------------------------------------------
 
 
-def make_executor(kind: str, folder: Path) -> submitit.Executor:
+LOCAL_TIMEOUT_MIN = 24 * 60  # per run a local worker holds (submitit's local default is 2 minutes)
+
+
+def make_executor(kind: str, folder: Path, runs_per_job: int = 1) -> submitit.Executor:
     if kind == "local":
         executor = submitit.LocalExecutor(folder=folder)
-        executor.update_parameters(timeout_min=24 * 60)  # submitit's local default is 2 minutes
+        executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN * runs_per_job)
         return executor
     if kind == "debug":
         return submitit.DebugExecutor(folder=folder)
@@ -115,19 +133,63 @@ def make_executor(kind: str, folder: Path) -> submitit.Executor:
 def execute(
     tasks: Sequence[Task], executor: str, folder: Path, jobs: int = 1, already_done: int = 0
 ) -> list[Outcome]:
-    """Run `tasks` here (local or debug executor), at most `jobs` at once, with a progress display."""
-    ex = make_executor(executor, folder)
-    # Parallel local runs share the cores instead of oversubscribing them.
-    threads = max(1, (os.cpu_count() or 1) // jobs) if executor == "local" and jobs > 1 else 0
-    pending = list(tasks)
-
-    def refill(active: dict[submitit.Job, Task]) -> None:
-        while pending and len(active) < max(1, jobs):
-            task = pending.pop(0)
-            active[ex.submit(TrainJob(threads), task.cfg, task.run_dir)] = task
-
+    """Run `tasks` here, at most `jobs` at once, with a progress display: on the local executor as
+    `jobs` worker processes, each given a share of the runs of about equal cost (`shares`); on the
+    debug executor one at a time, in this process."""
     display = Display(total=len(tasks) + already_done, done=already_done)
-    return follow({}, display, refill=refill, in_process=executor == "debug", cancel_on_interrupt=True)
+    if executor == "debug":
+        ex = make_executor(executor, folder)
+        pending = list(tasks)
+
+        def refill(active: dict[submitit.Job, list[Task]]) -> None:
+            if pending and not active:
+                task = pending.pop(0)
+                results.mark_ready()  # its start-up: from here, not from this process's start
+                active[ex.submit(TrainJob(), task.cfg, task.run_dir, task.source)] = [task]
+
+        return follow({}, display, refill=refill, in_process=True, cancel_on_interrupt=True)
+    groups = shares(tasks, max(1, jobs))
+    ex = make_executor(executor, folder, runs_per_job=max(len(g) for g in groups))
+    # Parallel local workers share the cores instead of oversubscribing them.
+    threads = max(1, (os.cpu_count() or 1) // len(groups)) if len(groups) > 1 else 0
+    with _stderr_to(Path(folder) / "controllers.log"):
+        # submitit's local controller prints a KeyboardInterrupt traceback of its own on Ctrl-C:
+        # it goes to this log, not under the dispatcher's one line.
+        active = {
+            ex.submit(TrainQueue(threads), [(t.cfg, t.run_dir, t.source) for t in g]): g for g in groups
+        }
+    return follow(active, display, cancel_on_interrupt=True)
+
+
+def shares(tasks: Sequence[Task], workers: int) -> list[list[Task]]:
+    """`tasks` dealt to at most `workers` workers, each task (largest first) to the worker with
+    the fewest training images so far: shares of about equal cost, each in the plan's order."""
+    load = [0] * min(workers, len(tasks))
+    groups: list[list[int]] = [[] for _ in load]
+    by_size = sorted(
+        range(len(tasks)), key=lambda i: -tasks[i].cfg.optim.steps * tasks[i].cfg.optim.batch_size
+    )
+    for i in by_size:
+        k = load.index(min(load))
+        groups[k].append(i)
+        load[k] += tasks[i].cfg.optim.steps * tasks[i].cfg.optim.batch_size
+    return [[tasks[i] for i in sorted(g)] for g in groups if g]
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Processes started inside inherit `path` as their standard error (this one keeps its own)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 2)
+    os.close(log)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def submit_slurm(
@@ -142,6 +204,7 @@ def submit_slurm(
                 TrainJob(threads=settings.cpus or 1, revision=revision),
                 [t.cfg for t in tasks],
                 [t.run_dir.resolve() for t in tasks],  # jobs start in another directory
+                [t.source.resolve() if t.source else None for t in tasks],
             )
         except submitit.core.utils.FailedJobError as exc:  # sbatch said no: a bad partition, account...
             reason = next(
@@ -151,42 +214,57 @@ def submit_slurm(
 
 
 def follow(
-    active: dict[submitit.Job, Task],
+    active: dict[submitit.Job, list[Task]],
     display: Display,
-    refill: Callable[[dict[submitit.Job, Task]], None] | None = None,
+    refill: Callable[[dict[submitit.Job, list[Task]]], None] | None = None,
     in_process: bool = False,
     cancel_on_interrupt: bool = True,
     poll_s: float = POLL_S,
 ) -> list[Outcome]:
-    """Poll jobs until all are done, updating the display from the runs' progress files.
-    Ctrl-C cancels local jobs; cluster jobs keep running (`vitbench cancel` stops them). A full
-    results disk stops the study the same way, with a one-line UserError: every further run would
-    fail alike, and all of them resume once there is space."""
+    """Poll jobs (each training one run, or a worker's share of runs) until all are done, updating
+    the display from the runs' progress files: a run is reported as soon as its folder says it is
+    done or failed, the rest when its job ends. Ctrl-C cancels local jobs; cluster jobs keep
+    running (`vitbench cancel` stops them). A full results disk stops the study the same way,
+    with a one-line UserError: every further run would fail alike, and all of them resume once
+    there is space."""
     outcomes: list[Outcome] = []
+    reported: set[Path] = set()
     since = time.time()
+
+    def report(outcome: Outcome) -> None:
+        reported.add(outcome.task.run_dir)
+        outcomes.append(outcome)
+        display.finish(outcome)
+        if outcome.result.get("storage") == "no space":
+            raise _unwritable("no space", outcome.result["error"])
+
     try:
         while True:
             if refill is not None:
                 refill(active)
             if not active:
                 break
-            for job, task in list(active.items()):
+            for job, tasks in list(active.items()):
                 if in_process or job.done():
-                    outcome = _collect(job, task, since)
-                    outcomes.append(outcome)
-                    display.finish(outcome)
+                    for outcome in _collect_share(job, tasks, since):
+                        if outcome.task.run_dir not in reported:
+                            report(outcome)
                     del active[job]
-                    if outcome.result.get("storage") == "no space":
-                        raise _disk_full(outcome.result["error"])
-                else:
-                    display.update(task, read_json(task.run_dir / PROGRESS))
+                    continue
+                for task in tasks:
+                    if task.run_dir in reported:
+                        continue
+                    if (outcome := _settled(task, since)) is not None:
+                        report(outcome)
+                    else:
+                        display.update(task, read_json(task.home / PROGRESS))
             if active:
                 time.sleep(poll_s)
     except OSError as exc:  # the dispatcher's own writes: job files, logs
-        if storage_error(exc) is None:
+        if (kind := storage_error(exc)) is None:
             raise
         _stop(active, cancel_on_interrupt, display)
-        raise _disk_full(error_line(exc)) from None
+        raise _unwritable(kind, error_line(exc)) from None
     except (KeyboardInterrupt, UserError):
         _stop(active, cancel_on_interrupt, display)
         raise
@@ -194,33 +272,48 @@ def follow(
     return outcomes
 
 
-def _stop(active: dict[submitit.Job, Task], cancel: bool, display: Display) -> None:
+def _settled(task: Task, since: float) -> Outcome | None:
+    """The run's outcome if its folder already says it: done, or failed since `since`."""
+    if task.home.exists() and (result := read_result(task.home)) is not None:
+        return Outcome(task, "done", result)
+    failure = read_json(task.home / FAILED) or {}
+    if failure.get("time", 0) >= since and failure.get("error"):
+        return Outcome(task, "failed", {"error": failure["error"].strip().splitlines()[-1]})
+    return None
+
+
+def _stop(active: dict[submitit.Job, list[Task]], cancel: bool, display: Display) -> None:
     if cancel:
         for job in active:
             job.cancel(check=False)
     display.close()
 
 
-def _disk_full(error: str) -> UserError:
+def _unwritable(kind: str, error: str) -> UserError:
+    """The one line for a results folder that refuses writes: full ("no space") or read-only."""
+    fix = "make room" if kind == "no space" else "make it writable or give another --results folder"
     return UserError(
-        f"cannot write the results ({error}); the study stopped: make room, then `vitbench run` "
+        f"cannot write the results ({error}); the study stopped: {fix}, then `vitbench run` "
         "again (finished runs are kept, the others resume)"
     )
 
 
 def _collect(job: submitit.Job, task: Task, since: float = 0.0) -> Outcome:
-    """The job's outcome; for a failed job, the root cause's last line: from the failed.json the
-    run wrote (if written after `since`), else from the job's exception."""
+    """The outcome of a finished job of one run (`_collect_share`)."""
+    return _collect_share(job, [task], since)[0]
+
+
+def _collect_share(job: submitit.Job, tasks: list[Task], since: float = 0.0) -> list[Outcome]:
+    """The outcomes of a finished job's runs: what it returned for each (a TrainQueue a list, a
+    TrainJob one result). For a job that died, each run's folder says what happened to it, else
+    the job's error does: the root cause's last line."""
     try:
-        result = job.results()[0]  # a data-parallel run's lead (rank 0) speaks for it
+        returned = job.results()[0]  # a data-parallel run's lead (rank 0) speaks for it
     except Exception as exc:
-        failure = read_json(task.run_dir / FAILED) or {}
-        if failure.get("time", 0) >= since and failure.get("error"):
-            reason = failure["error"].strip().splitlines()[-1]
-        else:
-            reason = _job_error(exc)
-        return Outcome(task, "failed", {"error": reason})
-    return Outcome(task, result.get("status", "failed"), result)
+        reason = _job_error(exc)
+        return [_settled(t, since) or Outcome(t, "failed", {"error": reason}) for t in tasks]
+    returned = returned if isinstance(returned, list) else [returned]
+    return [Outcome(t, r.get("status", "failed"), r) for t, r in zip(tasks, returned, strict=True)]
 
 
 def _job_error(exc: Exception) -> str:
@@ -262,9 +355,9 @@ def record_dispatch(
         Path(study_folder).mkdir(parents=True, exist_ok=True)
         append_jsonl(Path(study_folder) / JOBS, record)
     except OSError as exc:
-        if storage_error(exc) is None:
+        if (kind := storage_error(exc)) is None:
             raise
-        raise _disk_full(error_line(exc)) from None
+        raise _unwritable(kind, error_line(exc)) from None
 
 
 def cancel(study_folder: Path) -> list[str]:

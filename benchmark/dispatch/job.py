@@ -18,7 +18,7 @@ import submitit
 import torch
 from submitit.core.job_environment import JobEnvironment, SignalHandler
 
-from benchmark import distributed, environment, locks, train
+from benchmark import distributed, environment, locks, results, train
 from benchmark.config import RunConfig
 from benchmark.results import META, error_line, read_json, storage_error, write_json
 
@@ -37,17 +37,23 @@ class TrainJob(submitit.helpers.Checkpointable):
         self.threads = threads
         self.revision = revision
 
-    def __call__(self, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    def __call__(self, cfg: RunConfig, run_dir: Path, source: Path | None = None) -> dict[str, Any]:
+        """Train the run in `run_dir`; or, for a config another study declares too, in that study's
+        folder `source` (one claim, so two studies never train it twice), then copy it here."""
         run_dir = Path(run_dir)
+        home = Path(source) if source is not None else run_dir
         listen_for_ctrl_c()  # the dispatcher stops a local job with SIGINT
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            return self._train(cfg, run_dir)
+            result = self._train(cfg, home)
+            if home != run_dir and result.get("status") == "done" and distributed.is_lead():
+                results.adopt(home, run_dir)
+            return result
         except OSError as exc:
             # The filesystem refused a write (the disk is full, the folder read-only): not the
             # run's failure, and not recorded as one; it resumes once the folder is writable.
-            if (kind := storage_error(exc, run_dir)) is None:
+            if (kind := storage_error(exc, home)) is None and (kind := storage_error(exc, run_dir)) is None:
                 raise
             return {"status": "unwritable", "storage": kind, "error": error_line(exc)}
 
@@ -88,11 +94,13 @@ class TrainJob(submitit.helpers.Checkpointable):
                     if lead and outcome != "claim lost":
                         _end_attempt(run_dir, attempts, outcome)
 
-    def checkpoint(self, cfg: RunConfig, run_dir: Path) -> submitit.helpers.DelayedSubmission:
+    def checkpoint(
+        self, cfg: RunConfig, run_dir: Path, source: Path | None = None
+    ) -> submitit.helpers.DelayedSubmission:
         """Called by submitit before it requeues the job: note the requeue in the run's attempts
         and resubmit the same arguments (the run's own checkpoint carries the state)."""
-        _end_attempt(Path(run_dir), 0, "requeued")
-        return submitit.helpers.DelayedSubmission(self, cfg, run_dir)
+        _end_attempt(Path(source if source is not None else run_dir), 0, "requeued")
+        return submitit.helpers.DelayedSubmission(self, cfg, run_dir, source)
 
     def _check_revision(self, run_dir: Path) -> None:
         if self.revision is None:
@@ -106,6 +114,39 @@ class TrainJob(submitit.helpers.Checkpointable):
             )
             train.record_failure(run_dir, error)
             raise error
+
+
+class TrainQueue(submitit.helpers.Checkpointable):
+    """A worker: one process that trains several runs one after another (each as `TrainJob`
+    does), so that the process start, the imports and the datasets it loaded (`data.load` keeps
+    them per process) are paid once per worker, not once per run. A run that fails is recorded
+    in its folder (train.run) and the worker goes on with the next. On requeue the whole share is
+    resubmitted: finished runs return at once, the interrupted one resumes from its checkpoint."""
+
+    def __init__(self, threads: int = 0) -> None:
+        self.job = TrainJob(threads)
+        self.current: Path | None = None  # the folder of the run in training (for `checkpoint`)
+
+    def __call__(self, runs: list[tuple[RunConfig, Path, Path | None]]) -> list[dict[str, Any]]:
+        outcomes = []
+        for cfg, run_dir, source in runs:
+            self.current = Path(source if source is not None else run_dir)
+            try:
+                outcomes.append(self.job(cfg, run_dir, source))
+            except Exception as exc:
+                outcomes.append({"status": "failed", "error": error_line(exc)})
+            results.mark_ready()  # the next run's start-up is counted from here
+        self.current = None
+        return outcomes
+
+    def checkpoint(
+        self, runs: list[tuple[RunConfig, Path, Path | None]]
+    ) -> submitit.helpers.DelayedSubmission:
+        """Called by submitit before it requeues the worker: note the requeue in the attempts of
+        the run in training, and resubmit the same share."""
+        if self.current is not None:
+            _end_attempt(self.current, 0, "requeued")
+        return submitit.helpers.DelayedSubmission(self, runs)
 
 
 def listen_for_ctrl_c() -> None:

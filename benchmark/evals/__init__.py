@@ -190,26 +190,70 @@ def check_names(names: tuple[str, ...]) -> None:
 
 
 def check(cfg: RunConfig) -> None:
-    """The evaluation rules that need the registry or the data, checked before anything is written:
-    known evaluators, probe datasets that exist and hold enough examples per class for every shot
-    count in their train split, and two datasets at least for the leave-self-out choice of l2."""
+    """Every rule between the model, its upstream data and its probe data, checked by `plan` and
+    `run` before anything is written (one line each, naming the fix): known evaluators; an
+    upstream of at least two classes whose images the model's patches tile; probe and fine-tuning
+    datasets held in memory (not streamed), of at least two classes, whose channels the model can
+    read (its own, or one channel broadcast); as many training examples in each probe class as the
+    largest shot count; and two probe datasets at least for the leave-self-out choice of l2. A
+    dataset whose images are not here (JFT-300M, an absent ImageNet) is checked by its published
+    shape only: `plan` prices it, and `run` refuses it (cli.check_readable)."""
     check_names(cfg.eval.evaluators)
-    for name in cfg.eval.fewshot_datasets:
-        data.check_name(name)
-        if name not in data.SOURCES:
-            # A paper dataset, known by its published size only: `plan` prices it without its
-            # images, and `run` refuses it when it cannot be read (cli.check_readable).
-            continue
-        smallest = int(data.load(name).train_y.bincount().min())
-        if max(cfg.eval.shots, default=0) > smallest:
-            raise UserError(
-                f"eval.shots={max(cfg.eval.shots)} exceeds the {smallest} training examples of the smallest "
-                f"class of {name!r}; valid: shots from 1 to {smallest}"
-            )
+    ev, pretrained_on = cfg.eval, cfg.data.dataset
+    data.check_name(pretrained_on)
+    model = data.spec(pretrained_on)
+    if model.num_classes < 2:
+        raise UserError(
+            f"data.dataset={pretrained_on!r} has {model.num_classes} class: pre-training needs at least 2 "
+            "(a folder: needs one sub-folder per class)"
+        )
+    shape = resolve_model(cfg.model)
+    size = cfg.data.image_size or model.image_size
+    if shape.family != "bit" and (size < shape.patch or size % shape.patch):
+        raise UserError(
+            f"the {size}-pixel images of {pretrained_on!r} are not a multiple of the model's patch size {shape.patch}; "
+            f"set data.image_size to a multiple of {shape.patch}"
+        )
+    for name in (*ev.fewshot_datasets, *ev.finetune_datasets):
+        _check_probe(cfg, name, model.channels, probed=name in ev.fewshot_datasets)
     _check_finetune(cfg)
-    if "fewshot_lso" in cfg.eval.evaluators and len(cfg.eval.fewshot_datasets) < 2:
+    if "fewshot_lso" in ev.evaluators and len(ev.fewshot_datasets) < 2:
         raise UserError(
             "evaluator fewshot_lso chooses l2 by leave-self-out and needs at least two eval.fewshot_datasets"
+        )
+
+
+def _check_probe(cfg: RunConfig, name: str, channels: int, probed: bool) -> None:
+    """One probe (or fine-tuning) dataset against the model pre-trained on cfg.data.dataset."""
+    data.check_name(name)
+    role = "eval.fewshot_datasets" if probed else "eval.finetune_datasets"
+    if not data.available(name):
+        return  # priced by its published shape (a paper preset's ImageNet); `run` refuses it
+    if data.is_streaming(name):  # (the upstream may stream; probes hold their splits in memory)
+        raise UserError(
+            f"{role}: dataset {name!r} streams from disk and cannot be a probe or fine-tuning dataset, whose "
+            "splits are held in memory; choose one held in memory (CIFAR, Pets, Flowers, a small folder:)"
+        )
+    probe = data.spec(name)
+    if probe.channels not in (channels, 1):
+        fits = [n for n in data.SOURCES if data.spec(n).channels == channels]
+        raise UserError(
+            f"{role}: {name!r} has {probe.channels}-channel images, but the model reads the {channels} "
+            f"channel(s) of its upstream {cfg.data.dataset!r}; probe with {channels}-channel data (e.g. "
+            f"{', '.join(fits)}, fractal...) or pre-train on a {probe.channels}-channel upstream (e.g. "
+            f"--set data.dataset={name})"
+        )
+    counts = data.class_counts(name)
+    if len(counts) < 2:
+        raise UserError(
+            f"{role}: {name!r} has {len(counts)} class: a probe needs at least 2 (one class is always "
+            "right); a folder: needs one sub-folder per class"
+        )
+    smallest = int(counts.min())
+    if probed and max(cfg.eval.shots) > smallest:
+        raise UserError(
+            f"eval.shots={max(cfg.eval.shots)} exceeds the {smallest} training examples of the smallest class "
+            f"of {name!r}; valid: shots from 1 to {smallest}, or a probe with more examples per class"
         )
 
 
