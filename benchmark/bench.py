@@ -1,6 +1,6 @@
 """`vitbench bench`: measure this machine (never asserted in tests).
 
-- the device's peak: a bare square matmul (bf16 8192³ on a GPU, as PERF.md's anchor; fp32 on a CPU);
+- the device's peak: a bare square matmul (bf16 8192³ on a GPU, as the shipped H100 table's anchor; fp32 on a CPU);
 - per model, side by side in one process on the same model, batch and precision: our training step
   (`benchmark.optim`: the paper's AdamW groups, clipping) and a plain timm reference step (timm's
   AdamW from `create_optimizer_v2`, the textbook loop), each with images/s, achieved TFLOP/s, MFU

@@ -214,7 +214,7 @@ def _gpu_table_flag(p: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="throughput table that prices the runs in GPU-hours: the JSON `vitbench bench` writes "
-        "(RESULTS/bench.json, measured on its machine) (default: the shipped H100 table of PERF.md)",
+        "(RESULTS/bench.json, measured on its machine) (default: the shipped H100 table, benchmark/throughput/h100.json)",
     )
 
 

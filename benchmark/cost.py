@@ -3,7 +3,7 @@ accelerator, without training and without the data (`data.spec` gives a dataset'
 
 FLOPs are counted, never assumed: `flops.train_flops_per_image` on the model built on the meta
 device (free even for ViT-H), times the images the run sees. Time comes from a throughput table,
-images/s per (model, image size): the shipped H100 table (PERF.md's measurements) by default, or
+images/s per (model, image size): the shipped H100 table (benchmark/throughput/h100.json) by default, or
 the `results/bench.json` that `vitbench bench` wrote on the machine at hand. A model the table has
 not measured is timed at the achieved FLOP/s of the measured model of its family (ViT, BiT ResNet,
 hybrid) nearest in FLOPs per image, and says so.

@@ -1,7 +1,7 @@
 """Training FLOPs, counted by torch's own FLOP counter (never a hand-written formula).
 
 A training step is counted as forward + backward. timm's fused (SDPA) attention hides the
-attention matmuls from the counter on CPU (PERF.md: -4% for ViT-B/16, -15% for ViT-Ti), so the
+attention matmuls from the counter on CPU (measured: -4% for ViT-B/16, -15% for ViT-Ti), so the
 count runs with the math attention path.
 """
 

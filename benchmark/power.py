@@ -23,7 +23,7 @@ from benchmark.config import RunConfig, flatten, from_dict, run_id
 from benchmark.errors import UserError
 from benchmark.judge import UNDECIDABLE_POWER, Prediction, mde, power_at, seeds_for
 from benchmark.results import CONFIG, read_json, read_result
-from benchmark.stats import Comparison
+from benchmark.stats import MIN_SEEDS, Comparison
 from benchmark.study import Study
 
 
@@ -158,6 +158,9 @@ def planned(
 ) -> Planned:
     """A claim comparing k pairs of cells of n_a and n_b seeds, its statistic's seed noise `scale` ×
     the measured per-run sd (e.g. a per-seed slope's); without a noise estimate, says so."""
+    if min(n_a, n_b) < MIN_SEEDS:
+        return Planned(claim, None, None, why=f"{min(n_a, n_b)} seed(s) per cell, and a verdict needs {MIN_SEEDS}: "
+                       "cannot decide at this preset")  # fmt: skip
     if noise is None:
         return Planned(claim, None, None, why="no finished run measures this metric's noise yet")
     return Planned(claim, prediction, difference(noise.sd * scale, n_a, n_b), k, noise.source, unit=unit)

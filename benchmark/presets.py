@@ -47,7 +47,6 @@ JFT = {
 }  # fmt: skip
 
 
-
 def curve(steps: int) -> dict[str, Any]:
     """Eight cheap evaluations along a run: the upstream train and test top-1 the fit gate reads
     (benchmark.fit), no transfer curves unless a study asks for them (head_type's Fig. 9)."""

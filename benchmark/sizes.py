@@ -53,8 +53,8 @@ SIZES: dict[str, ViTSize] = _size_table(
 _ARCH_RE = re.compile(r"(?:vit-)?(?P<size>[A-Za-z]+)/(?P<patch>[0-9]+)", re.IGNORECASE)
 
 # BiT's ResNet depths: bottleneck blocks per stage (BiT's code; R200 is [3, 24, 36, 3]). R14 and
-# R26 are not in the paper: one or two blocks per stage, for CPU presets (PERF.md's calibration
-# trained a [1, 1, 1, 1] ResNetV2 on MNIST in ≈10 s).
+# R26 are not in the paper: one or two blocks per stage, for CPU presets (a [1, 1, 1, 1] ResNetV2
+# trained on MNIST in ≈10 s on a 2-core CPU, measured).
 RESNET_DEPTHS: dict[int, tuple[int, ...]] = {
     14: (1, 1, 1, 1),
     26: (2, 2, 2, 2),

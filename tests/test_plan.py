@@ -5,6 +5,7 @@ done marker, failed.json a failure, progress without a result an interrupted run
 state is exercised without training."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,7 +13,7 @@ from benchmark import plan, results
 from benchmark.config import RunConfig, run_id
 from benchmark.errors import UserError
 from benchmark.results import CONFIG, FAILED, PROGRESS, RESULT, init_run_dir, run_dir, write_json
-from benchmark.study import load_study
+from benchmark.study import Study, load_study
 
 
 def finish(path, cfg: RunConfig, wall_s: float) -> None:
@@ -103,11 +104,20 @@ def finished_with_weights(path, cfg: RunConfig) -> None:
     write_json(path / RESULT, {"status": "done", "metrics": {}, "weights": results.weights_record(path)})
 
 
+def borrower() -> Study:
+    """A study that declares pos_embed's configs and adopts its finished runs (REUSE)."""
+    pos_embed = load_study("pos_embed")
+    module = SimpleNamespace(
+        PRESETS={"smoke": ""}, REUSE=("pos_embed",), runs=pos_embed.module.runs, CELL=pos_embed.cell
+    )
+    return Study("inspect", module)
+
+
 def test_a_config_another_study_declares_trains_in_its_folder_and_is_adopted_by_copy(tmp_path):
-    """inspect declares pos_embed's configs (REUSE). `plan` and `status` write nothing and say which
-    runs pos_embed finished; `run` copies those (`prepare`), and trains the others in pos_embed's
+    """A study that declares pos_embed's configs (REUSE): `plan` and `status` write nothing and say
+    which runs pos_embed finished; `run` copies those (`prepare`), and trains the others in pos_embed's
     folder, where one claim keeps the two studies from training a config twice."""
-    inspect = load_study("inspect")
+    inspect = borrower()
     cfgs = inspect.runs("smoke")
     finished, unfinished = cfgs[0], cfgs[1]
     theirs = run_dir(tmp_path, "pos_embed", "smoke", finished)
@@ -174,7 +184,7 @@ def test_duplicates_made_by_an_override_are_collapsed_before_running_billing_and
     declared = [cfg.replace(seed=0) for cfg in study.runs("cpu")]
     df = results.scan(tmp_path, "pos_embed", p.variant, declared).results
     assert len(df) == 8 and df.groupby(["model.pos_embed", "model.pos_inject"])["seed"].nunique().max() == 1
-    assert all(v.holds is None for v in study.checks(df))
+    assert all(v.outcome == "inconclusive" for v in study.checks(df))
 
 
 @pytest.mark.parametrize(
