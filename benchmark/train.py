@@ -45,6 +45,7 @@ from benchmark.results import (
     save_torch,
     start_attempt,
     storage_error,
+    weights_record,
     write_json,
     write_jsonl,
 )
@@ -497,6 +498,7 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             "datasets": record_of_data(cfg),
             "protocol": evals.protocol(cfg),
             "end": time.time(),
+            "weights": weights_record(run_dir),  # a run is done only while model.pt still matches it
         }
         write_json(run_dir / RESULT, result)  # last: the "done" marker
     except Diverged as exc:
