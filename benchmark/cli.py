@@ -606,17 +606,24 @@ def cmd_status(args: argparse.Namespace) -> int:
                 r.state,
                 f"{step}/{steps}" if r.state != "pending" else "",
                 _duration(info["wall_s"] or info["elapsed_s"]) if info["attempts"] else "",
+                _eval_share(info["wall_split"]),
                 str(info["attempts"]) if info["attempts"] else "",
                 r.label,
                 _detail(info),
             ]
         )
     _print_table(
-        ["run id", "state", "step", "time", "attempts", "run", "detail"],
+        ["run id", "state", "step", "time", "eval", "attempts", "run", "detail"],
         rows,
-        right=("step", "time", "attempts"),
+        right=("step", "time", "eval", "attempts"),
     )
     print(plan.summary(the_plan))
+    splits = [r.info["wall_split"] for r in the_plan.runs if r.state == "done" and r.info["wall_split"]]
+    if splits:
+        total = {phase: sum(s.get(phase, 0.0) for s in splits) for phase in splits[0]}
+        print("time of the finished runs: " + ", ".join(
+            f"{phase.removesuffix('_s').replace('_', ' ')} {_duration(s)} ({s / sum(total.values()):.0%})"
+            for phase, s in total.items()))  # fmt: skip
     dispatches = [rec for rec in read_jsonl(the_plan.folder / JOBS) if rec.get("event") == "dispatch"]
     if dispatches:
         last = dispatches[-1]
@@ -628,6 +635,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         "next `vitbench run` (VITBENCH_LOCK_STALE_S)"
     )
     return 0
+
+
+def _eval_share(split: dict | None) -> str:
+    """The share of a run's time spent evaluating (periodic and final), from the trainer's record."""
+    if not split:
+        return ""
+    evaluating = split.get("periodic_eval_s", 0.0) + split.get("final_eval_s", 0.0)
+    return f"{evaluating / max(sum(split.values()), 1e-9):.0%}"
 
 
 def _duration(seconds: float) -> str:

@@ -483,6 +483,8 @@ def run_info(path: Path, now: float | None = None) -> dict[str, Any]:
         "steps": progress.get("steps"),
         "elapsed_s": elapsed,
         "wall_s": result.get("wall_s"),
+        # where the time went: startup / train / periodic and final evaluation (the trainer's record)
+        "wall_split": result.get("wall_split") or progress.get("wall_split"),
         "attempts": len(attempts),
         "requeued": sum(a.get("outcome") == "requeued" for a in attempts),
         # The last attempt of a running, done or failed run was not killed, whatever it recorded.
