@@ -620,7 +620,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(plan.summary(the_plan))
     splits = [r.info["wall_split"] for r in the_plan.runs if r.state == "done" and r.info["wall_split"]]
     if splits:
-        total = {phase: sum(s.get(phase, 0.0) for s in splits) for phase in splits[0]}
+        phases = ("startup_s", "train_s", "periodic_eval_s", "final_eval_s")
+        total = {phase: sum(s.get(phase, 0.0) for s in splits) for phase in phases}
         print("time of the finished runs: " + ", ".join(
             f"{phase.removesuffix('_s').replace('_', ' ')} {_duration(s)} ({s / sum(total.values()):.0%})"
             for phase, s in total.items()))  # fmt: skip

@@ -127,7 +127,9 @@ def _ladder(preset: str) -> list[RunConfig]:
 
 def runs(preset: str):
     models = [_config(preset).replace(**changes) for changes in MODELS[preset]]
-    every = [run.replace(**{"eval.every_steps": max(1, run.optim.steps // 8)}) for run in models + _ladder(preset)]
+    every = [
+        run.replace(**{"eval.every_steps": max(1, run.optim.steps // 8)}) for run in models + _ladder(preset)
+    ]
     return list(dict.fromkeys(every))  # eight upstream evaluations along each run, whatever its length
 
 

@@ -52,12 +52,12 @@ NAMES = {"none": "None", "1d": "1-D", "2d": "2-D", "relative": "Relative"}
 INJECT = {"stem": "at the stem", "every_layer": "every layer", "every_layer_shared": "every layer, shared"}
 SEEDS = {"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2), "paper": (0, 1, 2)}
 JUDGED = "transfer 5-shot"  # the judged metric: mean over the transfer datasets
-CLAIMS = (
-    "Control: position embeddings help the upstream classifier",
-    "No position embedding is clearly worse than every encoding",
-    "1-D, 2-D and relative embeddings differ little",
-    "Control: only a model with position embeddings can tell where a blob is",
-)
+CLAIMS = {
+    "upstream": "Control: position embeddings help the upstream classifier",
+    "position": "Control: only a model with position embeddings can tell where a blob is",
+    "worse": "No position embedding is clearly worse than every encoding",
+    "alike": "1-D, 2-D and relative embeddings differ little",
+}
 # The control's pre-registered effect: 1-D stem − none in upstream test top-1, as measured before
 # this study judged anything (the cpu preset at main@22ad7c0: 94.0 ± 0.3 vs 90.9 ± 1.6%).
 CONTROL_GAP = 0.031
@@ -130,7 +130,8 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
     samples = {c: df.loc[(df[CELL[0]] == c[0]) & (df[CELL[1]] == c[1])] for c in CELLS}
     if reason := too_few_seeds({_name(c): v["seed"] for c, v in samples.items()}):
         return [
-            inconclusive(claim, reason, judged_on=judged_on, control=i == 0) for i, claim in enumerate(CLAIMS)
+            inconclusive(claim, reason, judged_on=judged_on, control=claim.startswith("Control"))
+            for claim in CLAIMS.values()
         ]
     encodings = [c for c in CELLS if c != NONE]
     mean = {c: samples[c][JUDGED].mean() for c in CELLS}
@@ -142,7 +143,7 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
     worse = judge(
         [difference(samples[c][JUDGED], samples[NONE][JUDGED], f"{_name(c)} − none") for c in encodings],
         Prediction(gap, f"every encoding above none by the paper's smallest gap: {how}"),
-        claim=CLAIMS[1],
+        claim=CLAIMS["worse"],
         paper=f"none {_P[NONE]:.1%}; encodings {PAPER_GAP * 100:.1f}–{max(_P[c] - _P[NONE] for c in encodings) * 100:.1f} pts above",
         measured=f"none {mean[NONE]:.1%}; encodings {min(mean[c] - mean[NONE] for c in encodings) * 100:+.1f} to "
         f"{max(mean[c] - mean[NONE] for c in encodings) * 100:+.1f} pts",
@@ -157,7 +158,7 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
         Prediction(margin, f"the paper's encodings lie within {PAPER_SPREAD * 100:.2f} pts of each other, "
                    f"{PAPER_SPREAD / (_P[REFERENCE_CELL] - _P[NONE]):.0%} of their gap to none; × our predicted gap "
                    f"{gap * 100:.2f} pts", parity=True),
-        claim=CLAIMS[2],
+        claim=CLAIMS["alike"],
         paper=f"all within {PAPER_SPREAD * 100:.2f} pts of each other "
         f"({PAPER_SPREAD / (_P[REFERENCE_CELL] - _P[NONE]):.0%} of the gap to none)",
         measured=f"{min(mean[c] for c in encodings):.1%}–{max(mean[c] for c in encodings):.1%}",
@@ -173,7 +174,7 @@ def _control(samples: dict) -> Verdict:
     return judge(
         [difference(ref, none, "1-D stem − none, upstream top-1")],
         Prediction(CONTROL_GAP, "measured at main@22ad7c0's cpu preset (94.0 ± 0.3 vs 90.9 ± 1.6%, 5 seeds)"),
-        claim=CLAIMS[0],
+        claim=CLAIMS["upstream"],
         paper="– (a control: an effect this preset is known to show)",
         measured=f"1-D {ref.mean():.1%} vs none {none.mean():.1%}",
         rule="Welch t, α = 0.05",
@@ -185,14 +186,14 @@ def _control(samples: dict) -> Verdict:
 def _position(samples: dict) -> Verdict:
     """The second control: the position-only probe sees position through the embeddings alone."""
     if metrics.POSITION_TOP1 not in samples[NONE]:
-        return inconclusive(CLAIMS[3], "the runs did not run the position probe", control=True)
+        return inconclusive(CLAIMS["position"], "the runs did not run the position probe", control=True)
     none, ref = (samples[c][metrics.POSITION_TOP1] for c in (NONE, REFERENCE_CELL))
     return judge(
         [difference(ref, none, "1-D stem − none, position probe top-1")],
         Prediction(
             POSITION_GAP, "a quarter of the way from chance (25%) to perfect: our 'well above chance'"
         ),
-        claim=CLAIMS[3],
+        claim=CLAIMS["position"],
         paper="– (a control: a task only position information solves)",
         measured=f"1-D {ref.mean():.1%} vs none {none.mean():.1%} (chance 25%)",
         rule="Welch t, α = 0.05",
@@ -256,13 +257,13 @@ def power(preset: str, noise: Noise) -> list[Planned]:
     judged = noise.measure(cfgs, transfer_mean)
     floor = noise.chance(base(preset).eval.fewshot_datasets)
     upstream = noise.measure(cfgs, lambda g: g[metrics.UPSTREAM_TOP1], judged=False)
-    control = planned(CLAIMS[0], Prediction(CONTROL_GAP, "pre-registered"), upstream, n, n)
+    control = planned(CLAIMS["upstream"], Prediction(CONTROL_GAP, "pre-registered"), upstream, n, n)
     if judged is None or floor is None:
-        return [control, unknown(CLAIMS[1], "no noise estimate"), unknown(CLAIMS[2], "no noise estimate")]
+        return [control, *(unknown(CLAIMS[k], "no noise estimate") for k in ("worse", "alike"))]
     gap, _ = above_chance(PAPER_GAP, _P[REFERENCE_CELL], 1 / 1000, judged.level, floor)
     margin = gap * PAPER_SPREAD / (_P[REFERENCE_CELL] - _P[NONE])
     return [
         control,
-        planned(CLAIMS[1], Prediction(gap, ""), judged, n, n, k=len(CELLS) - 1),
-        planned(CLAIMS[2], Prediction(margin, "", parity=True), judged, n, n, k=len(CELLS) - 2),
+        planned(CLAIMS["worse"], Prediction(gap, ""), judged, n, n, k=len(CELLS) - 1),
+        planned(CLAIMS["alike"], Prediction(margin, "", parity=True), judged, n, n, k=len(CELLS) - 2),
     ]
