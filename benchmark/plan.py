@@ -185,17 +185,21 @@ def variant_name(preset: str, effective: dict[str, str]) -> str:
 
 
 def shared_homes(study: Study, preset: str, overrides: dict[str, str], results_root: Path) -> dict[str, Path]:
-    """{run id: its folder in a study of `study.reuse`} for the configs both declare at `preset`
-    (with the same overrides): where those runs train, once for both studies."""
+    """{run id: its folder in a study of `study.reuse` (at `preset`), or in this study's preset that
+    `preset` extends (`study.reuse_preset`)} for the configs both declare (with the same overrides):
+    where those runs train, once for both."""
     homes: dict[str, Path] = {}
-    for other in study.reuse:
+    sources = [(load_study(other), preset) for other in study.reuse]
+    if (extended := study.reuse_preset(preset)) is not None:
+        sources.append((study, extended))
+    for other, at in sources:
         try:
-            theirs = declare(load_study(other), preset, overrides)
+            theirs = declare(other, at, overrides)
         except UserError:  # no such preset there: nothing to share
             continue
-        variant = variant_name(preset, theirs.overrides)
+        variant = variant_name(at, theirs.overrides)
         for cfg in theirs.configs:
-            homes.setdefault(run_id(cfg), run_dir(results_root, other, variant, cfg))
+            homes.setdefault(run_id(cfg), run_dir(results_root, other.name, variant, cfg))
     return homes
 
 
@@ -222,7 +226,11 @@ def make_plan(
             f"they are read from {folder} now: move them there to keep them",
             stacklevel=2,
         )
-    homes = shared_homes(study, preset, overrides, results_root) if study.reuse else {}
+    homes = (
+        shared_homes(study, preset, overrides, results_root)
+        if study.reuse or study.reuse_preset(preset)
+        else {}
+    )
     runs = []
     for cfg in declared.configs:
         path = run_dir(results_root, study.name, variant, cfg)
@@ -259,7 +267,7 @@ def prepare(the_plan: Plan, overrides: dict[str, str], results_root: Path) -> tu
         warnings.warn(results.set_aside(path, why), stacklevel=2)
     adopted = [r for r in the_plan.adoptable if results.adopt(r.home, r.path)]
     if adopted:
-        studies = sorted({r.home.parent.parent.name for r in adopted})
+        studies = sorted({f"{r.home.parent.parent.name}/{r.home.parent.name}" for r in adopted})
         lines.append(
             f"{the_plan.study.name}/{the_plan.variant}: adopted {len(adopted)} run(s) finished by "
             f"{', '.join(studies)} (copied, verified)"
@@ -280,7 +288,7 @@ def summary(plan: Plan, where: str = "") -> str:
     breakdown = ", ".join(f"{left[state]} {state}" for state in STATES if left[state])
     done = f"{counts['done']} done"
     if adoptable := plan.adoptable:
-        studies = ", ".join(sorted({r.home.parent.parent.name for r in adoptable}))
+        studies = ", ".join(sorted({f"{r.home.parent.parent.name}/{r.home.parent.name}" for r in adoptable}))
         done += f" ({len(adoptable)} by {studies}: copied here by the next `vitbench run`)"
     line = f"{plan.study.name}/{plan.variant}: {len(plan.runs)} runs; {done}, {len(plan.todo)} to run"
     line += (f" {where}" if where else "") + (f" ({breakdown})" if breakdown else "")

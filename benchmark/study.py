@@ -118,6 +118,11 @@ class Study:
         """Studies whose finished runs of the same config this one adopts instead of training (REUSE)."""
         return tuple(getattr(self.module, "REUSE", ()))
 
+    def reuse_preset(self, preset: str) -> str | None:
+        """The preset of this study whose runs of the same config `preset` adopts (REUSE_PRESETS, e.g.
+        cpu-long, which extends cpu: {"cpu-long": "cpu"}), or None."""
+        return dict(getattr(self.module, "REUSE_PRESETS", {})).get(preset)
+
     def runs(self, preset: str) -> list[RunConfig]:
         if preset not in self.presets:
             raise UserError(f"study {self.name!r} has no preset {preset!r}; valid: {', '.join(self.presets)}")

@@ -85,6 +85,7 @@ STEPS = {
     "paper": (None,),
 }
 SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "cpu-long": (0, 1, 2), "gpu": (0, 1, 2), "paper": (0,)}
+REUSE_PRESETS = {"cpu-long": "cpu"}  # cpu-long extends cpu: the runs both declare train once
 _CPU_TRAINING = {"data.dataset": "fractal100x1000", "optim.batch_size": 128, "eval.shots": (5,),
                  "eval.finetune_steps": 30, "eval.finetune_lrs": (0.01, 0.03)}  # fmt: skip
 TRAINING = {

@@ -95,6 +95,7 @@ LR = {
     "cpu-long": {"ViT": 2e-3, "BiT": 2e-3, "hybrid": 2e-3},
 }
 SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "cpu-long": (0, 1, 2), "gpu": (0, 1, 2), "paper": (0,)}
+REUSE_PRESETS = {"cpu-long": "cpu"}  # cpu-long extends cpu: the runs both declare train once
 _CPU_TRAINING = {
     "optim.batch_size": 128,
     "eval.shots": (5,),

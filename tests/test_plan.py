@@ -125,7 +125,7 @@ def test_a_config_another_study_declares_trains_in_its_folder_and_is_adopted_by_
     read_only = plan.make_plan(inspect, "smoke", {}, tmp_path)
     assert not (tmp_path / "inspect").exists()  # plan/status write nothing
     assert read_only.counts["done"] == 1 and [r.run_id for r in read_only.adoptable] == [run_id(finished)]
-    assert "1 done (1 by pos_embed: copied here by the next `vitbench run`)" in plan.summary(read_only)
+    assert "1 done (1 by pos_embed/smoke: copied here by the next `vitbench run`)" in plan.summary(read_only)
     [shared] = [r for r in read_only.todo if r.cfg == unfinished]
     assert shared.source == run_dir(tmp_path, "pos_embed", "smoke", unfinished)
     assert all(r.source is None for r in read_only.runs if r.cfg not in pos_embed_configs())
@@ -136,6 +136,22 @@ def test_a_config_another_study_declares_trains_in_its_folder_and_is_adopted_by_
     for name in (RESULT, results.WEIGHTS):
         assert (mine / name).read_bytes() == (theirs / name).read_bytes()
         assert (mine / name).stat().st_ino != (theirs / name).stat().st_ino
+
+
+def test_a_preset_that_extends_another_adopts_its_finished_runs(tmp_path):
+    """data_scaling's cpu-long extends cpu (REUSE_PRESETS): a config both declare, finished at cpu, is
+    copied into cpu-long's folder by `run` instead of being trained again."""
+    study = load_study("data_scaling")
+    shared = next(c for c in study.runs("cpu-long") if c in study.runs("cpu"))
+    theirs = run_dir(tmp_path, "data_scaling", "cpu", shared)
+    finished_with_weights(theirs, shared)
+    the_plan = plan.make_plan(study, "cpu-long", {}, tmp_path)
+    assert [r.cfg for r in the_plan.adoptable] == [shared] and "by data_scaling/cpu" in plan.summary(the_plan)
+    prepared, lines = plan.prepare(the_plan, {}, tmp_path)
+    assert prepared.counts["done"] == 1 and "data_scaling/cpu" in lines[0]
+    assert (run_dir(tmp_path, "data_scaling", "cpu-long", shared) / RESULT).exists()
+    only_long = next(c for c in study.runs("cpu-long") if c not in study.runs("cpu"))
+    assert next(r for r in prepared.runs if r.cfg == only_long).home.parent.name == "cpu-long"
 
 
 def pos_embed_configs() -> list[RunConfig]:
