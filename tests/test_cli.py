@@ -87,7 +87,7 @@ def test_plan_and_status_print_one_table_each_with_a_summary(tmp_path, capsys):
     assert any(line.startswith("cost of all runs: 8 runs, ") for line in out)
     assert cli.main(["status", *argv]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1].split() == ["run", "id", "state", "step", "time", "attempts", "run", "detail"]
+    assert out[1].split() == ["run", "id", "state", "step", "time", "eval", "attempts", "run", "detail"]
     assert "pos_embed/smoke: 8 runs; 0 done, 8 to run (8 pending)" in out
     assert "silent for 5m00s is taken as dead" in out[-1]
     assert not any(tmp_path.iterdir())  # looking never writes
