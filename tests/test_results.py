@@ -162,13 +162,19 @@ def test_an_adopted_run_is_a_copy_that_the_source_can_no_longer_change(tmp_path)
     for name in (RESULT, results.WEIGHTS, METRICS, CONFIG):
         assert (mine / name).read_bytes() == (source / name).read_bytes()
         assert (mine / name).stat().st_ino != (source / name).stat().st_ino
-    flip_a_byte(source / results.WEIGHTS)  # the source's weights edited in place
-    results.append_jsonl(mine / METRICS, {"kind": "warning", "message": "mine only"})
-    (mine / RESULT).write_text("x")
-    with pytest.warns(UserWarning):
-        assert results.status(source) != "done" and results.status(mine) != "done"
-    assert len(results.read_jsonl(source / METRICS)) == 1 and len(results.read_jsonl(mine / METRICS)) == 2
-    assert not results.adopt(source, mine)  # a source that fails to verify is never adopted
+    flip_a_byte(source / results.WEIGHTS)  # the source's weights edited in place: not the copy's
+    with pytest.warns(UserWarning, match="does not match its recorded sha256"):
+        assert results.status(source) != "done"
+    assert results.status(mine) == "done"
+    other = trained(tmp_path / "pos_embed" / "v" / run_id(RUNS[1]), RUNS[1], seed=1)
+    theirs = tmp_path / "inspect" / "v" / run_id(RUNS[1])
+    assert results.adopt(other, theirs)
+    results.append_jsonl(theirs / METRICS, {"kind": "warning", "message": "the adopter's only"})
+    (theirs / RESULT).write_text("x")  # `echo x > inspect/.../result.json`
+    assert results.status(other) == "done" and len(results.read_jsonl(other / METRICS)) == 1
+    with pytest.warns(UserWarning, match="corrupt"):
+        assert results.status(theirs) != "done"
+    assert not results.adopt(source, tmp_path / "third")  # a source that fails to verify is never adopted
 
 
 @pytest.mark.parametrize("damage", ["truncated", "missing"])
