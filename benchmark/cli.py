@@ -606,7 +606,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 r.state,
                 f"{step}/{steps}" if r.state != "pending" else "",
                 _duration(info["wall_s"] or info["elapsed_s"]) if info["attempts"] else "",
-                _eval_share(info["wall_split"]),
+                _eval_share(info.get("wall_split")),
                 str(info["attempts"]) if info["attempts"] else "",
                 r.label,
                 _detail(info),
@@ -618,7 +618,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         right=("step", "time", "eval", "attempts"),
     )
     print(plan.summary(the_plan))
-    splits = [r.info["wall_split"] for r in the_plan.runs if r.state == "done" and r.info["wall_split"]]
+    splits = [r.info["wall_split"] for r in the_plan.runs if r.state == "done" and r.info.get("wall_split")]
     if splits:
         phases = ("startup_s", "train_s", "periodic_eval_s", "final_eval_s")
         total = {phase: sum(s.get(phase, 0.0) for s in splits) for phase in phases}

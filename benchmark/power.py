@@ -12,6 +12,7 @@ effect; the arithmetic is benchmark.judge's (the same MDE and power its verdicts
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,9 @@ class Noise:
         self.pilot = pilot
         rows, seen = [], set()
         for path in sorted(Path(results_root).glob(f"*/*/*/{CONFIG}")):
-            result, stored = read_result(path.parent), read_json(path)
+            with warnings.catch_warnings():  # damaged records are the plan's to report, once
+                warnings.simplefilter("ignore")
+                result, stored = read_result(path.parent), read_json(path)
             if result is None or stored is None or path.parent.name in seen:
                 continue
             try:

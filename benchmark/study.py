@@ -115,7 +115,8 @@ class Study:
 
     @property
     def reuse(self) -> tuple[str, ...]:
-        """Studies whose finished runs of the same config this one adopts instead of training (REUSE)."""
+        """Studies that declare some of this one's configs too (REUSE): those train once, in that
+        study's folder, and are copied here once finished."""
         return tuple(getattr(self.module, "REUSE", ()))
 
     def reuse_preset(self, preset: str) -> str | None:

@@ -113,7 +113,10 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
         {"head": f"paper: {HEAD['gap']}", "optim.lr": lr, "role": "Fig. 9 curve"} for lr in PAPER_GAP_LRS
     ]
     return (
-        pd.concat([out, pd.DataFrame(paper)], ignore_index=True).rename(columns={"optim.lr": "lr"}).fillna("")
+        pd.concat([out, pd.DataFrame(paper)], ignore_index=True)
+        .rename(columns={"optim.lr": "lr"})
+        .astype(object)
+        .fillna("")
     )
 
 

@@ -115,10 +115,12 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
         f"ours: {JUDGED} (%), judged": cell_summary(df, CELL, JUDGED),
         **{f"ours: {d} 5-shot (%)": cell_summary(df, CELL, metrics.fewshot(d, 5)) for d in probes(df)},
         "ours: upstream test top-1 (%)": cell_summary(df, CELL, metrics.UPSTREAM_TOP1),
+        **({"ours: position probe top-1 (%)": cell_summary(df, CELL, metrics.POSITION_TOP1)}
+           if metrics.POSITION_TOP1 in df else {}),
     }, index=paper.index).round(2).reset_index()  # fmt: skip
     out.insert(0, "injection", out.pop("model.pos_inject").map(INJECT))
     out.insert(0, "position embedding", out.pop("model.pos_embed").map(NAMES))
-    return out.fillna("–")
+    return out.astype(object).fillna("–")
 
 
 def checks(df: pd.DataFrame) -> list[Verdict]:

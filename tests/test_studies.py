@@ -66,7 +66,7 @@ def test_smoke_run_end_to_end(name, smoke_runs):
     assert "## Verdicts" in text and "## Scale and provenance" in text
     verdicts = pd.read_csv(root / "reports" / name / "smoke" / "verdicts.csv")
     assert len(verdicts) == len(study.checks(df))
-    assert set(verdicts["verdict"]) <= {"holds", "does not hold", "not judged"}
+    assert set(verdicts["outcome"]) <= {"reproduced", "contradicted", "inconclusive"}
     assert all(claim in text for claim in verdicts["claim"])
     assert list((root / "reports" / name / "smoke").glob("*.png"))
     table = pd.read_csv(root / "reports" / name / "smoke" / "table.csv")
