@@ -386,7 +386,9 @@ class Trainer:
 
     def context(self) -> evals.EvalContext:
         """A fresh evaluation context for the model as it is now."""
-        return evals.EvalContext(self.model, self.cfg, self.probes, self.upstream_test, self.upstream_train)
+        return evals.EvalContext(
+            self.model, self.cfg, self.probes, self.upstream_test, self.upstream_train, run_dir=self.dir
+        )
 
     def evaluate(self, final: bool = True, ctx: evals.EvalContext | None = None) -> dict[str, float]:
         """The config's evaluators (benchmark.evals): the cheap ones during training, all at the end;

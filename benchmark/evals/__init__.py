@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -128,6 +129,7 @@ class EvalContext:
     probes: ProbeData
     upstream_test: Split
     upstream_train: Split | None = None  # a fixed sample of the run's training images (evals.upstream)
+    run_dir: Path | None = None  # the run's folder, for an evaluator that stores arrays there (inspect)
     final: bool = True
     _computed: dict[Hashable, Any] = field(default_factory=dict)
 

@@ -12,9 +12,6 @@ the study's report reads stored files only.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
@@ -84,19 +81,6 @@ def arrays_of(measured: dict[str, inspection.Measurement]) -> dict[str, np.ndarr
     return out
 
 
-def _run_dir(ctx: EvalContext) -> Path:
-    """The run's folder. EvalContext names none today; until it does (a `run_dir` field that
-    Trainer.evaluate fills with its `dir`), the folder of the Trainer whose evaluation called us,
-    recognised by holding this very config object."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        owner = frame.f_locals.get("self")
-        if getattr(owner, "cfg", None) is ctx.cfg and isinstance(getattr(owner, "dir", None), Path):
-            return owner.dir
-        frame = frame.f_back
-    raise RuntimeError("the inspect evaluator stores arrays in a run folder: run it from benchmark.train")
-
-
 def _describe(cfg: RunConfig) -> str:
     return (
         f"the final model and its untrained initialisation (seed {cfg.seed}, rebuilt as the trainer builds "
@@ -131,5 +115,9 @@ def inspect_model(ctx: EvalContext) -> dict[str, float]:
         "images": images[:ROLLOUT_IMAGES].float().cpu().numpy(),
         **arrays_of(measured),
     }
-    write_atomic(_run_dir(ctx) / ARRAYS, lambda f: np.savez_compressed(f, **arrays))
+    if ctx.run_dir is None:
+        raise ValueError(
+            "the inspect evaluator stores its arrays in the run's folder: give the context a run_dir"
+        )
+    write_atomic(ctx.run_dir / ARRAYS, lambda f: np.savez_compressed(f, **arrays))
     return metrics_of(measured, uniform, token_px[0], ctx.cfg.data.dataset)
