@@ -9,6 +9,7 @@ import io
 import json
 import numbers
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -66,11 +67,17 @@ def build_report(
         columns={"plateaued": "fit_ok", "fit, in words": "fit_text"}
     )
     # A study returns one table, or several as {heading: table} (e.g. ours, then the paper's own).
+    # Its words say "transfer"; where the runs' own records say a probe reads back pre-training
+    # data, the report says so instead, in every table, verdict and figure (issue 23 item 3).
+    read_back = _read_back(df)
     tables = study.table(df)
-    tables = tables if isinstance(tables, dict) else {"": tables}
+    tables = {
+        k: _relabel_table(t, read_back)
+        for k, t in (tables if isinstance(tables, dict) else {"": tables}).items()
+    }
     for i, table in enumerate(tables.values()):
         write_atomic(out / f"table{i + 1 if i else ''}.csv", table.to_csv(index=False).encode())
-    verdicts = sorted(study.checks(df), key=lambda v: not v.control)  # controls first
+    verdicts = [_relabel_verdict(v, read_back) for v in sorted(study.checks(df), key=lambda v: not v.control)]
     frame = pd.DataFrame([v.__dict__ for v in verdicts])
     write_atomic(out / "verdicts.csv", frame.to_csv(index=False).encode())
 
@@ -80,6 +87,7 @@ def build_report(
     np.random.seed(0)
     figure_files = []
     for name, (fig, fig_data) in study.figures(df, records.curves).items():
+        _relabel_figure(fig, read_back)
         for ext in ("png", "pdf"):
             metadata = {"CreationDate": None} if ext == "pdf" else None
             buffer = io.BytesIO()
@@ -98,6 +106,16 @@ def build_report(
         f"**Scale of this run** ({study.presets[preset]}). {_scale(df, study.cell)} Verdicts below are about "
         "this scale, not the paper's.",
         "## Verdicts",
+        *(
+            [
+                f"**Read-back, not transfer.** The probe datasets {', '.join(f'`{n}`' for n in read_back)} re-use the "
+                "pre-training data's images or classes (the data section below says how): these verdicts measure how "
+                "well the upstream classifier reads its own data back, not transfer, and 'transfer' reads "
+                "'read-back' throughout this report."
+            ]
+            if read_back
+            else []
+        ),
         OUTCOMES_TEXT,
         *_unreliable(verdicts),
         _markdown(_verdict_table(verdicts)),
@@ -141,6 +159,37 @@ OUTCOMES_TEXT = (
     "with 80% power; power: the chance of 'reproduced' if the predicted effect is true. Controls come first: "
     "effects known to exist, which show that the study can detect one."
 )
+
+
+def _read_back(df: pd.DataFrame) -> list[str]:
+    """The probe datasets the runs recorded as reading back their pre-training data."""
+    records = {name: rec for datasets in df["datasets"] for name, rec in datasets.items()}
+    probes = {name for names in df["eval.fewshot_datasets"] for name in names}
+    return sorted(n for n in probes if str(records.get(n, {}).get("role", "")).startswith("read-back"))
+
+
+def _relabel(text: str, read_back: list[str]) -> str:
+    return text.replace("transfer", "read-back") if read_back and isinstance(text, str) else text
+
+
+def _relabel_table(table: pd.DataFrame, read_back: list[str]) -> pd.DataFrame:
+    return table.rename(columns=lambda c: _relabel(c, read_back)) if read_back else table
+
+
+def _relabel_verdict(v: Verdict, read_back: list[str]) -> Verdict:
+    if not read_back:
+        return v
+    return replace(
+        v,
+        claim=_relabel(v.claim, read_back),
+        judged_on=f"READ-BACK, NOT TRANSFER: {_relabel(v.judged_on, read_back)}",
+    )
+
+
+def _relabel_figure(fig: plt.Figure, read_back: list[str]) -> None:
+    """A study's figure, every text in it (titles, labels, legends) worded by the data's role."""
+    for text in fig.findobj(matplotlib.text.Text) if read_back else ():
+        text.set_text(_relabel(text.get_text(), read_back))
 
 
 def _unreliable(verdicts: list[Verdict]) -> list[str]:
