@@ -306,7 +306,8 @@ def _provenance(
         f"({_unique(df['optim.warmup_steps'])} warm-up, {_unique(df['optim.schedule'])} decay), "
         f"clip {_unique(df['optim.clip_norm'])}, augmentation {_unique(df['data.augment'])}.",
         f"- **Seeds**: {_unique(df['seed'])} (model init and data order).",
-        f"- **Hardware**: {_unique(pd.Series([m.get('device') for m in metas]))}.",
+        f"- **Hardware**: {_unique(pd.Series([m.get('device') for m in metas]))}{_math(metas)}. Numbers move "
+        "across CPU models, math libraries and thread counts by about a seed's spread; compare outcomes, not digits.",
         f"- **Software**: {_versions(metas)}; git revision {_revisions(metas)}.",
         f"- **Compute**: {df['wall_s'].sum() / 60:.1f} min of run wall time in total "
         f"({df['wall_s'].mean():.0f} s per run on average{_split(df)}); "
@@ -314,6 +315,13 @@ def _provenance(
         "a multiply-add counted as 2 FLOPs).",
     ]
     return "\n".join(lines)
+
+
+def _math(metas: list[dict]) -> str:
+    """The CPU features and math libraries the runs computed with (as torch reported them)."""
+    seen = {(c.get("capability"), c.get("blas"), c.get("onednn")) for m in metas if (c := m.get("cpu"))}
+    return "".join(f"; {cap or '?'} kernels, BLAS {blas or '?'}, oneDNN {'on' if dnn else 'off'}"
+                   for cap, blas, dnn in sorted(seen, key=str))  # fmt: skip
 
 
 def _split(df: pd.DataFrame) -> str:
