@@ -390,6 +390,9 @@ def start_attempt(run_dir: Path, env: dict[str, Any]) -> dict[str, Any]:
         "device": env["device"],
         "threads": env["threads"],
         "torch": env["versions"]["torch"],
+        # the CPU and math libraries this attempt computed with: a resumed run is bitwise the same
+        # only on the same ones (environment.math_libraries)
+        "cpu": env.get("cpu"),
         "claim": locks.held_token(run_dir),
     }
     earlier = meta["attempts"]
@@ -408,11 +411,19 @@ def _revision(attempt: dict[str, Any]) -> str | None:
     return str(attempt["revision"])[:8] + ("+dirty" if attempt.get("dirty") else "")
 
 
+def _cpu_model(attempt: dict[str, Any]) -> str | None:
+    return (attempt.get("cpu") or {}).get("model")
+
+
 def mixed_history(attempts: Sequence[dict[str, Any]]) -> str | None:
-    """How a run's attempts differ in code or threads, e.g. "revisions 1a2b3c4d→5e6f7a8b+dirty;
+    """How a run's attempts differ in code, threads or CPU, e.g. "revisions 1a2b3c4d→5e6f7a8b+dirty;
     threads 1→2", or None if they agree (attempts that did not record a value are left out)."""
     parts = []
-    for name, value in (("revisions", _revision), ("threads", lambda a: a.get("threads"))):
+    for name, value in (
+        ("revisions", _revision),
+        ("threads", lambda a: a.get("threads")),
+        ("CPUs", _cpu_model),
+    ):
         seen: list[Any] = []
         for attempt in attempts:
             if (v := value(attempt)) is not None and (not seen or seen[-1] != v):

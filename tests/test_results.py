@@ -238,3 +238,14 @@ def test_duplicate_configs_are_one_run_to_the_scan(tmp_path):
     finished(tmp_path, RUNS[0], 0.5)
     records = scan(tmp_path, "s", "v", [RUNS[0], RUNS[0], RUNS[0]])
     assert len(records.results) == 1 and len(records.runs) == 1
+
+
+def test_attempts_on_different_cpus_are_a_mixed_history():
+    """A resumed run is bitwise the same only on the same CPU and math libraries: each attempt
+    records its CPU, and a run trained across two is said to be."""
+    from benchmark.results import mixed_history
+
+    same = [{"cpu": {"model": "Xeon A"}, "threads": 1}, {"cpu": {"model": "Xeon A"}, "threads": 1}]
+    assert mixed_history(same) is None
+    assert mixed_history([same[0], {"cpu": {"model": "EPYC B"}, "threads": 1}]) == "CPUs Xeon A→EPYC B"
+    assert mixed_history([same[0], {"threads": 1}]) is None  # an attempt that recorded none is left out
