@@ -208,6 +208,7 @@ def judge(
         observed=decider.estimate,
         interval=(low, high),
         expected=prediction.effect if prediction.power_at is None else prediction.power_at,
+        parity=prediction.parity,
         mde=max(mde(c, prediction.parity, alpha) for c in comparisons),
         power=power,
         evidence=evidence,

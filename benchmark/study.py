@@ -61,6 +61,7 @@ class Verdict:
     note: str = ""  # measured context; explanations labelled as hypotheses
     unit: str = "pts"  # "pts": accuracies (fractions shown in points); "×": log2 ratios; else as is
     control: bool = False  # a positive control: an effect known to exist, judged first
+    parity: bool = False  # "differ little": `expected` is the equivalence margin
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -82,9 +83,10 @@ class Verdict:
         if math.isnan(self.observed):
             return "–"
         low, high = self.interval
+        predicted = f"within ±{self.fmt(self.expected, sign=False)}" if self.parity else self.fmt(self.expected)
         return (
             f"{self.fmt(self.observed)} [{self.fmt(low)}, {self.fmt(high)}]; predicted "
-            f"{self.fmt(self.expected)}; MDE {self.fmt(self.mde, sign=False)}; power {self.power:.0%}"
+            f"{predicted}; MDE {self.fmt(self.mde, sign=False)}; power {self.power:.0%}"
         )
 
 
