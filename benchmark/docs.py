@@ -53,7 +53,7 @@ VERDICT_FIELDS = {
     "note": "measured context; explanations labelled as hypotheses",
     "unit": '`"pts"`: accuracies (fractions printed in points, ×100); `"×"`: log2 ratios printed as ratios; any other unit as is',
     "control": "`True` for a positive control: an effect known to exist, judged first; if it is not reproduced the study is unreliable at that preset",
-    "parity": "`True` for a \"differ little\" claim: `expected` is then its equivalence margin",
+    "parity": '`True` for a "differ little" claim: `expected` is then its equivalence margin',
 }
 
 EXAMPLE = '''\

@@ -83,7 +83,9 @@ class Verdict:
         if math.isnan(self.observed):
             return "–"
         low, high = self.interval
-        predicted = f"within ±{self.fmt(self.expected, sign=False)}" if self.parity else self.fmt(self.expected)
+        predicted = (
+            f"within ±{self.fmt(self.expected, sign=False)}" if self.parity else self.fmt(self.expected)
+        )
         return (
             f"{self.fmt(self.observed)} [{self.fmt(low)}, {self.fmt(high)}]; predicted "
             f"{predicted}; MDE {self.fmt(self.mde, sign=False)}; power {self.power:.0%}"

@@ -162,7 +162,9 @@ def test_run_and_report_print_the_verdicts_and_write_reports_under_results(tmp_p
     report = next((tmp_path / "r" / "reports" / "pos_embed").glob("smoke@*/report.md"))
     for text in (out, report.read_text()):
         assert "No position embedding is clearly worse than every encoding" in text
-    assert "claim" in out and "outcome" in out and "predicted; MDE; power" in out and f"Report: {report}" in out
+    assert (
+        "claim" in out and "outcome" in out and "predicted; MDE; power" in out and f"Report: {report}" in out
+    )
     # The power lines, before anything is submitted (one seed per cell at smoke: undecidable).
     assert out.index("power at smoke") < out.index("Report: ") and "cannot decide at this preset" in out
     assert cli.main(["report", *argv]) == 0

@@ -210,7 +210,8 @@ def test_plan_prices_a_paper_preset_without_its_data_and_run_refuses_it(paper_st
     total = next(line for line in out if line.startswith("cost of all runs: 1 runs, "))
     assert " exaFLOPs of training, " in total and "GPU-hours on NVIDIA H100 80GB" in total
     assert any(
-        line.startswith("GPU-hours on NVIDIA H100 80GB (shipped table (benchmark/throughput/h100.json)") for line in out
+        line.startswith("GPU-hours on NVIDIA H100 80GB (shipped table (benchmark/throughput/h100.json)")
+        for line in out
     )
     assert out[-1].startswith("FLOPs: training FLOPs by torch's FLOP counter")
     assert not results.exists()

@@ -89,7 +89,9 @@ def test_the_example_study_runs_at_smoke(example_study, tmp_path, capsys):
     table = pd.read_csv(reports / "table.csv")
     assert list(table["model.depth"]) == [2, 4] and table["transfer 5-shot (%)"].str.endswith("(n=3)").all()
     verdicts = pd.read_csv(reports / "verdicts.csv")
-    assert list(verdicts["claim"]) == ["4 layers transfer better than 2"] and verdicts["outcome"].notna().all()
+    assert (
+        list(verdicts["claim"]) == ["4 layers transfer better than 2"] and verdicts["outcome"].notna().all()
+    )
     assert "Welch t" in verdicts["evidence"].iloc[0]
     for ext in ("png", "pdf", "csv"):
         assert (reports / f"depth.{ext}").exists()

@@ -306,4 +306,7 @@ def test_inspect_report_reads_stored_files_only(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = tmp_path / "reports" / "inspect" / "cpu"
-    assert len(list(report.glob("*.png"))) == 4 and "Control: training builds" in (report / "report.md").read_text()
+    assert (
+        len(list(report.glob("*.png"))) == 4
+        and "Control: training builds" in (report / "report.md").read_text()
+    )
