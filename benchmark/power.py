@@ -125,9 +125,13 @@ class Planned:
             return f"{self.claim}: no estimate before the data ({self.why})"
         fmt = _fmt(self.unit)
         p = self.prediction
-        at = p.effect if p.power_at is None else p.power_at
-        text = (f"{self.claim}: MDE {fmt(mde(self.comparison, p.parity))}; power {self.power:.0%} at the "
-                f"predicted {'margin ±' if p.parity else ''}{fmt(at)}")  # fmt: skip
+        if p.parity:
+            at = f"the predicted margin ±{fmt(p.effect)}"
+        elif p.power_at is None:
+            at = f"the predicted {fmt(p.effect)}"
+        else:  # a threshold claim: power at an effect beyond the threshold, the study's choice
+            at = f"{fmt(p.power_at)} (threshold {fmt(p.effect)})"
+        text = f"{self.claim}: MDE {fmt(mde(self.comparison, p.parity))}; power {self.power:.0%} at {at}"
         if self.power < UNDECIDABLE_POWER:
             text += (f" — cannot decide at this preset: about {seeds_for(self.comparison, self.prediction, k=self.k)} seeds "
                      "per cell would give 80%")  # fmt: skip

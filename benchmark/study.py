@@ -62,6 +62,9 @@ class Verdict:
     unit: str = "pts"  # "pts": accuracies (fractions shown in points); "×": log2 ratios; else as is
     control: bool = False  # a positive control: an effect known to exist, judged first
     parity: bool = False  # "differ little": `expected` is the equivalence margin
+    # A threshold claim ("above one patch step", "τ above 0.5"): `expected` is the threshold the
+    # interval must clear, and `power_at` the effect its power is stated at; NaN otherwise.
+    power_at: float = math.nan
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -83,12 +86,18 @@ class Verdict:
         if math.isnan(self.observed):
             return "–"
         low, high = self.interval
-        predicted = (
-            f"within ±{self.fmt(self.expected, sign=False)}" if self.parity else self.fmt(self.expected)
-        )
+        if self.parity:
+            predicted = f"within ±{self.fmt(self.expected, sign=False)}"
+        elif math.isnan(self.power_at):
+            predicted = self.fmt(self.expected)
+        else:
+            predicted = f"above {self.fmt(self.expected)}"
+        power = f"power {self.power:.0%}"
+        if not math.isnan(self.power_at):
+            power += f" at {self.fmt(self.power_at)}"
         return (
             f"{self.fmt(self.observed)} [{self.fmt(low)}, {self.fmt(high)}]; predicted "
-            f"{predicted}; MDE {self.fmt(self.mde, sign=False)}; power {self.power:.0%}"
+            f"{predicted}; MDE {self.fmt(self.mde, sign=False)}; {power}"
         )
 
 

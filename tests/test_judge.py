@@ -445,6 +445,18 @@ def test_a_verdict_reads_its_interval_prediction_and_mde():
     assert v.mde == pytest.approx(mde(c, parity=False)) and 0 < v.power < 1
 
 
+def test_a_threshold_claim_reads_as_a_threshold_to_clear_with_its_power_stated_where_it_was_computed():
+    """An offset comparison ("nearest head − 1 step") against its threshold: the one-cell summary
+    says the interval must clear the threshold, not that the threshold's power effect was predicted."""
+    c = stats.difference([-4.1, -5.2, -4.6, -3.9, -5.3], np.zeros(5), "nearest head − 1 step")
+    v = judge([c], Prediction(0.0, "no number", null=0.0, power_at=4.0), unit="px",
+              claim="c", paper="p", measured="m", rule="t", judged_on="j")  # fmt: skip
+    assert v.outcome == CONTRADICTED and v.expected == 0.0 and v.power_at == 4.0
+    assert "predicted above +0 px;" in v.effect_text and v.effect_text.endswith(
+        f"power {v.power:.0%} at +4 px"
+    )
+
+
 def test_an_interval_wider_than_the_margin_says_no_data_of_this_size_could_show_parity():
     rng = np.random.default_rng(3)
     c = stats.difference(rng.standard_normal(3), rng.standard_normal(3), "noisy")
