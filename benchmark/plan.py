@@ -63,8 +63,9 @@ class PlannedRun:
 
 @dataclass(frozen=True)
 class Estimate:
-    seconds: float  # the runs left to do, one after another
+    seconds: float  # the runs left to do that something measured, one after another
     source: str  # what it was measured from, said beside the number
+    unmeasured: tuple[str, ...] = ()  # the models of runs nothing here has timed: not in `seconds`
 
 
 @dataclass(frozen=True)
@@ -303,10 +304,13 @@ def summary(plan: Plan, where: str = "") -> str:
 
 
 def _shape_key(cfg: RunConfig) -> tuple:
-    """What a run's time per training image depends on most: the encoder, the tokens, the data."""
+    """What a run's time per training image depends on most: the encoder and its tokens (the image
+    size, not which dataset: 1k and 100k images of one size train at the same speed)."""
+    from benchmark import data
     from benchmark.sizes import resolve_model
 
-    return (resolve_model(cfg.model), cfg.model.pos_embed, cfg.data.dataset, cfg.data.image_size)
+    size = cfg.data.image_size or data.spec(cfg.data.dataset).image_size
+    return (resolve_model(cfg.model), cfg.model.pos_embed, size)
 
 
 def _images(cfg: RunConfig) -> int:
@@ -357,7 +361,8 @@ def estimate(todo: list[RunConfig], results_root: Path) -> Estimate | None:
     finished runs of the same shape (evaluation included, as wall time is); a run with no such
     peer is timed from `vitbench bench`'s throughput for its architecture (training steps only).
     To each run its start-up is added: the mean that finished runs recorded (process start and
-    imports, or the gap a worker left between two runs). None when some run has no time at all.
+    imports, or the gap a worker left between two runs). A run with neither is left out of the
+    total and named in `unmeasured`; None when no run has a time at all.
     """
     if not todo:
         return Estimate(0.0, "nothing left to run")
@@ -366,7 +371,7 @@ def estimate(todo: list[RunConfig], results_root: Path) -> Estimate | None:
     for m in finished:
         per_image.setdefault(m.shape, []).append(m.seconds_per_image)
     bench = _bench_throughput(results_root)
-    total, peers, benched = 0.0, 0, 0
+    total, peers, benched, unmeasured = 0.0, 0, 0, []
     for cfg in todo:
         if samples := per_image.get(_shape_key(cfg)):
             total += _images(cfg) * statistics.median(samples)
@@ -375,19 +380,21 @@ def estimate(todo: list[RunConfig], results_root: Path) -> Estimate | None:
             total += _images(cfg) / ips
             benched += 1
         else:
-            return None
+            unmeasured.append(cfg.model.arch)
+    if len(unmeasured) == len(todo):
+        return None
     sources = []
-    if benched < len(todo):
+    if benched + len(unmeasured) < len(todo):
         sources.append(f"wall times of finished runs of the same model shape (up to {peers} per shape)")
     if benched:
         sources.append(f"`vitbench bench` throughput, training steps only, for {benched} run(s)")
     if startups := [m.startup_s for m in finished if m.startup_s is not None]:
         startup = statistics.mean(startups)
-        total += len(todo) * startup
+        total += (len(todo) - len(unmeasured)) * startup
         sources.append(f"{startup:.1f} s of start-up per run (mean of {len(startups)} finished runs)")
     else:
         sources.append("no start-up measured yet (process start and imports come on top)")
-    return Estimate(total, "; ".join(sources))
+    return Estimate(total, "; ".join(sources), tuple(unmeasured))
 
 
 def _bench_key(cfg: RunConfig) -> tuple[str, int] | None:

@@ -70,6 +70,12 @@ def test_estimate_scales_the_wall_times_of_finished_runs_of_the_same_shape(tmp_p
     assert double.seconds == pytest.approx(60.0)
     # Another shape has no peer, so no estimate at all rather than a wrong one.
     assert plan.estimate([cfg.replace(**{"model.depth": 2})], tmp_path) is None
+    # A plan mixing measured and unmeasured shapes: the measured part, the rest named, not guessed.
+    mixed = plan.estimate([cfg, cfg.replace(**{"model.depth": 2})], tmp_path)
+    assert mixed.seconds == pytest.approx(30.0) and mixed.unmeasured == (cfg.model.arch,)
+    # Another dataset of the same image size trains at the same speed per image.
+    other_digits = plan.estimate([cfg.replace(**{"data.dataset": "mnist5to9"})], tmp_path)
+    assert other_digits is not None and other_digits.seconds == pytest.approx(30.0)
     # A damaged config of a finished run is skipped, not fatal.
     (tmp_path / "other" / "cpu" / "b" / CONFIG).write_text('{"model": ')
     with pytest.warns(UserWarning, match="corrupt"):
