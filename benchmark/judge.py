@@ -146,8 +146,12 @@ def judge(
     evidence = "; ".join(f"{c.name}: {_evidence(c, unit, alpha)}" for c in comparisons)
     undefined = [c for c in comparisons if not c.defined]
     if undefined:
-        why = ", ".join(f"{c.name} ({c.why_undefined})" for c in undefined)
-        return Verdict(**words, measured=measured, outcome=INCONCLUSIVE, reason=f"no noise estimate for {why}",
+        # No estimate with an interval: data without spread, or a statistic these data leave
+        # undefined (fronts sharing no accuracy); the comparison says which.
+        why = ", ".join(
+            f"{c.name}: {c.why_undefined}" if len(comparisons) > 1 else c.why_undefined for c in undefined
+        )
+        return Verdict(**words, measured=measured, outcome=INCONCLUSIVE, reason=f"no estimate: {why}",
                        rule=rule, predicted=predicted, evidence=evidence, note=note)  # fmt: skip
 
     if prediction.parity:
