@@ -391,7 +391,12 @@ def _estimate_line(the_plan: plan.Plan) -> str:
         )
     jobs = min(default_jobs(), len(the_plan.todo))
     at_once = f", about {_duration(est.seconds / jobs)} at {jobs} runs at once" if jobs > 1 else ""
-    return f"estimated time: {_duration(est.seconds)} of run time{at_once} (from {est.source})"
+    line = f"estimated time: {_duration(est.seconds)} of run time{at_once} (from {est.source})"
+    if n := len(est.unmeasured):
+        models = ", ".join(sorted(set(est.unmeasured)))
+        line += (f"; plus {n} of the {len(the_plan.todo)} runs left, of models nothing here has timed yet "
+                 f"({models}): not counted")  # fmt: skip
+    return line
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -575,19 +580,22 @@ def _report(study: Study, the_plan: plan.Plan, args: argparse.Namespace) -> None
     print(f"Report: {path}")
 
 
+VERDICT_HEADERS = ["claim", "outcome", "effect [90% interval]; predicted; MDE; power"]
+
+
 def _print_verdicts(verdicts: Sequence[Verdict]) -> None:
     """The claims as the report judges them, so the terminal shows the outcome, not only a path."""
+    _print_table(VERDICT_HEADERS, [[v.claim, v.outcome, v.effect_text] for v in verdicts])
 
-    _print_table(
-        ["claim", "outcome", "effect [90% interval]; predicted; MDE; power"],
-        [[v.claim, v.outcome, v.effect_text] for v in verdicts],
-    )
+
+def text_table(headers: list[str], rows: list[list[str]], right: Sequence[str] = ()) -> str:
+    """A plain-text table (tabulate's "simple" format); columns named in `right` right-aligned."""
+    align = ["right" if h in right else "left" for h in headers]
+    return tabulate(rows, headers, tablefmt="simple", colalign=align, disable_numparse=True)
 
 
 def _print_table(headers: list[str], rows: list[list[str]], right: Sequence[str] = ()) -> None:
-    """A plain-text table (tabulate's "simple" format); columns named in `right` right-aligned."""
-    align = ["right" if h in right else "left" for h in headers]
-    print(tabulate(rows, headers, tablefmt="simple", colalign=align, disable_numparse=True))
+    print(text_table(headers, rows, right))
 
 
 def cmd_status(args: argparse.Namespace) -> int:

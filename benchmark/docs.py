@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
+
 from benchmark import config, data, plan, presets, stats
 from benchmark.data import formats
 from benchmark.data.specs import PAPER
@@ -54,6 +56,7 @@ VERDICT_FIELDS = {
     "unit": '`"pts"`: accuracies (fractions printed in points, ×100); `"×"`: log2 ratios printed as ratios; any other unit as is',
     "control": "`True` for a positive control: an effect known to exist, judged first; if it is not reproduced the study is unreliable at that preset",
     "parity": '`True` for a "differ little" claim: `expected` is then its equivalence margin',
+    "power_at": "a threshold claim (`Prediction.power_at` set): the effect its power is stated at, `expected` being the threshold to clear; NaN otherwise",
 }
 
 EXAMPLE = '''\
@@ -440,9 +443,18 @@ vitbench report {flags}      # once all are done
 """
 
 
+def verdicts_example(study: str = "pos_embed", preset: str = "cpu") -> str:
+    """What `vitbench run STUDY` printed at its end, read from the committed report's verdicts."""
+    from benchmark.cli import VERDICT_HEADERS, text_table
+
+    verdicts = pd.read_csv(README.parent / "reports" / study / preset / "verdicts.csv", keep_default_na=False)
+    table = text_table(VERDICT_HEADERS, verdicts[["claim", "outcome", "effect"]].values.tolist())
+    return f"```\n{table}\nReport: results/reports/{study}/{preset}/report.md\n```\n"
+
+
 def readme_fragments() -> dict[str, str]:
     """The README's generated fragments, by marker name."""
-    return {"slurm-example": slurm_example()}
+    return {"slurm-example": slurm_example(), "verdicts-example": verdicts_example()}
 
 
 def render_readme(text: str) -> str:

@@ -78,7 +78,9 @@ def build_report(
     for i, table in enumerate(tables.values()):
         write_atomic(out / f"table{i + 1 if i else ''}.csv", table.to_csv(index=False).encode())
     verdicts = [_relabel_verdict(v, read_back) for v in sorted(study.checks(df), key=lambda v: not v.control)]
-    frame = pd.DataFrame([v.__dict__ for v in verdicts])
+    # `effect` is the one-cell summary the terminal prints, kept so a reader of the CSV (and the
+    # README's example, generated from it) sees exactly what `vitbench run` printed.
+    frame = pd.DataFrame([{**v.__dict__, "effect": v.effect_text} for v in verdicts])
     write_atomic(out / "verdicts.csv", frame.to_csv(index=False).encode())
 
     paper_style()
