@@ -340,8 +340,11 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
         fig, ax = plt.subplots(figsize=(5.2, 3.6))
         sns.lineplot(frame, x="images", y=column, hue="family", style="family", markers=True, dashes=False,
                      errorbar="sd", err_style="bars", hue_order=order, palette=FAMILY_COLORS, ax=ax)  # fmt: skip
-        sns.stripplot(frame, x="images", y=column, hue="family", hue_order=order, palette=FAMILY_COLORS,
-                      native_scale=True, size=3, alpha=0.5, legend=False, ax=ax)  # fmt: skip
+        # Seeds side by side, a few hundredths of a decade apart: a strip plot's jitter is linear,
+        # and on a log axis it would scatter 1k images' seeds out to 9k.
+        dots = frame.assign(images=frame["images"] * 10 ** (0.03 * (frame["seed"] - frame["seed"].mean())))
+        sns.scatterplot(dots, x="images", y=column, hue="family", hue_order=order, palette=FAMILY_COLORS,
+                        s=10, alpha=0.5, legend=False, ax=ax)  # fmt: skip
         ax.set_xscale("log")
         ax.set(xlabel="pre-training images (log scale)", ylabel=f"{column} (%)")
         ax.set_title(f"Transfer accuracy, {title}\ntest, mean over {', '.join(probes(df))}; bars: ±1 sd, dots: seeds",

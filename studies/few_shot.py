@@ -281,9 +281,13 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
     scores["probe"] = scores["probe"].map(PROBES)
     scores[["finetune", "probe accuracy"]] *= 100
     grid = sns.relplot(scores, x="probe accuracy", y="finetune", hue="model", col="probe", s=60, height=3.2,
-                       aspect=1.0, facet_kws={"sharex": False})  # fmt: skip
+                       aspect=1.0, facet_kws={"sharex": False, "legend_out": False})  # fmt: skip
     grid.set_titles("{col_name}", size=9)
     grid.set_axis_labels("probe accuracy (%)", "fine-tuning accuracy (%)")
+    # Below the panels, in columns: at the right, ten model names took a third of the width.
+    sns.move_legend(
+        grid, "upper center", bbox_to_anchor=(0.5, 0.02), ncol=4, title=None, fontsize=8, frameon=False
+    )
     grid.figure.suptitle(f"Does the cheap probe rank models as fine-tuning does? (test, mean over {', '.join(probes(df))})",
                          fontsize=10, y=1.04)  # fmt: skip
     return {"proxy_vs_finetune": (grid.figure, scores)}
