@@ -1,7 +1,7 @@
 """Linear few-shot evaluation as a cheap proxy for fine-tuning (§4.1).
 
 Run:   vitbench run few_shot [--preset smoke|cpu|gpu|paper]
-Cost:  smoke ≈ 1 min; cpu ≈ 12 min on 2 CPU cores (10 pre-trainings, each probed three ways and
+Cost:  smoke ≈ 1 min; cpu 10.0 min measured on 2 CPU cores (15 pre-trainings, each probed three ways and
        fine-tuned on three transfer datasets);
        gpu: ≈ 3 GPU-minutes of training on one H100 by the shipped throughput table (10 runs; not yet
        measured on a GPU: rendering the fractals and the evaluations come on top); paper:

@@ -1,7 +1,7 @@
 """Class token vs global average pooling (Fig. 9, App. D.3).
 
 Run:   vitbench run head_type [--preset smoke|cpu|gpu|paper]
-Cost:  smoke ≈ 1 min; cpu ≈ 19 min on 2 CPU cores (36 runs of a 0.2M-parameter ViT);
+Cost:  smoke ≈ 1 min; cpu 11.4 min measured on 2 CPU cores (36 runs of a 0.2M-parameter ViT);
        gpu: ≈ 4 GPU-minutes of training on one H100 by the shipped throughput table (18 runs; not yet
        measured on a GPU: rendering the fractals and the evaluations come on top); paper:
        `vitbench plan head_type --preset paper`.

@@ -1,9 +1,8 @@
 """Inside the trained models (§4.5; Figs. 6, 7, 10, 11): filters, position embeddings, attention.
 
 Run:   vitbench run inspect [--preset smoke|cpu|gpu|paper]
-Cost:  smoke ≈ 2 min; cpu 29.5 min measured on 2 CPU cores shared with other work (1-min load
-       average 3.9–6.8 while it ran): 12 runs, 18.8 CPU-minutes, so about 10 min on 2 idle cores
-       (an estimate from that CPU time, not measured); gpu: ≈ 6.4 GPU-minutes of training on one
+Cost:  smoke ≈ 2 min; cpu about 9 min on 2 CPU cores (12 runs, 16.6 run-minutes on 2
+       workers, at a load of 0.6–3.4; see the README's measured times); gpu: ≈ 6.4 GPU-minutes of training on one
        H100 by the shipped throughput table (8 runs, not measured); paper: `vitbench plan inspect
        --preset paper`.
 Claim: some heads attend to most of the image already in the lowest layers, and the attention

@@ -1,7 +1,7 @@
 """Position-embedding ablation (Table 8, App. D.4).
 
 Run:   vitbench run pos_embed [--preset smoke|cpu|gpu|paper]
-Cost:  smoke ≈ 1 min; cpu ≈ 17 min on 2 CPU cores (40 runs of a 0.2M-parameter ViT);
+Cost:  smoke ≈ 1 min; cpu 9.4 min measured on 2 CPU cores (40 runs of a 0.2M-parameter ViT);
        gpu: ≈ 6 GPU-minutes of training on one H100 by the shipped throughput table (24 runs; not yet
        measured on a GPU: rendering the fractals and the evaluations come on top); paper:
        `vitbench plan pos_embed --preset paper`.
