@@ -196,12 +196,15 @@ def judge(
                       "no data of this size could show parity")  # fmt: skip
         elif prediction.parity:
             reason = f"{name}interval {interval} is not inside ±{fmt(m, sign=False)}, and no larger difference is shown"
+        elif prediction.power_at is not None:  # a threshold claim: the threshold is its prediction
+            reason = f"{name}interval {interval} holds the threshold {fmt(prediction.null, sign=False)}"
         else:
             reason = (f"{name}interval {interval} holds both {fmt(prediction.null, sign=False)} and the "
                       f"predicted {fmt(prediction.effect)}")  # fmt: skip
     if power < UNDECIDABLE_POWER and outcome == INCONCLUSIVE:
-        reason += (f". At these seeds the claim cannot be decided: power {power:.0%} at the predicted effect; "
-                   f"about {seeds_for(weakest, prediction, alpha, k=len(comparisons))} seeds per cell would give {POWER:.0%}")  # fmt: skip
+        at = "the predicted effect" if prediction.power_at is None else fmt(prediction.power_at)
+        reason += (f". At this size the claim cannot be decided: power {power:.0%} at {at}; about "
+                   f"{seeds_for(weakest, prediction, alpha, k=len(comparisons))} {weakest.per} would give {POWER:.0%}")  # fmt: skip
     return Verdict(
         **words,
         measured=measured,

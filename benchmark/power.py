@@ -133,8 +133,8 @@ class Planned:
             at = f"{fmt(p.power_at)} (threshold {fmt(p.effect)})"
         text = f"{self.claim}: MDE {fmt(mde(self.comparison, p.parity))}; power {self.power:.0%} at {at}"
         if self.power < UNDECIDABLE_POWER:
-            text += (f" — cannot decide at this preset: about {seeds_for(self.comparison, self.prediction, k=self.k)} seeds "
-                     "per cell would give 80%")  # fmt: skip
+            text += (f" — cannot decide at this preset: about {seeds_for(self.comparison, self.prediction, k=self.k)} "
+                     f"{self.comparison.per} would give 80%")  # fmt: skip
         return text
 
 

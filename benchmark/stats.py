@@ -85,6 +85,7 @@ class Comparison:
     draws: np.ndarray | None = field(default=None, compare=False, repr=False)  # bootstrap draws
     sample: str = ""  # the sample in words where it is not two cells of seeds ("10 models × 5 probe seeds")
     undefined: str = ""  # why the statistic has no value at the measured means, in words
+    per: str = "seeds per cell"  # what n_a and n_b count, as "about N {per} would give 80%" says it
 
     @property
     def n_undefined(self) -> int:
@@ -342,6 +343,7 @@ def agreement(
         result.n_models,
         draws,
         result.sample,
+        per="models",  # τ's precision grows with the models ranked, not with their seeds
     )
 
 

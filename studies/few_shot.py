@@ -299,7 +299,7 @@ def power(preset: str, noise: Noise) -> list[Planned]:
     upper bound for the agreeing proxies it is powered at."""
     m = len(MODELS[preset])
     se = np.sqrt(2 * (2 * m + 5) / (9 * m * (m - 1)))
-    tau = Comparison("planned τ", "planned", 0.0, float(se), math.inf, m, m)
+    tau = Comparison("planned τ", "planned", 0.0, float(se), math.inf, m, m, per="models")
     prediction = Prediction(TAU_MIN, "", null=TAU_MIN, power_at=TAU_ALT)
     source = f"{m} models, the normal approximation of τ"
     return [Planned(f"{label} ranks models as fine-tuning does", prediction, tau, source=source, unit="τ")

@@ -457,6 +457,14 @@ def test_a_threshold_claim_reads_as_a_threshold_to_clear_with_its_power_stated_w
     )
 
 
+def test_an_undecided_rank_agreement_says_how_many_models_not_seeds_it_would_need():
+    tau = stats.Comparison("τ", "bootstrap", 0.45, 0.3, math.inf, 10, 10, per="models")
+    v = judge([tau], Prediction(0.5, "threshold", null=0.5, power_at=0.8), unit="τ",
+              claim="c", paper="p", measured="m", rule="r", judged_on="j")  # fmt: skip
+    assert v.outcome == INCONCLUSIVE and "holds the threshold 0.5 τ" in v.reason
+    assert "power" in v.reason and "at +0.8 τ" in v.reason and "models would give 80%" in v.reason
+
+
 def test_an_interval_wider_than_the_margin_says_no_data_of_this_size_could_show_parity():
     rng = np.random.default_rng(3)
     c = stats.difference(rng.standard_normal(3), rng.standard_normal(3), "noisy")
