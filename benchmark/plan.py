@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import statistics
 import warnings
 from collections import Counter
@@ -304,13 +305,14 @@ def summary(plan: Plan, where: str = "") -> str:
 
 
 def _shape_key(cfg: RunConfig) -> tuple:
-    """What a run's time per training image depends on most: the encoder and its tokens (the image
-    size, not which dataset: 1k and 100k images of one size train at the same speed)."""
-    from benchmark import data
+    """What a run's time per training image depends on most: the encoder, the tokens, the data.
+    The nested subsets of one fractal pool (fractal100x10 … fractal100x1000) are one data shape:
+    their images are alike, only their number differs. (By name: `status` and `report` must not
+    import torch or load a dataset to read an estimate.)"""
     from benchmark.sizes import resolve_model
 
-    size = cfg.data.image_size or data.spec(cfg.data.dataset).image_size
-    return (resolve_model(cfg.model), cfg.model.pos_embed, size)
+    pool = re.sub(r"^(fractal\d+)x\d+$", r"\1", cfg.data.dataset)
+    return (resolve_model(cfg.model), cfg.model.pos_embed, pool, cfg.data.image_size)
 
 
 def _images(cfg: RunConfig) -> int:

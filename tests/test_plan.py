@@ -73,9 +73,10 @@ def test_estimate_scales_the_wall_times_of_finished_runs_of_the_same_shape(tmp_p
     # A plan mixing measured and unmeasured shapes: the measured part, the rest named, not guessed.
     mixed = plan.estimate([cfg, cfg.replace(**{"model.depth": 2})], tmp_path)
     assert mixed.seconds == pytest.approx(30.0) and mixed.unmeasured == (cfg.model.arch,)
-    # Another dataset of the same image size trains at the same speed per image.
-    other_digits = plan.estimate([cfg.replace(**{"data.dataset": "mnist5to9"})], tmp_path)
-    assert other_digits is not None and other_digits.seconds == pytest.approx(30.0)
+    # Nested subsets of one fractal pool are one data shape: timed by each other, per image.
+    small, large = (cfg.replace(**{"data.dataset": f"fractal10x{k}"}) for k in (10, 100))
+    finish(tmp_path / "other" / "cpu" / "c", small, 10.0)
+    assert plan.estimate([large], tmp_path).seconds == pytest.approx(10.0)  # same steps × batch
     # A damaged config of a finished run is skipped, not fatal.
     (tmp_path / "other" / "cpu" / "b" / CONFIG).write_text('{"model": ')
     with pytest.warns(UserWarning, match="corrupt"):
