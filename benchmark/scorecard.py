@@ -159,9 +159,8 @@ def _decided(code: str, v: Verdict, preset: str) -> str:
         ("predicted", v.predicted),
         ("rule", v.rule),
     ]
-    return f"- **{code}: {v.claim}** ({preset}): " + "; ".join(
-        f"*{k}*: {t}" for k, t in parts if t and t != "–"
-    )
+    label = v.claim if v.claim.startswith(f"{code}: ") else f"{code}: {v.claim}"  # a control names itself
+    return f"- **{label}** ({preset}): " + "; ".join(f"*{k}*: {t}" for k, t in parts if t and t != "–")
 
 
 def _counts(rows: list[dict[str, str]]) -> str:

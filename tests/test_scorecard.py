@@ -39,6 +39,7 @@ def test_scorecard_shows_verdicts_and_not_run_claims(tmp_path, capsys):
         for r in pos
     )
     assert any(line.startswith("| Control: pos_embed: ") for line in page.splitlines())
+    assert "- **Control: Control" not in page and "- **Control: position embeddings help" in page
     assert "Outcomes per preset" in page
     assert (tmp_path / "reports" / "pos_embed" / "smoke" / "report.md").exists()
     for code, study in (("C1", "data_scaling"), ("C5", "head_type"), ("C6", "few_shot"), ("C7", "inspect")):
