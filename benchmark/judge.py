@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import stats as sp
 
 from benchmark.stats import ALPHA, Comparison, holm
-from benchmark.study import CONTRADICTED, INCONCLUSIVE, REPRODUCED, Verdict
+from benchmark.study import CONTRADICTED, INCONCLUSIVE, REPRODUCED, Verdict, format_value
 
 POWER = 0.8  # the power the minimum detectable effect is stated at
 UNDECIDABLE_POWER = 0.5  # below this at the predicted effect, a preset "cannot decide" the claim
@@ -249,18 +249,8 @@ def _evidence(c: Comparison, unit: str, alpha: float) -> str:
 
 
 def _formatter(unit: str):
-    """How a value of the statistic reads: points for accuracies, a ratio for log2 ratios, else as is."""
-
-    def fmt(value: float, sign: bool = True) -> str:
-        if math.isnan(value):
-            return "n/a"
-        if unit == "pts":
-            return f"{value * 100:{'+' if sign else ''}.2f} pts"
-        if unit == "×":  # stored as log2 of the ratio
-            return f"{2**value:.3g}×"
-        return f"{value:{'+' if sign else ''}.3g} {unit}".rstrip()
-
-    return fmt
+    """How a value of the statistic reads in a verdict's reason (benchmark.study.format_value)."""
+    return lambda value, sign=True: format_value(value, unit, sign, missing="n/a")
 
 
 def _predicted_text(prediction: Prediction, fmt) -> str:

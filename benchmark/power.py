@@ -25,7 +25,7 @@ from benchmark.errors import UserError
 from benchmark.judge import UNDECIDABLE_POWER, Prediction, mde, power_at, seeds_for
 from benchmark.results import CONFIG, read_json, read_result
 from benchmark.stats import MIN_SEEDS, Comparison
-from benchmark.study import Study
+from benchmark.study import Study, format_value
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,10 @@ class Planned:
     def line(self) -> str:
         if self.prediction is None or self.comparison is None:
             return f"{self.claim}: no estimate before the data ({self.why})"
-        fmt = _fmt(self.unit)
+
+        def fmt(value: float) -> str:
+            return format_value(value, self.unit, sign=False)
+
         p = self.prediction
         if p.parity:
             at = f"the predicted margin ±{fmt(p.effect)}"
@@ -136,14 +139,6 @@ class Planned:
             text += (f" — cannot decide at this preset: about {seeds_for(self.comparison, self.prediction, k=self.k)} "
                      f"{self.comparison.per} would give 80%")  # fmt: skip
         return text
-
-
-def _fmt(unit: str) -> Callable[[float], str]:
-    if unit == "pts":
-        return lambda v: f"{v * 100:.2f} pts"
-    if unit == "×":
-        return lambda v: f"{2**v:.3g}×"
-    return lambda v: f"{v:.3g} {unit}".rstrip()
 
 
 def difference(sd: float, n_a: int, n_b: int, name: str = "planned") -> Comparison:

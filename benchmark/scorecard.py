@@ -159,7 +159,7 @@ def _decided(code: str, v: Verdict, preset: str) -> str:
         ("predicted", v.predicted),
         ("rule", v.rule),
     ]
-    label = v.claim if v.claim.startswith(f"{code}: ") else f"{code}: {v.claim}"  # a control names itself
+    label = v.claim if v.control else f"{code}: {v.claim}"  # a control's claim already says "Control: "
     return f"- **{label}** ({preset}): " + "; ".join(f"*{k}*: {t}" for k, t in parts if t and t != "–")
 
 

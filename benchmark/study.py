@@ -39,6 +39,19 @@ REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclu
 OUTCOMES = (REPRODUCED, CONTRADICTED, INCONCLUSIVE)
 
 
+def format_value(value: float, unit: str, sign: bool = True, missing: str = "–") -> str:
+    """A value of a statistic as a reader sees it: accuracies (fractions) in points, log2 ratios as
+    ratios, anything else as is with its unit; `missing` for NaN. The one formatter of verdicts,
+    their reasons and the plan's power lines."""
+    if math.isnan(value):
+        return missing
+    if unit == "pts":
+        return f"{value * 100:{'+' if sign else ''}.2f} pts"
+    if unit == "×":  # stored as log2 of the ratio
+        return f"{2**value:.3g}×"
+    return f"{value:{'+' if sign else ''}.3g} {unit}".rstrip()
+
+
 @dataclass(frozen=True)
 class Verdict:
     """One claim judged on one study's results, stated beside the paper's evidence and the effect
@@ -72,13 +85,7 @@ class Verdict:
 
     def fmt(self, value: float, sign: bool = True) -> str:
         """A value of the statistic as a reader sees it: points, a ratio, or as is."""
-        if math.isnan(value):
-            return "–"
-        if self.unit == "pts":
-            return f"{value * 100:{'+' if sign else ''}.2f} pts"
-        if self.unit == "×":
-            return f"{2**value:.3g}×"
-        return f"{value:{'+' if sign else ''}.3g} {self.unit}".rstrip()
+        return format_value(value, self.unit, sign)
 
     @property
     def effect_text(self) -> str:
