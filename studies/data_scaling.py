@@ -129,7 +129,7 @@ _T5 = paper_values(source="table5", eval="ImageNet", model="ViT-L/16").set_index
 _DECADES = np.log10(JFT_IMAGES / IMAGENET_IMAGES)  # JFT-300M over ImageNet-1k's training images
 # Where the paper's own crossover lies, so that a verdict at 100k images is read at its scale.
 SCOPE = (
-    "Scope (from the paper, not from this run): the paper's crossover lies between its 9M and 90M JFT "
+    "Scope (from the paper and published reproductions, not from this run): the paper's crossover lies between its 9M and 90M JFT "
     "subsets (Fig. 4), two to three decades beyond this preset's largest subset; the prediction maps the paper's "
     "largest subset onto ours, so this verdict tests whether the crossover scales down with the range, "
     "which published from-scratch runs at CIFAR scale did not find (the CNN ahead, the gap shrinking)."
