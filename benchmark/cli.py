@@ -73,7 +73,7 @@ def _warning_line(message: Warning | str, *_: object, **__: object) -> None:
 def _unwritable(exc: OSError, args: argparse.Namespace) -> str | None:
     """The one line for a write the filesystem refused (read-only, full), naming the path and the
     flag that moves it; None for any other error."""
-    from benchmark.results import storage_error
+    from benchmark.storage import storage_error
 
     kind = storage_error(exc)
     if kind is None:
@@ -600,7 +600,8 @@ def _print_table(headers: list[str], rows: list[list[str]], right: Sequence[str]
 
 def cmd_status(args: argparse.Namespace) -> int:
     from benchmark.locks import stale_after_s
-    from benchmark.results import JOBS, read_jsonl
+    from benchmark.results import JOBS
+    from benchmark.storage import read_jsonl
 
     the_plan = _planned(args)
     print(f"{the_plan.study.name}/{the_plan.variant} under {the_plan.folder}")

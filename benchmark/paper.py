@@ -19,6 +19,19 @@ def _all() -> pd.DataFrame:
         return pd.read_csv(f)
 
 
+# Our FLOP count of Table 6's models (benchmark.flops.count_table6), stored as package data so a
+# report reads it and never builds a model: written by `python -m benchmark.flops`.
+TABLE6_ACCOUNTING = "table6_accounting.csv"
+
+
+@cache
+def table6_accounting() -> pd.DataFrame:
+    """The stored Table 6 accounting: one row per (model, epochs) of Table 6, the paper's and our
+    exaFLOPs and their difference in % (see benchmark.flops.count_table6 for what is counted)."""
+    with files("benchmark").joinpath(TABLE6_ACCOUNTING).open() as f:
+        return pd.read_csv(f, float_precision="round_trip")
+
+
 def paper_values(**filters: str) -> pd.DataFrame:
     """Rows of the paper's tables, filtered by column equality, e.g. paper_values(source="table8")."""
     df = _all()

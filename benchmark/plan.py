@@ -35,7 +35,8 @@ from typing import Any
 from benchmark import cost, results
 from benchmark.config import RunConfig, apply_overrides, flatten, from_dict, run_id
 from benchmark.errors import UserError
-from benchmark.results import CONFIG, META, STATES, read_json, read_result, run_dir, run_info, study_dir
+from benchmark.results import CONFIG, META, STATES, read_result, run_dir, run_info, study_dir
+from benchmark.storage import read_json
 from benchmark.study import Study, load_study
 
 BENCH = "bench.json"

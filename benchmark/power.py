@@ -23,8 +23,9 @@ import pandas as pd
 from benchmark.config import RunConfig, flatten, from_dict, run_id
 from benchmark.errors import UserError
 from benchmark.judge import UNDECIDABLE_POWER, Prediction, mde, power_at, seeds_for
-from benchmark.results import CONFIG, read_json, read_result
+from benchmark.results import CONFIG, read_result
 from benchmark.stats import MIN_SEEDS, Comparison
+from benchmark.storage import read_json
 from benchmark.study import Study, format_value
 
 

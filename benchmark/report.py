@@ -23,7 +23,8 @@ import seaborn as sns
 from benchmark import fit
 from benchmark.config import RunConfig, run_id
 from benchmark.errors import UserError
-from benchmark.results import scan, write_atomic
+from benchmark.results import scan
+from benchmark.storage import write_atomic
 from benchmark.study import REPRODUCED, Study, Verdict
 
 REPORT = "report.md"

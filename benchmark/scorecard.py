@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.errors import UserError
-from benchmark.results import scan, write_atomic
+from benchmark.results import scan
+from benchmark.storage import write_atomic
 from benchmark.study import OUTCOMES, REPRODUCED, Study, Verdict, list_studies, load_study
 
 SCORECARD = "README.md"

@@ -38,17 +38,12 @@ from benchmark.results import (
     PREVIOUS_CHECKPOINT,
     PROGRESS,
     RESULT,
-    append_jsonl,
     init_run_dir,
-    read_jsonl,
     read_result,
-    save_torch,
     start_attempt,
-    storage_error,
     weights_record,
-    write_json,
-    write_jsonl,
 )
+from benchmark.storage import append_jsonl, read_jsonl, save_torch, storage_error, write_json, write_jsonl
 
 CHECKPOINT_EVERY_S = 60.0  # wall-clock seconds between checkpoints (env VITBENCH_CHECKPOINT_EVERY_S)
 # The training loop reads losses and votes from the device at most this many steps apart: the step
@@ -214,7 +209,7 @@ class Trainer:
     # --- checkpoints -----------------------------------------------------------------
 
     def save_checkpoint(self) -> None:
-        """Written atomically (results.save_torch): a failed write (a full disk) leaves the last
+        """Written atomically (storage.save_torch): a failed write (a full disk) leaves the last
         good checkpoint in place. That one is kept as the previous checkpoint, the fallback if
         the new one is later found unreadable. The lead alone writes it."""
         if not self.lead:

@@ -95,7 +95,8 @@ def test_plan_and_status_print_one_table_each_with_a_summary(tmp_path, capsys):
 
 def test_status_shows_each_runs_attempts_and_a_history_mixed_across_code(tmp_path, capsys):
     from benchmark import plan
-    from benchmark.results import META, PROGRESS, init_run_dir, write_json
+    from benchmark.results import META, PROGRESS, init_run_dir
+    from benchmark.storage import write_json
 
     run = plan.make_plan(load_study("pos_embed"), "smoke", {}, tmp_path).runs[0]
     init_run_dir(run.path, run.cfg)

@@ -7,7 +7,8 @@ import torch
 from helpers import wait_until
 
 from benchmark import dispatch, train
-from benchmark.results import META, read_json
+from benchmark.results import META
+from benchmark.storage import read_json
 
 pytestmark = pytest.mark.slow  # two job processes start
 

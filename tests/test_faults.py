@@ -34,12 +34,12 @@ from benchmark.results import (
     PROGRESS,
     RESULT,
     load_results,
-    read_jsonl,
     run_dir,
     run_info,
     scan,
     status,
 )
+from benchmark.storage import read_jsonl
 
 pytestmark = pytest.mark.slow  # real runs, several seconds each
 

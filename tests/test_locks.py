@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from benchmark import locks
-from benchmark.results import METRICS, RESULT, append_jsonl, write_json
+from benchmark.results import METRICS, RESULT
+from benchmark.storage import append_jsonl, write_json
 
 
 def dead_pid() -> int:

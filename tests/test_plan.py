@@ -9,10 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmark import plan, results
+from benchmark import plan, results, storage
 from benchmark.config import RunConfig, run_id
 from benchmark.errors import UserError
-from benchmark.results import CONFIG, FAILED, PROGRESS, RESULT, init_run_dir, run_dir, write_json
+from benchmark.results import CONFIG, FAILED, PROGRESS, RESULT, init_run_dir, run_dir
+from benchmark.storage import write_json
 from benchmark.study import Study, load_study
 
 
@@ -107,7 +108,7 @@ def finished_with_weights(path, cfg: RunConfig) -> None:
     import torch
 
     init_run_dir(path, cfg)
-    results.save_torch(path / results.WEIGHTS, {"w": torch.zeros(8)})
+    storage.save_torch(path / results.WEIGHTS, {"w": torch.zeros(8)})
     write_json(path / RESULT, {"status": "done", "metrics": {}, "weights": results.weights_record(path)})
 
 

@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from benchmark import results
+from benchmark import results, storage
 from benchmark.config import RunConfig, canonical_json, run_id
 from benchmark.results import CONFIG, META, METRICS, RESULT, run_dir, scan
 
@@ -21,7 +21,7 @@ def finished(root, cfg, accuracy: float):
     path = run_dir(root, "s", "v", cfg)
     path.mkdir(parents=True)
     (path / CONFIG).write_text(canonical_json(cfg))
-    results.write_json(path / RESULT, {"status": "done", "metrics": {"top1": accuracy}, "end": 1.0})
+    storage.write_json(path / RESULT, {"status": "done", "metrics": {"top1": accuracy}, "end": 1.0})
     return path
 
 
@@ -51,7 +51,7 @@ def test_atomic_writes_respect_the_umask(tmp_path):
     for umask, mode in ((0o022, 0o644), (0o002, 0o664)):
         old = os.umask(umask)
         try:
-            results.write_json(tmp_path / f"{umask}.json", {})
+            storage.write_json(tmp_path / f"{umask}.json", {})
         finally:
             os.umask(old)
         assert stat.S_IMODE((tmp_path / f"{umask}.json").stat().st_mode) == mode
@@ -84,7 +84,7 @@ def test_an_attempt_records_its_conditions_sweeps_temporaries_and_warns_when_the
         "2.x",
     )
     assert results.run_info(tmp_path)["mixed"] == "revisions aaaaaaaa→bbbbbbbb; threads 1→2"
-    [warning] = results.read_jsonl(tmp_path / METRICS)
+    [warning] = storage.read_jsonl(tmp_path / METRICS)
     assert warning["kind"] == "warning" and "threads 1→2" in warning["message"]
 
 
@@ -98,12 +98,12 @@ def test_storage_errors_are_named_by_their_root_cause(tmp_path):
                 "[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"
             ) from exc
     except RuntimeError as wrapped:
-        assert results.storage_error(wrapped) == "no space"
-        assert results.error_line(wrapped) == "OSError: [Errno 28] No space left on device"
+        assert storage.storage_error(wrapped) == "no space"
+        assert storage.error_line(wrapped) == "OSError: [Errno 28] No space left on device"
     read_only = PermissionError(errno.EROFS, "Read-only file system", str(tmp_path / "run" / "x"))
-    assert results.storage_error(read_only, tmp_path / "run") == "read-only"
-    assert results.storage_error(read_only, tmp_path / "elsewhere") is None  # e.g. a dataset file
-    assert results.storage_error(ValueError("no")) is None
+    assert storage.storage_error(read_only, tmp_path / "run") == "read-only"
+    assert storage.storage_error(read_only, tmp_path / "elsewhere") is None  # e.g. a dataset file
+    assert storage.storage_error(ValueError("no")) is None
 
 
 def trained(path, cfg, seed: int = 0, weights_record: bool = True):
@@ -113,14 +113,14 @@ def trained(path, cfg, seed: int = 0, weights_record: bool = True):
 
     path.mkdir(parents=True)
     (path / CONFIG).write_text(canonical_json(cfg))
-    results.save_torch(
+    storage.save_torch(
         path / results.WEIGHTS, {"w": torch.randn(64, generator=torch.Generator().manual_seed(seed))}
     )
     (path / METRICS).write_text('{"kind": "eval", "step": 3, "top1": 0.5}\n')
     result = {"status": "done", "metrics": {"top1": 0.5}, "end": 1.0}
     if weights_record:
         result["weights"] = results.weights_record(path)
-    results.write_json(path / RESULT, result)
+    storage.write_json(path / RESULT, result)
     return path
 
 
@@ -169,9 +169,9 @@ def test_an_adopted_run_is_a_copy_that_the_source_can_no_longer_change(tmp_path)
     other = trained(tmp_path / "pos_embed" / "v" / run_id(RUNS[1]), RUNS[1], seed=1)
     theirs = tmp_path / "inspect" / "v" / run_id(RUNS[1])
     assert results.adopt(other, theirs)
-    results.append_jsonl(theirs / METRICS, {"kind": "warning", "message": "the adopter's only"})
+    storage.append_jsonl(theirs / METRICS, {"kind": "warning", "message": "the adopter's only"})
     (theirs / RESULT).write_text("x")  # `echo x > inspect/.../result.json`
-    assert results.status(other) == "done" and len(results.read_jsonl(other / METRICS)) == 1
+    assert results.status(other) == "done" and len(storage.read_jsonl(other / METRICS)) == 1
     with pytest.warns(UserWarning, match="corrupt"):
         assert results.status(theirs) != "done"
     assert not results.adopt(source, tmp_path / "third")  # a source that fails to verify is never adopted

@@ -22,7 +22,8 @@ import torch
 from helpers import wait_until
 
 from benchmark import cli, dispatch, environment, train
-from benchmark.results import META, PROGRESS, RESULT, read_jsonl, status
+from benchmark.results import META, PROGRESS, RESULT, status
+from benchmark.storage import read_jsonl
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 SMOKE = ["pos_embed", "--preset", "smoke"]

@@ -1,6 +1,9 @@
 """Every study in studies/ is smoke-run end to end (so a new study is tested by being added),
 and its report is rebuilt from the stored results alone."""
 
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
@@ -76,25 +79,28 @@ def test_smoke_run_end_to_end(name, smoke_runs):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", STUDIES)
 def test_report_rebuilds_from_stored_results_alone(name, smoke_runs, capsys):
+    """Byte for byte, importing no torch and loading no dataset (issue 20)."""
     _code, root = smoke_runs(name)
     report = root / "reports" / name / "smoke" / "report.md"
     first = {p.name: p.read_bytes() for p in report.parent.iterdir()}
     report.unlink()
-    assert (
-        cli.main(
-            [
-                "report",
-                name,
-                "--preset",
-                "smoke",
-                "--results",
-                str(root / "results"),
-                "--reports",
-                str(root / "reports"),
-            ]
-        )
-        == 0
+    # In a fresh interpreter, to see what a report imports: reading only, no torch, no dataset.
+    args = [
+        "report",
+        name,
+        "--preset",
+        "smoke",
+        "--results",
+        str(root / "results"),
+        "--reports",
+        str(root / "reports"),
+    ]
+    code = (
+        f"import sys; from benchmark import cli; assert cli.main({args!r}) == 0; "
+        "assert 'torch' not in sys.modules and 'benchmark.data' not in sys.modules, 'imported torch'"
     )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
     assert report.exists()
     # byte for byte the first build: figures included (no random jitter, no PDF dates)
     assert {p.name: p.read_bytes() for p in report.parent.iterdir()} == first

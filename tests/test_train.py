@@ -8,7 +8,8 @@ import torch
 
 from benchmark import data, optim, train
 from benchmark.data import loader
-from benchmark.results import CHECKPOINT, FAILED, METRICS, PREVIOUS_CHECKPOINT, RESULT, read_jsonl, status
+from benchmark.results import CHECKPOINT, FAILED, METRICS, PREVIOUS_CHECKPOINT, RESULT, status
+from benchmark.storage import read_jsonl
 
 
 def test_lr_schedule_warms_up_then_decays_to_end_lr(tiny_cfg):

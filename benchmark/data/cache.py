@@ -5,10 +5,10 @@ asks (so a human can tell what it holds) and holding a header that records the g
 parameters and a sha256 over the header and every array's bytes. Every load re-reads and
 re-hashes the whole file: a truncated, corrupted or mismatched file is reported (a warning naming
 it) and regenerated, never used. Files are written atomically (a temporary file in the same
-folder, fsync, rename: `results.write_atomic`), so a writer that dies leaves no partial file, and
+folder, fsync, rename: `storage.write_atomic`), so a writer that dies leaves no partial file, and
 two processes generating the same dataset at once both rename identical bytes into place. A
 writer killed mid-write leaves its temporary file behind; the next load removes it once no process
-holds it (`results.sweep_abandoned`).
+holds it (`storage.sweep_abandoned`).
 
 Layout: MAGIC, the header's length (8 bytes, little-endian), the header (canonical JSON: meta,
 the arrays' names, dtypes and shapes, and the sha256), then the arrays' bytes in that order.
@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from benchmark.results import sweep_abandoned, write_atomic
+from benchmark.storage import sweep_abandoned, write_atomic
 
 MAGIC = b"vitbench-arrays\n"
 

@@ -42,17 +42,8 @@ from benchmark.dispatch.slurm import (
     slurm_settings,
 )
 from benchmark.errors import UserError
-from benchmark.results import (
-    FAILED,
-    JOBS,
-    PROGRESS,
-    append_jsonl,
-    error_line,
-    read_json,
-    read_jsonl,
-    read_result,
-    storage_error,
-)
+from benchmark.results import FAILED, JOBS, PROGRESS, read_result
+from benchmark.storage import append_jsonl, error_line, read_json, read_jsonl, storage_error
 
 __all__ = [
     "EXECUTORS",

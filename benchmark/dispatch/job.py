@@ -20,7 +20,8 @@ from submitit.core.job_environment import JobEnvironment, SignalHandler
 
 from benchmark import distributed, environment, locks, results, train
 from benchmark.config import RunConfig
-from benchmark.results import META, error_line, read_json, storage_error, write_json
+from benchmark.results import META
+from benchmark.storage import error_line, read_json, storage_error, write_json
 
 # After a preemption/time-limit signal, how long to wait for the step loop to checkpoint before
 # requeueing anyway (from the last periodic checkpoint): covers a long evaluation in progress.

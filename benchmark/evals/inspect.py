@@ -20,7 +20,7 @@ from benchmark import inspection, metrics
 from benchmark.config import RunConfig
 from benchmark.evals import EvalContext, register
 from benchmark.models import build_model
-from benchmark.results import write_atomic
+from benchmark.storage import write_atomic
 
 ARRAYS = "inspect.npz"  # in the run's folder, beside result.json
 IMAGES = 128  # §4.5 / Fig. 7 right: attention distances averaged over 128 images
