@@ -21,13 +21,11 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
-from benchmark import plan
-from benchmark.config import RunConfig, check, parse_overrides
+from benchmark import plan, request
 from benchmark.errors import UserError
-from benchmark.study import Study, list_studies, load_study
+from benchmark.study import list_studies, load_study
 
 if TYPE_CHECKING:
-    from benchmark.dispatch import SlurmSettings
     from benchmark.study import Verdict
 
 DEFAULT_PRESET = "cpu"
@@ -236,83 +234,22 @@ SLURM_FLAGS = {
 
 
 def _planned(args: argparse.Namespace, to_train: bool = False) -> plan.Plan:
-    """The study's runs, their states and what is left to do, after every check on the input.
-    Runs about to be trained (or priced) are also checked against the data and the models; a
-    command that only reads stored results (status, cancel, report) loads neither. Nothing is
-    written: garbage in the results folder is named here and moved aside by `run` alone."""
-    study = load_study(args.study)
-    overrides = parse_overrides(args.set)
-    args.reports = _folders(args)
-    the_plan = plan.make_plan(
-        study, args.preset, overrides, args.results, retry_failed=getattr(args, "retry_failed", False)
+    """The request checked and planned (`benchmark.request`), with what it noticed printed."""
+    args.reports = request.reports_folder(args.results, args.reports)
+    the_plan = request.study_plan(
+        args.study,
+        args.preset,
+        args.set,
+        args.results,
+        to_train=to_train,
+        retry_failed=getattr(args, "retry_failed", False),
     )
-    for cfg in {r.run_id: r.cfg for r in the_plan.runs}.values():
-        check(cfg)  # ranges and cross-field rules
-        if to_train:
-            validate(cfg)
     if note := the_plan.collapsed():
         print(note)
     if args.func is not cmd_run:
         for path, why in the_plan.garbage:
             _warning_line(f"{path}: {why}; left out (`vitbench run` moves it aside)")
     return the_plan
-
-
-def _folders(args: argparse.Namespace) -> Path:
-    """Check --results and --reports name folders (or nothing yet); return the reports folder.
-
-    A user's reports go under the results folder by default, which git ignores, so running a
-    study never rewrites the committed reference reports in reports/ (see README)."""
-    reports = args.reports or Path(os.environ.get("VITBENCH_REPORTS") or args.results / "reports")
-    for flag, folder in (("--results", args.results), ("--reports", reports)):
-        # The nearest existing path must be a folder, or nothing can be created under it.
-        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-        if existing is not None and not existing.is_dir():
-            raise UserError(
-                f"{flag} {folder}: {existing} is a file, not a folder; give a folder (created if missing)"
-            )
-    return reports
-
-
-def validate(cfg: RunConfig) -> None:
-    """Reject what the data, the models and the evaluators cannot do, before anything is written:
-    every rule between the model, its upstream and its probe data (`evals.check`). Needs no data
-    that cannot be read here (the paper's datasets are planned and priced by shape)."""
-    from benchmark import data, evals
-    from benchmark.models import validate_model
-
-    data.check_name(cfg.data.dataset)
-    validate_model(cfg.model)
-    evals.check(cfg)
-
-
-def datasets_of(cfg: RunConfig) -> tuple[str, ...]:
-    return (cfg.data.dataset, *cfg.eval.fewshot_datasets, *cfg.eval.finetune_datasets)
-
-
-def download_missing(names: set[str]) -> None:
-    """--download: fetch each on-disk dataset that is not found, through torchvision's downloaders."""
-    from benchmark import data
-    from benchmark.data import formats
-
-    for name in sorted(names):
-        if not formats.is_format(name):
-            continue
-        try:
-            data.describe(name)
-        except UserError:
-            print(f"downloading {name} into {formats.data_root()} ...", flush=True)
-            formats.download(name, formats.data_root())
-
-
-def check_readable(cfg: RunConfig) -> None:
-    """A run about to train reads its upstream, probe and fine-tuning datasets: each must be found
-    here (JFT-300M never is), or the one-line error comes before any run folder is written."""
-    from benchmark import data, evals
-
-    for name in datasets_of(cfg):
-        data.describe(name)  # an in-memory dataset is decoded here: a bad image is named now
-    evals.check(cfg)  # again, now with every dataset present: its classes and channels are known
 
 
 # --- commands --------------------------------------------------------------------------
@@ -358,7 +295,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(plan.summary(the_plan))
     print(_estimate_line(the_plan))
     print(f"cost of all runs: {cost.total(bill.runs, bill.table)}")
-    _print_power(the_plan, args.results)
+    _print_power(the_plan)
     if the_plan.todo and len(the_plan.todo) < len(the_plan.runs):
         print(f"cost of what is left to run: {cost.total(bill.todo, bill.table)}")
     print(f"GPU-hours on {bill.table.label}: {cost.bases(bill.runs)}")
@@ -366,14 +303,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_power(the_plan: plan.Plan, results: Path) -> None:
+def _print_power(the_plan: plan.Plan) -> None:
     """Per claim: what this preset can decide, before anything runs (benchmark.power)."""
     from benchmark import power
 
     print(
         f"power at {the_plan.preset} (α = 0.05; MDE at 80% power; a claim below 50% power cannot be decided):"
     )
-    for line in power.lines(the_plan.study, the_plan.preset, results):
+    for line in power.lines(the_plan.study, the_plan.preset, the_plan.results_root):
         print(f"  {line}")
 
 
@@ -404,82 +341,52 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     dispatch.listen_for_ctrl_c()  # so `vitbench cancel` stops a run started in the background
     the_plan = _planned(args, to_train=True)
-    if args.download:
-        download_missing({name for run in the_plan.todo for name in datasets_of(run.cfg)})
-    for cfg in {r.run_id: r.cfg for r in the_plan.todo}.values():
-        check_readable(cfg)
+    request.ready_to_train(the_plan, download=args.download)
     table = cost.load_table(args.gpu_table)
-    study = the_plan.study
-    if args.executor not in dispatch.EXECUTORS:
-        raise UserError(f"unknown executor {args.executor!r}; valid: {', '.join(dispatch.EXECUTORS)}")
-    if args.jobs < 0:
-        raise UserError(f"--jobs must be at least 1 (or 0 for the default), got {args.jobs}")
-    settings = _slurm_settings(args)
+    slurm_flags = {key: getattr(args, key) for key in dispatch.SLURM_KEYS}
+    settings = dispatch.launch_settings(args.executor, args.jobs, slurm_flags, args.slurm_config, args.wait)
     # Every check is done: from here on, the results folder is written.
-    the_plan, done = plan.prepare(the_plan, parse_overrides(args.set), args.results)
+    the_plan, done = plan.prepare(the_plan)
     for line in done:
         print(line)
     jobs = args.jobs or dispatch.default_jobs()
-    folder = the_plan.folder.resolve()  # absolute: cluster jobs start elsewhere (in a code snapshot)
-    todo = [
-        dispatch.Task(r.cfg, r.path.resolve(), r.label, r.source.resolve() if r.source else None)
-        for r in the_plan.todo
-    ]
-    counts = the_plan.counts
-    where = f"on the {args.executor} executor" if todo else ""
-    print(
-        plan.summary(the_plan, where + (f", {jobs} at a time" if todo and args.executor == "local" else ""))
-    )
-    if todo:  # the bill before anything is submitted; nothing asks, as in a job script
+    local = args.executor == "local"
+    where = f"on the {args.executor} executor" + (f", {jobs} at a time" if local else "")
+    print(plan.summary(the_plan, where if the_plan.todo else ""))
+    if the_plan.todo:  # the bill before anything is submitted; nothing asks, as in a job script
         print(
             f"cost of what is left to run: {cost.total(plan.bill(the_plan, table).todo, table)} ({table.source})"
         )
-        _print_power(the_plan, args.results)
+        _print_power(the_plan)
     flags = _study_flags(args)
-    if args.executor == "slurm" and todo:
-        submitted = dispatch.submit_slurm(todo, folder / ".submitit", settings, name=f"vitbench-{study.name}")
-        dispatch.record_dispatch(folder, "slurm", todo, submitted)
-        first, last = submitted[0].job_id, submitted[-1].job_id
+    name = the_plan.study.name
+    started = dispatch.launch(the_plan, args.executor, settings)
+    if started.jobs:
+        first, last = started.jobs[0].job_id, started.jobs[-1].job_id
         print(f"Submitted Slurm job array {first.split('_')[0]}: jobs {first} … {last}, one per run.")
         if not args.wait:
             print(
-                f"Follow with `vitbench status {study.name}{flags}`; cancel with `vitbench cancel "
-                f"{study.name}{flags}`; once done, `vitbench report {study.name}{flags}`."
+                f"Follow with `vitbench status {name}{flags}`; cancel with `vitbench cancel {name}{flags}`; "
+                f"once done, `vitbench report {name}{flags}`."
             )
             return 0
-        display = dispatch.Display(
-            total=len(the_plan.runs) - the_plan.skipped_failed - counts["running"], done=counts["done"]
-        )
-        try:
-            outcomes = dispatch.follow(
-                {job: [task] for job, task in zip(submitted, todo, strict=True)},
-                display,
-                cancel_on_interrupt=False,
-                poll_s=dispatch.SLURM_POLL_S,
-            )
-        except KeyboardInterrupt:
+    try:
+        outcomes = dispatch.complete(started, the_plan, jobs)
+    except KeyboardInterrupt:
+        if started.jobs:
             print(
-                f"\nvitbench: stopped following; the jobs keep running (`vitbench cancel {study.name}{flags}`).",
+                f"\nvitbench: stopped following; the jobs keep running (`vitbench cancel {name}{flags}`).",
                 file=sys.stderr,
             )
-            return 130
-    elif todo:
-        dispatch.record_dispatch(folder, args.executor, todo)
-        try:
-            outcomes = dispatch.execute(
-                todo, args.executor, folder / ".submitit", jobs=jobs, already_done=counts["done"]
-            )
-        except KeyboardInterrupt:
-            print(f"\nvitbench: {_interrupted(args, the_plan, flags)}", file=sys.stderr)
-            return 130
-    else:
-        outcomes = []
+        else:
+            print(f"\nvitbench: {_interrupted(the_plan, flags)}", file=sys.stderr)
+        return 130
     return _finish(args, the_plan, outcomes, flags)
 
 
-def _interrupted(args: argparse.Namespace, before: plan.Plan, flags: str) -> str:
+def _interrupted(before: plan.Plan, flags: str) -> str:
     """What a Ctrl-C stopped, from the run folders, and the command that resumes it."""
-    after = plan.make_plan(before.study, before.preset, parse_overrides(args.set), args.results)
+    after = plan.again(before, retry_failed=False)
     counts = after.counts
     started = counts["interrupted"] + counts["running"]
     return (
@@ -494,36 +401,35 @@ def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: 
 
     Every count comes from the folders, as `status` and the report read them, so the three agree;
     a run that failed but could not record it (e.g. a read-only folder) is said to be so."""
+    from benchmark import dispatch
+
     study = before.study
-    after = plan.make_plan(study, before.preset, parse_overrides(args.set), args.results, retry_failed=False)
+    after = plan.again(before, retry_failed=False)
     if after.adoptable:  # shared runs this study's jobs, or another study's, finished meanwhile
-        after, done = plan.prepare(after, parse_overrides(args.set), args.results)
+        after, done = plan.prepare(after)
         for line in done:
             print(line)
     counts = after.counts
     report_written = False
     if not args.no_report and counts["done"]:
-        _report(study, after, args)
+        _report(after, args)
         report_written = True
     elif not args.no_report:
         print("vitbench: no run has finished, so no report was written.", file=sys.stderr)
     print(plan.summary(after))
-    problems = 0
     if busy := [o for o in outcomes if o.status == "busy"]:
         print(
             f"vitbench: {len(busy)} run(s) were being trained by another process; run "
             f"`vitbench run {study.name}{flags}` again once they are done to include them.",
             file=sys.stderr,
         )
-    state_of = {r.path.resolve(): r.state for r in after.runs}
-    unrecorded = [o for o in outcomes if o.status == "failed" and state_of.get(o.task.run_dir) != "failed"]
-    for o in unrecorded:
+    unrecorded = dispatch.unrecorded(outcomes, after)
+    for o, state in unrecorded:
         print(
             f"vitbench: {o.task.label}: failed and could not record it in {o.task.run_dir} "
-            f"(it stays {state_of.get(o.task.run_dir, 'unknown')}): {o.result.get('error', 'unknown error')}",
+            f"(it stays {state}): {o.result.get('error', 'unknown error')}",
             file=sys.stderr,
         )
-    problems += len(unrecorded)
     if counts["failed"]:
         listed = "; the report lists them" if report_written else ""
         retry = (
@@ -536,23 +442,7 @@ def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: 
             f"{retry}.",
             file=sys.stderr,
         )
-        problems += counts["failed"]
-    return 1 if problems else 0
-
-
-def _slurm_settings(args: argparse.Namespace) -> SlurmSettings | None:
-    """The Slurm settings for --executor slurm, checked before anything is written; Slurm flags
-    with another executor are a mistake worth pointing out."""
-    from benchmark import dispatch
-
-    given = [flag for flag in SLURM_FLAGS if getattr(args, flag[2:].replace("-", "_")) is not None]
-    given += ["--slurm-config"] * (args.slurm_config is not None) + ["--wait"] * args.wait
-    if args.executor != "slurm":
-        if given:
-            raise UserError(f"{', '.join(given)} only apply to --executor slurm")
-        return None
-    flags = {key: getattr(args, key) for key in dispatch.SLURM_KEYS}
-    return dispatch.slurm_settings(flags, config=args.slurm_config)
+    return 1 if unrecorded or counts["failed"] else 0
 
 
 def _study_flags(args: argparse.Namespace) -> str:
@@ -565,16 +455,16 @@ def _study_flags(args: argparse.Namespace) -> str:
     return flags
 
 
-def _report(study: Study, the_plan: plan.Plan, args: argparse.Namespace) -> None:
+def _report(the_plan: plan.Plan, args: argparse.Namespace) -> None:
     from benchmark.report import build_report
 
     path, verdicts = build_report(
-        study,
+        the_plan.study,
         the_plan.variant,
         args.results,
         args.reports,
         [r.cfg for r in the_plan.runs],
-        parse_overrides(args.set),
+        the_plan.overrides,
     )
     _print_verdicts(verdicts)
     print(f"Report: {path}")
@@ -698,11 +588,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise UserError("give a study (`vitbench report STUDY`) or --all alone (every study and preset)")
         from benchmark.scorecard import build_scorecard
 
-        args.reports = _folders(args)
+        args.reports = request.reports_folder(args.results, args.reports)
         print(f"Scorecard: {build_scorecard(args.results, args.reports)}")
         return 0
     the_plan = _planned(args)
-    _report(the_plan.study, the_plan, args)
+    _report(the_plan, args)
     return 0
 
 

@@ -80,6 +80,8 @@ class Plan:
     todo: list[PlannedRun]  # what `run` trains: pending and interrupted, and failed with retry_failed
     retry_failed: bool
     estimate: Estimate | None
+    overrides: dict[str, str]  # --set, parsed once: every later look at the folders plans with them
+    results_root: Path
     declared: int = 0  # runs the preset declares; more than len(runs) when overrides made duplicates
 
     @property
@@ -256,11 +258,21 @@ def make_plan(
         todo=todo,
         retry_failed=retry_failed,
         estimate=estimate([r.cfg for r in todo], results_root),
+        overrides=overrides,
+        results_root=results_root,
         declared=declared.given,
     )
 
 
-def prepare(the_plan: Plan, overrides: dict[str, str], results_root: Path) -> tuple[Plan, list[str]]:
+def again(the_plan: Plan, retry_failed: bool | None = None) -> Plan:
+    """The same request planned afresh from the folders as they stand now (after a run, say)."""
+    retry = the_plan.retry_failed if retry_failed is None else retry_failed
+    return make_plan(
+        the_plan.study, the_plan.preset, the_plan.overrides, the_plan.results_root, retry_failed=retry
+    )
+
+
+def prepare(the_plan: Plan) -> tuple[Plan, list[str]]:
     """Before a run (after every check on the input): move garbage aside (one warning each) and
     copy the runs other studies finished into this study's folder. Returns the plan as it then
     stands and a line saying what was adopted, if anything was."""
@@ -277,10 +289,7 @@ def prepare(the_plan: Plan, overrides: dict[str, str], results_root: Path) -> tu
         )
     if not (lines or garbage):
         return the_plan, lines
-    again = make_plan(
-        the_plan.study, the_plan.preset, overrides, results_root, retry_failed=the_plan.retry_failed
-    )
-    return again, lines
+    return again(the_plan), lines
 
 
 def summary(plan: Plan, where: str = "") -> str:

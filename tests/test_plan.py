@@ -138,7 +138,7 @@ def test_a_config_another_study_declares_trains_in_its_folder_and_is_adopted_by_
     assert shared.source == run_dir(tmp_path, "pos_embed", "smoke", unfinished)
     assert all(r.source is None for r in read_only.runs if r.cfg not in pos_embed_configs())
 
-    prepared, lines = plan.prepare(read_only, {}, tmp_path)
+    prepared, lines = plan.prepare(read_only)
     assert prepared.counts["done"] == 1 and not prepared.adoptable and "adopted 1 run(s)" in lines[0]
     mine = run_dir(tmp_path, "inspect", "smoke", finished)
     for name in (RESULT, results.WEIGHTS):
@@ -155,7 +155,7 @@ def test_a_preset_that_extends_another_adopts_its_finished_runs(tmp_path):
     finished_with_weights(theirs, shared)
     the_plan = plan.make_plan(study, "cpu-long", {}, tmp_path)
     assert [r.cfg for r in the_plan.adoptable] == [shared] and "by data_scaling/cpu" in plan.summary(the_plan)
-    prepared, lines = plan.prepare(the_plan, {}, tmp_path)
+    prepared, lines = plan.prepare(the_plan)
     assert prepared.counts["done"] == 1 and "data_scaling/cpu" in lines[0]
     assert (run_dir(tmp_path, "data_scaling", "cpu-long", shared) / RESULT).exists()
     only_long = next(c for c in study.runs("cpu-long") if c not in study.runs("cpu"))
@@ -259,5 +259,5 @@ def test_a_file_where_the_studys_folder_should_be_is_one_problem_moved_aside_bef
     assert p.garbage == [(tmp_path / "pos_embed" / "smoke", "a file where the study's folder should be")]
     assert [r.state for r in p.runs] == ["pending"] * 8
     with pytest.warns(UserWarning, match="moved aside to .set-aside-smoke-"):
-        after, _ = plan.prepare(p, {}, tmp_path)
+        after, _ = plan.prepare(p)
     assert after.garbage == [] and not (tmp_path / "pos_embed" / "smoke").exists()

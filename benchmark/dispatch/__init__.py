@@ -42,6 +42,7 @@ from benchmark.dispatch.slurm import (
     slurm_settings,
 )
 from benchmark.errors import UserError
+from benchmark.plan import Plan
 from benchmark.results import FAILED, JOBS, PROGRESS, read_result
 from benchmark.storage import append_jsonl, error_line, read_json, read_jsonl, storage_error
 
@@ -50,6 +51,7 @@ __all__ = [
     "SLURM_KEYS",
     "SLURM_POLL_S",
     "Display",
+    "Launch",
     "Outcome",
     "SlurmSettings",
     "Task",
@@ -57,9 +59,12 @@ __all__ = [
     "TrainQueue",
     "cancel",
     "code_snapshot",
+    "complete",
     "default_jobs",
     "execute",
     "follow",
+    "launch",
+    "launch_settings",
     "listen_for_ctrl_c",
     "make_executor",
     "record_dispatch",
@@ -67,6 +72,7 @@ __all__ = [
     "slurm_executor",
     "slurm_settings",
     "submit_slurm",
+    "unrecorded",
 ]
 
 EXECUTORS = ("local", "debug", "slurm")
@@ -326,6 +332,86 @@ def _job_error(exc: Exception) -> str:
 
 
 _TRACE_RULE = "-" * 22 + "\n"
+
+
+# --- a study's plan, launched and followed ---------------------------------------------------
+
+
+def launch_settings(
+    executor: str, jobs: int, slurm_flags: dict[str, Any], slurm_config: Path | None, wait: bool
+) -> SlurmSettings | None:
+    """Check the executor's settings before anything is written: the Slurm settings for "slurm"
+    (flag > environment > file), and Slurm flags given with another executor, a mistake worth
+    pointing out. `slurm_flags` holds every Slurm setting by name, None where not given."""
+    if executor not in EXECUTORS:
+        raise UserError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    if jobs < 0:
+        raise UserError(f"--jobs must be at least 1 (or 0 for the default), got {jobs}")
+    if executor != "slurm":
+        given = [f"--{key.replace('_', '-')}" for key in SLURM_KEYS if slurm_flags.get(key) is not None]
+        given += ["--slurm-config"] * (slurm_config is not None) + ["--wait"] * wait
+        if given:
+            raise UserError(f"{', '.join(given)} only apply to --executor slurm")
+        return None
+    return slurm_settings(slurm_flags, config=slurm_config)
+
+
+@dataclass(frozen=True)
+class Launch:
+    executor: str
+    tasks: list[Task]  # the plan's runs left to do
+    jobs: list[submitit.Job]  # the Slurm job array, one job per task; empty on other executors
+
+
+def launch(the_plan: Plan, executor: str, settings: SlurmSettings | None) -> Launch:
+    """Record the dispatch of the plan's runs left to do (for `vitbench cancel`) and, on Slurm,
+    submit them as one job array, returning at once; local and debug runs start in `complete`."""
+    folder = the_plan.folder.resolve()  # absolute: cluster jobs start elsewhere (in a code snapshot)
+    tasks = [
+        Task(r.cfg, r.path.resolve(), r.label, r.source.resolve() if r.source else None)
+        for r in the_plan.todo
+    ]
+    if not tasks:
+        return Launch(executor, [], [])
+    if executor == "slurm":
+        assert settings is not None, "launch_settings gives Slurm settings for the slurm executor"
+        jobs = submit_slurm(tasks, folder / ".submitit", settings, name=f"vitbench-{the_plan.study.name}")
+        record_dispatch(folder, executor, tasks, jobs)
+        return Launch(executor, tasks, jobs)
+    record_dispatch(folder, executor, tasks)
+    return Launch(executor, tasks, [])
+
+
+def complete(started: Launch, the_plan: Plan, jobs: int) -> list[Outcome]:
+    """Follow a launch to its end with a progress display: a Slurm array's jobs are polled (Ctrl-C
+    stops following and leaves them running); local and debug runs are trained here, `jobs` at a
+    time (Ctrl-C stops them; they resume from their checkpoints)."""
+    if not started.tasks:
+        return []
+    counts = the_plan.counts
+    if started.executor == "slurm":
+        display = Display(
+            total=len(the_plan.runs) - the_plan.skipped_failed - counts["running"], done=counts["done"]
+        )
+        return follow(
+            {job: [task] for job, task in zip(started.jobs, started.tasks, strict=True)},
+            display,
+            cancel_on_interrupt=False,
+            poll_s=SLURM_POLL_S,
+        )
+    folder = the_plan.folder.resolve() / ".submitit"
+    return execute(started.tasks, started.executor, folder, jobs=jobs, already_done=counts["done"])
+
+
+def unrecorded(outcomes: Sequence[Outcome], after: Plan) -> list[tuple[Outcome, str]]:
+    """Runs that failed but whose folders do not say so (e.g. a read-only folder refused the
+    record), each with the state its folder shows instead."""
+    state_of = {r.path.resolve(): r.state for r in after.runs}
+    return [
+        (o, state_of.get(o.task.run_dir, "unknown"))
+        for o in outcomes
+        if o.status == "failed" and state_of.get(o.task.run_dir) != "failed"
+    ]
 
 
 # --- the study's record of what was dispatched, for `vitbench cancel` -------------------------
