@@ -12,12 +12,14 @@
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import timm.optim
 import torch
 import torch.nn.functional as F
@@ -182,6 +184,15 @@ def trainer_overhead(steps: int = 40, rounds: int = 3) -> dict[str, Any]:
     return {"arch": cfg.model.arch, "dataset": cfg.data.dataset, "augment": cfg.data.augment, "batch": batch,
             "trainer_img_per_s": ips["trainer"], "bare_img_per_s": ips["bare"], "synthetic_img_per_s": ips["synthetic"],
             "overhead": 1 - ips["trainer"] / ips["bare"], "data_path": ips["trainer"] / ips["synthetic"]}  # fmt: skip
+
+
+def write_figures(figures: dict[str, Any], path: Path) -> None:
+    """The figures as JSON at `path` (everything: device, versions, settings) and the per-model
+    training table as CSV beside it."""
+    table = pd.DataFrame(figures["train"]).assign(device=figures["device"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=1) + "\n")
+    table.to_csv(path.with_suffix(".csv"), index=False)
 
 
 def run_bench() -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""vitbench: list | plan | run | status | cancel | report | bench. Thin: it parses and prints;
-which runs exist, in which state, and what is left to do come from `benchmark.plan`.
+"""vitbench: list | plan | run | status | cancel | report | bench. Thin: it parses and prints.
+Every check on a request and its plan come from `benchmark.request` (which runs exist, in which
+state, what is left: `benchmark.plan`), launching and following the runs from `benchmark.dispatch`,
+the text it prints from `benchmark.console`.
 
 Bad input (an unknown study, preset, model or dataset; a malformed or unknown --set key; a wrong
 type or range; a results or reports folder that is a file) prints one line naming the problem and
@@ -9,24 +11,16 @@ the valid choices, exits with status 2, and touches nothing under results/.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from tabulate import tabulate
-
-from benchmark import plan, request
+from benchmark import console, plan, request
 from benchmark.errors import UserError
 from benchmark.study import list_studies, load_study
-
-if TYPE_CHECKING:
-    from benchmark.study import Verdict
 
 DEFAULT_PRESET = "cpu"
 
@@ -270,70 +264,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from benchmark import cost
+    from benchmark.dispatch import default_jobs
 
     the_plan = _planned(args, to_train=True)
     bill = plan.bill(the_plan, cost.load_table(args.gpu_table))
-    unit, scale = cost.flop_unit(max((c.flops for c in bill.runs), default=0.0))
     print(f"{the_plan.study.name}/{the_plan.variant} under {the_plan.folder}")
-    _print_table(
-        ["run id", "state", "steps", "model", "images", f"train {unit}", "GPU-hours", "run"],
-        [
-            [
-                r.run_id,
-                r.state,
-                str(r.cfg.optim.steps),
-                c.model,
-                f"{c.images:,}",
-                cost.significant(c.flops / scale),
-                "–" if c.seconds is None else cost.significant(c.seconds / 3600),
-                r.label,
-            ]
-            for r, c in zip(the_plan.runs, bill.runs, strict=True)
-        ],
-        right=("steps", "images", f"train {unit}", "GPU-hours"),
-    )
+    print(console.plan_table(the_plan, bill))
     print(plan.summary(the_plan))
-    print(_estimate_line(the_plan))
-    print(f"cost of all runs: {cost.total(bill.runs, bill.table)}")
-    _print_power(the_plan)
-    if the_plan.todo and len(the_plan.todo) < len(the_plan.runs):
-        print(f"cost of what is left to run: {cost.total(bill.todo, bill.table)}")
-    print(f"GPU-hours on {bill.table.label}: {cost.bases(bill.runs)}")
-    print(f"FLOPs: {cost.CONVENTION}")
+    print(console.estimate_line(the_plan, default_jobs()))
+    lines = console.bill_lines(the_plan, bill)
+    print("\n".join([lines[0], *console.power_lines(the_plan), *lines[1:]]))
     return 0
-
-
-def _print_power(the_plan: plan.Plan) -> None:
-    """Per claim: what this preset can decide, before anything runs (benchmark.power)."""
-    from benchmark import power
-
-    print(
-        f"power at {the_plan.preset} (α = 0.05; MDE at 80% power; a claim below 50% power cannot be decided):"
-    )
-    for line in power.lines(the_plan.study, the_plan.preset, the_plan.results_root):
-        print(f"  {line}")
-
-
-def _estimate_line(the_plan: plan.Plan) -> str:
-    """The plan's time estimate for this machine, and where it came from."""
-    from benchmark.dispatch import default_jobs
-
-    est = the_plan.estimate
-    if not the_plan.todo:
-        return "estimated time: nothing left to run"
-    if est is None:
-        return (
-            "estimated time: no estimate yet (no finished run of the same model shape under "
-            f"{the_plan.folder.parent.parent}; run `vitbench bench`)"
-        )
-    jobs = min(default_jobs(), len(the_plan.todo))
-    at_once = f", about {_duration(est.seconds / jobs)} at {jobs} runs at once" if jobs > 1 else ""
-    line = f"estimated time: {_duration(est.seconds)} of run time{at_once} (from {est.source})"
-    if n := len(est.unmeasured):
-        models = ", ".join(sorted(set(est.unmeasured)))
-        line += (f"; plus {n} of the {len(the_plan.todo)} runs left, of models nothing here has timed yet "
-                 f"({models}): not counted")  # fmt: skip
-    return line
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -354,10 +295,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     where = f"on the {args.executor} executor" + (f", {jobs} at a time" if local else "")
     print(plan.summary(the_plan, where if the_plan.todo else ""))
     if the_plan.todo:  # the bill before anything is submitted; nothing asks, as in a job script
-        print(
-            f"cost of what is left to run: {cost.total(plan.bill(the_plan, table).todo, table)} ({table.source})"
-        )
-        _print_power(the_plan)
+        print(console.todo_cost_line(plan.bill(the_plan, table), table))
+        print("\n".join(console.power_lines(the_plan)))
     flags = _study_flags(args)
     name = the_plan.study.name
     started = dispatch.launch(the_plan, args.executor, settings)
@@ -466,26 +405,8 @@ def _report(the_plan: plan.Plan, args: argparse.Namespace) -> None:
         [r.cfg for r in the_plan.runs],
         the_plan.overrides,
     )
-    _print_verdicts(verdicts)
+    print(console.verdicts_table(verdicts))
     print(f"Report: {path}")
-
-
-VERDICT_HEADERS = ["claim", "outcome", "effect [90% interval]; predicted; MDE; power"]
-
-
-def _print_verdicts(verdicts: Sequence[Verdict]) -> None:
-    """The claims as the report judges them, so the terminal shows the outcome, not only a path."""
-    _print_table(VERDICT_HEADERS, [[v.claim, v.outcome, v.effect_text] for v in verdicts])
-
-
-def text_table(headers: list[str], rows: list[list[str]], right: Sequence[str] = ()) -> str:
-    """A plain-text table (tabulate's "simple" format); columns named in `right` right-aligned."""
-    align = ["right" if h in right else "left" for h in headers]
-    return tabulate(rows, headers, tablefmt="simple", colalign=align, disable_numparse=True)
-
-
-def _print_table(headers: list[str], rows: list[list[str]], right: Sequence[str] = ()) -> None:
-    print(text_table(headers, rows, right))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -495,35 +416,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     the_plan = _planned(args)
     print(f"{the_plan.study.name}/{the_plan.variant} under {the_plan.folder}")
-    rows = []
-    for r in the_plan.runs:
-        info, steps = r.info, r.cfg.optim.steps
-        step = steps if r.state == "done" else info["step"] or 0
-        rows.append(
-            [
-                r.run_id,
-                r.state,
-                f"{step}/{steps}" if r.state != "pending" else "",
-                _duration(info["wall_s"] or info["elapsed_s"]) if info["attempts"] else "",
-                _eval_share(info.get("wall_split")),
-                str(info["attempts"]) if info["attempts"] else "",
-                r.label,
-                _detail(info),
-            ]
-        )
-    _print_table(
-        ["run id", "state", "step", "time", "eval", "attempts", "run", "detail"],
-        rows,
-        right=("step", "time", "eval", "attempts"),
-    )
+    print(console.status_table(the_plan))
     print(plan.summary(the_plan))
-    splits = [r.info["wall_split"] for r in the_plan.runs if r.state == "done" and r.info.get("wall_split")]
-    if splits:
-        phases = ("startup_s", "train_s", "periodic_eval_s", "final_eval_s")
-        total = {phase: sum(s.get(phase, 0.0) for s in splits) for phase in phases}
-        print("time of the finished runs: " + ", ".join(
-            f"{phase.removesuffix('_s').replace('_', ' ')} {_duration(s)} ({s / sum(total.values()):.0%})"
-            for phase, s in total.items()))  # fmt: skip
+    if split := console.time_split(the_plan):
+        print(split)
     dispatches = [rec for rec in read_jsonl(the_plan.folder / JOBS) if rec.get("event") == "dispatch"]
     if dispatches:
         last = dispatches[-1]
@@ -531,43 +427,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         jobs = f" as Slurm job array {last['jobs'][0].split('_')[0]}" if last["jobs"] else ""
         print(f"last dispatch: {len(last['runs'])} runs on the {last['executor']} executor{jobs}, {when}")
     print(
-        f"a run whose trainer is silent for {_duration(stale_after_s())} is taken as dead and resumes on the "
-        "next `vitbench run` (VITBENCH_LOCK_STALE_S)"
+        f"a run whose trainer is silent for {console.duration(stale_after_s())} is taken as dead and resumes "
+        "on the next `vitbench run` (VITBENCH_LOCK_STALE_S)"
     )
     return 0
-
-
-def _eval_share(split: dict | None) -> str:
-    """The share of a run's time spent evaluating (periodic and final), from the trainer's record."""
-    if not split:
-        return ""
-    evaluating = split.get("periodic_eval_s", 0.0) + split.get("final_eval_s", 0.0)
-    return f"{evaluating / max(sum(split.values()), 1e-9):.0%}"
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-def _detail(info: dict) -> str:
-    """Why a run failed, who trains it, and how often it was restarted."""
-    parts = []
-    if info["error"]:
-        parts.append(info["error"])
-    if owner := info["owner"]:
-        job = f", Slurm job {owner['slurm_job']}" if owner.get("slurm_job") else ""
-        parts.append(f"pid {owner.get('pid')} on {owner.get('host')}{job}")
-    if info["requeued"]:
-        parts.append(f"requeued {info['requeued']}×")
-    if info["killed"]:
-        parts.append(f"killed {info['killed']}×")
-    if info["claim_lost"]:
-        parts.append(f"claim lost {info['claim_lost']}× (taken over after a silence)")
-    if info["mixed"]:
-        parts.append(info["mixed"])  # attempts under different revisions or thread counts
-    return "; ".join(parts)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -597,17 +460,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from benchmark.bench import run_bench
+    from benchmark.bench import run_bench, write_figures
 
     figures = run_bench()
-    # The JSON keeps everything (device, versions, settings); the CSV is the per-model table.
-    table = pd.DataFrame(figures["train"]).assign(device=figures["device"])
     for path in (args.results / plan.BENCH, args.out):
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(figures, indent=1) + "\n")
-            table.to_csv(path.with_suffix(".csv"), index=False)
+            write_figures(figures, path)
             print(f"Wrote {path} and {path.with_suffix('.csv').name}")
     return 0

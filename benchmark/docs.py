@@ -445,7 +445,7 @@ vitbench report {flags}      # once all are done
 
 def verdicts_example(study: str = "pos_embed", preset: str = "cpu") -> str:
     """What `vitbench run STUDY` printed at its end, read from the committed report's verdicts."""
-    from benchmark.cli import VERDICT_HEADERS, text_table
+    from benchmark.console import VERDICT_HEADERS, text_table
 
     verdicts = pd.read_csv(README.parent / "reports" / study / preset / "verdicts.csv", keep_default_na=False)
     table = text_table(VERDICT_HEADERS, verdicts[["claim", "outcome", "effect"]].values.tolist())

@@ -1,0 +1,168 @@
+"""What the terminal shows: a plan's runs, their cost and state, its time estimate and its
+verdicts, as plain text. Pure formatting of what the engine computed; reads and writes nothing,
+so the CLI prints it and the docs quote it (README's verdicts example) from one place."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tabulate import tabulate
+
+if TYPE_CHECKING:
+    from benchmark import cost
+    from benchmark.plan import Bill, Plan
+    from benchmark.study import Verdict
+
+VERDICT_HEADERS = ["claim", "outcome", "effect [90% interval]; predicted; MDE; power"]
+
+
+def text_table(headers: list[str], rows: list[list[str]], right: Sequence[str] = ()) -> str:
+    """A plain-text table (tabulate's "simple" format); columns named in `right` right-aligned."""
+    align = ["right" if h in right else "left" for h in headers]
+    return tabulate(rows, headers, tablefmt="simple", colalign=align, disable_numparse=True)
+
+
+def verdicts_table(verdicts: Sequence[Verdict]) -> str:
+    """The claims as the report judges them, so the terminal shows the outcome, not only a path."""
+    return text_table(VERDICT_HEADERS, [[v.claim, v.outcome, v.effect_text] for v in verdicts])
+
+
+def plan_table(the_plan: Plan, bill: Bill) -> str:
+    """Each run with its state, size and price (`vitbench plan`)."""
+    from benchmark import cost
+
+    unit, scale = cost.flop_unit(max((c.flops for c in bill.runs), default=0.0))
+    rows = [
+        [
+            r.run_id,
+            r.state,
+            str(r.cfg.optim.steps),
+            c.model,
+            f"{c.images:,}",
+            cost.significant(c.flops / scale),
+            "–" if c.seconds is None else cost.significant(c.seconds / 3600),
+            r.label,
+        ]
+        for r, c in zip(the_plan.runs, bill.runs, strict=True)
+    ]
+    headers = ["run id", "state", "steps", "model", "images", f"train {unit}", "GPU-hours", "run"]
+    return text_table(headers, rows, right=("steps", "images", f"train {unit}", "GPU-hours"))
+
+
+def bill_lines(the_plan: Plan, bill: Bill) -> list[str]:
+    """What the runs cost in all, what is left, and what the prices rest on."""
+    from benchmark import cost
+
+    lines = [f"cost of all runs: {cost.total(bill.runs, bill.table)}"]
+    if the_plan.todo and len(the_plan.todo) < len(the_plan.runs):
+        lines.append(f"cost of what is left to run: {cost.total(bill.todo, bill.table)}")
+    lines.append(f"GPU-hours on {bill.table.label}: {cost.bases(bill.runs)}")
+    lines.append(f"FLOPs: {cost.CONVENTION}")
+    return lines
+
+
+def todo_cost_line(bill: Bill, table: cost.ThroughputTable) -> str:
+    from benchmark import cost
+
+    return f"cost of what is left to run: {cost.total(bill.todo, table)} ({table.source})"
+
+
+def power_lines(the_plan: Plan) -> list[str]:
+    """Per claim: what this preset can decide, before anything runs (benchmark.power)."""
+    from benchmark import power
+
+    head = (
+        f"power at {the_plan.preset} (α = 0.05; MDE at 80% power; a claim below 50% power cannot be decided):"
+    )
+    return [
+        head,
+        *(f"  {line}" for line in power.lines(the_plan.study, the_plan.preset, the_plan.results_root)),
+    ]
+
+
+def estimate_line(the_plan: Plan, workers: int) -> str:
+    """The plan's time estimate for this machine at `workers` runs at once, and its source."""
+    est = the_plan.estimate
+    if not the_plan.todo:
+        return "estimated time: nothing left to run"
+    if est is None:
+        return (
+            "estimated time: no estimate yet (no finished run of the same model shape under "
+            f"{the_plan.folder.parent.parent}; run `vitbench bench`)"
+        )
+    jobs = min(workers, len(the_plan.todo))
+    at_once = f", about {duration(est.seconds / jobs)} at {jobs} runs at once" if jobs > 1 else ""
+    line = f"estimated time: {duration(est.seconds)} of run time{at_once} (from {est.source})"
+    if n := len(est.unmeasured):
+        models = ", ".join(sorted(set(est.unmeasured)))
+        line += (f"; plus {n} of the {len(the_plan.todo)} runs left, of models nothing here has timed yet "
+                 f"({models}): not counted")  # fmt: skip
+    return line
+
+
+def status_table(the_plan: Plan) -> str:
+    """Each run's state, progress, time, evaluation share, attempts and what went wrong."""
+    rows = []
+    for r in the_plan.runs:
+        info, steps = r.info, r.cfg.optim.steps
+        step = steps if r.state == "done" else info["step"] or 0
+        rows.append(
+            [
+                r.run_id,
+                r.state,
+                f"{step}/{steps}" if r.state != "pending" else "",
+                duration(info["wall_s"] or info["elapsed_s"]) if info["attempts"] else "",
+                eval_share(info.get("wall_split")),
+                str(info["attempts"]) if info["attempts"] else "",
+                r.label,
+                detail(info),
+            ]
+        )
+    headers = ["run id", "state", "step", "time", "eval", "attempts", "run", "detail"]
+    return text_table(headers, rows, right=("step", "time", "eval", "attempts"))
+
+
+def time_split(the_plan: Plan) -> str | None:
+    """Where the finished runs' time went: start-up, training, evaluation during and after."""
+    splits = [r.info["wall_split"] for r in the_plan.runs if r.state == "done" and r.info.get("wall_split")]
+    if not splits:
+        return None
+    phases = ("startup_s", "train_s", "periodic_eval_s", "final_eval_s")
+    total = {phase: sum(s.get(phase, 0.0) for s in splits) for phase in phases}
+    return "time of the finished runs: " + ", ".join(
+        f"{phase.removesuffix('_s').replace('_', ' ')} {duration(s)} ({s / sum(total.values()):.0%})"
+        for phase, s in total.items())  # fmt: skip
+
+
+def eval_share(split: dict[str, float] | None) -> str:
+    """The share of a run's time spent evaluating (periodic and final), from the trainer's record."""
+    if not split:
+        return ""
+    evaluating = split.get("periodic_eval_s", 0.0) + split.get("final_eval_s", 0.0)
+    return f"{evaluating / max(sum(split.values()), 1e-9):.0%}"
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def detail(info: dict[str, Any]) -> str:
+    """Why a run failed, who trains it, and how often it was restarted."""
+    parts = []
+    if info["error"]:
+        parts.append(info["error"])
+    if owner := info["owner"]:
+        job = f", Slurm job {owner['slurm_job']}" if owner.get("slurm_job") else ""
+        parts.append(f"pid {owner.get('pid')} on {owner.get('host')}{job}")
+    if info["requeued"]:
+        parts.append(f"requeued {info['requeued']}×")
+    if info["killed"]:
+        parts.append(f"killed {info['killed']}×")
+    if info["claim_lost"]:
+        parts.append(f"claim lost {info['claim_lost']}× (taken over after a silence)")
+    if info["mixed"]:
+        parts.append(info["mixed"])  # attempts under different revisions or thread counts
+    return "; ".join(parts)
