@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmark.config import ModelConfig, RunConfig
 from benchmark.errors import UserError
-from benchmark.sizes import family, parse_model
+from benchmark.sizes import family_of, parse_model
 
 # Said once wherever FLOPs are printed.
 CONVENTION = (
@@ -149,10 +149,10 @@ def _time(
     for row in table.rows:
         if named and _arch_key(row.arch) == _arch_key(model.arch) and row.image_size == size:
             return images / row.img_per_s, f"measured ({row.mode})"
-    kin = family(model.arch)
-    peers = [r for r in table.rows if r.flops_per_image and family(r.arch) == kin]
+    kin = family_of(model.arch)
+    peers = [r for r in table.rows if r.flops_per_image and parse_model(r.arch).family == kin.name]
     if not peers:
-        return None, f"no estimate: the table measured no {kin} model with its FLOPs per image"
+        return None, f"no estimate: the table measured no {kin.label} model with its FLOPs per image"
     ref = min(peers, key=lambda r: abs(math.log(r.flops_per_image / per_image)))
     achieved = ref.img_per_s * ref.flops_per_image
     return (

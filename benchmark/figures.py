@@ -3,11 +3,19 @@ ViT is the same colour in every study's figures and a reader never has to re-lea
 
 from __future__ import annotations
 
+from itertools import cycle
+
 import seaborn as sns
 
-FAMILY_ORDER = ("ViT", "BiT", "hybrid")
-# seaborn's colour-blind palette, one entry per family in FAMILY_ORDER.
-FAMILY_COLORS = dict(zip(FAMILY_ORDER, sns.color_palette("colorblind", 3).as_hex(), strict=True))
-FAMILY_MARKERS = {"ViT": "o", "BiT": "s", "hybrid": "D"}
+from benchmark import sizes
+
+# The families as reports display them (benchmark.sizes.family: "ViT", "BiT", "hybrid"), in the
+# registry's order, so a family registered before the figures are imported gets its look too.
+FAMILY_ORDER = tuple(family.label for family in sizes.FAMILIES.values())
+# seaborn's colour-blind palette and a marker, one entry per family in FAMILY_ORDER.
+FAMILY_COLORS = dict(
+    zip(FAMILY_ORDER, sns.color_palette("colorblind", len(FAMILY_ORDER)).as_hex(), strict=True)
+)
+FAMILY_MARKERS = dict(zip(FAMILY_ORDER, cycle("osD^vPX*")))
 # For verdict outcomes in the scorecard's charts.
 OUTCOME_COLORS = {"reproduced": "#1b9e77", "contradicted": "#d95f02", "inconclusive": "#7f7f7f"}

@@ -101,8 +101,9 @@ def compiles(device: torch.device) -> bool:
 
 
 def channels_last(arch: str, device: torch.device) -> bool:
-    """NHWC for the convolutions of BiT and hybrid models on a GPU (cuDNN's fast layout)."""
-    return device.type == "cuda" and sizes.family(arch) != "ViT"
+    """NHWC on a GPU for a family whose convolutions carry its compute, BiT and hybrid (cuDNN's
+    fast layout): the family's record says (benchmark.sizes)."""
+    return device.type == "cuda" and sizes.family_of(arch).channels_last
 
 
 PHASES = ("startup", "train", "periodic_eval", "final_eval")

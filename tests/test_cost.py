@@ -16,7 +16,7 @@ from benchmark.errors import UserError
 from benchmark.flops import train_flops_per_image
 from benchmark.models import build_model
 from benchmark.paper import paper_values
-from benchmark.sizes import family
+from benchmark.sizes import family_of
 from benchmark.study import load_study
 
 # Table 6's ViT rows: (model, pre-training epochs on JFT-300M); batch 4096 (§4.1).
@@ -117,7 +117,9 @@ def test_models_the_table_lacks_are_extrapolated_from_their_familys_nearest_meas
     assert seconds == pytest.approx(1000 * 200e9 / (4675 * 24.3e9)) and "R50x1 @224px" in basis
     seconds, basis = cost._time(ModelConfig(arch="R50x1+L/16"), 224, 1000, 400e9, table)
     assert seconds == pytest.approx(1000 * 400e9 / (1042 * 129.7e9)) and "R50x1+B/16 @224px" in basis
-    vit_only = cost.ThroughputTable("cpu", "test", tuple(r for r in table.rows if family(r.arch) == "ViT"))
+    vit_only = cost.ThroughputTable(
+        "cpu", "test", tuple(r for r in table.rows if family_of(r.arch).name == "vit")
+    )
     assert cost._time(ModelConfig(arch="R50x1"), 224, 1000, 24e9, vit_only) == (
         None,
         "no estimate: the table measured no BiT model with its FLOPs per image",
@@ -133,7 +135,7 @@ def test_meta_device_count_is_the_counters_count_on_real_tensors_and_matches_the
     )
     # PERF.md's counts, made on the GPU with SDPA attention (1,000 classes assumed): within 2%.
     for row in cost.load_table().rows:
-        if row.flops_per_image and family(row.arch) == "ViT":
+        if row.flops_per_image and family_of(row.arch).name == "vit":
             ours = flops.meta_train_flops_per_image(ModelConfig(arch=row.arch), row.image_size, 3, 1000)
             assert ours == pytest.approx(row.flops_per_image, rel=0.02), row.arch
 

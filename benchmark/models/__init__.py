@@ -1,20 +1,27 @@
 """The paper's models on top of timm: ViT (vit.py: position variants, heads), BiT ResNets (bit.py)
-and hybrids (hybrid.py), built from a ModelConfig by `build_model` whatever the family."""
+and hybrids (hybrid.py), built from a ModelConfig by `build_model` whatever the family: the family's
+record (benchmark.sizes.FAMILIES) names what it reads and the functions that check and build it,
+imported here only when a model is validated or built."""
 
 from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
 
 import torch
 from torch import nn
 
 from benchmark.config import ModelConfig
 from benchmark.errors import UserError
-from benchmark.models.bit import build_bit, validate_bit
 from benchmark.models.heads import TanhHead, pre_logits, replace_head
-from benchmark.models.hybrid import build_hybrid
 from benchmark.models.pos_embed import InjectPos, PosEmbed1d, PosEmbed2d, RelativeAttention
-from benchmark.models.vit import PaperViT, build_vit, check_choices, math_attention, validate_vit
+from benchmark.models.vit import PaperViT, check_choices, math_attention
 from benchmark.sizes import (
+    FAMILIES,
     SIZES,
+    ModelFamily,
     ModelShape,
     ParsedModel,
     ViTSize,
@@ -49,43 +56,69 @@ __all__ = [
 ]
 
 
+def _hook(name: str) -> Callable[..., Any]:
+    """A family's "module:function" hook, its module imported now (benchmark.sizes stays torch-free)."""
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _readers(field: str) -> str:
+    """The families that read a ModelConfig field, as errors name them: "ViTs and hybrids"."""
+    nouns = [f"{family.noun}s" for family in FAMILIES.values() if field in family.fields]
+    return nouns[0] if len(nouns) == 1 else f"{', '.join(nouns[:-1])} and {nouns[-1]}"
+
+
+def _check_fields(cfg: ModelConfig, family: ModelFamily) -> None:
+    """Refuse a field the family does not read, unless at its default: it would describe another
+    family's model, not a different one of this family (and two configs that build one model
+    would get two run ids)."""
+    # §3.1's tanh pre-logits layer is the ViT's (model.prelogits defaults to it): a family without
+    # it (a BiT's head is one Linear on the pooled features) refuses it rather than ignore it.
+    if cfg.prelogits and not family.prelogits:
+        raise UserError(
+            f"model.prelogits=true (the ViT's tanh pre-logits head) does not apply to the {family.noun} "
+            f"{cfg.arch!r}; set model.prelogits=false"
+        )
+    for field in fields(ModelConfig):
+        if field.name in ("arch", "prelogits", *family.fields):
+            continue
+        value = getattr(cfg, field.name)
+        if value != field.default:
+            raise UserError(
+                f"model.{field.name}={value!r} applies to {_readers(field.name)}, not to the {family.noun} "
+                f"{cfg.arch!r}; leave it at {field.default!r}{family.field_note}"
+            )
+
+
 def validate_model(cfg: ModelConfig) -> ModelShape:
     """Raise UserError, naming the valid choices, if `cfg` names an unknown model or an invalid
     combination for its family; else return its shape. Builds nothing (the CLI checks every run
     before starting one)."""
     check_choices(cfg)
     shape = resolve_model(cfg)
-    if shape.family == "bit":
-        validate_bit(cfg)
-        return shape
-    if shape.family == "vit" and cfg.resnet_width:
-        raise UserError(
-            f"model.resnet_width={cfg.resnet_width} applies to BiT ResNets and hybrids, not to the ViT "
-            f"{cfg.arch!r}; leave it at 0"
-        )
-    validate_vit(cfg, shape.vit)
+    family = FAMILIES[shape.family]
+    _check_fields(cfg, family)
+    if family.check:
+        _hook(family.check)(cfg, shape)
     return shape
 
 
 def build_model(cfg: ModelConfig, num_classes: int, img_size: int, in_chans: int) -> nn.Module:
-    """The model `cfg` describes: a PaperViT (ViT or hybrid) or a timm ResNetV2 (BiT), with a
-    zero-initialised classifier. Same torch seed, same weights; builds on the current default
-    device (so `with torch.device("meta")` is free)."""
+    """The model `cfg` describes, built by its family's builder (a PaperViT for a ViT or hybrid, a
+    timm ResNetV2 for a BiT), with a zero-initialised classifier. Same torch seed, same weights;
+    builds on the current default device (so `with torch.device("meta")` is free)."""
     shape = validate_model(cfg)
     if num_classes < 1:
         raise UserError(f"num_classes={num_classes} is not valid; it must be at least 1")
-    if shape.family == "bit":
-        return build_bit(shape, num_classes, in_chans)
-    # A ViT's patch, or a hybrid's total downsampling, tiles the image exactly.
-    if img_size < shape.patch or img_size % shape.patch:
-        what = "patch size" if shape.family == "vit" else "hybrid's stride"
+    family = FAMILIES[shape.family]
+    # A model that reads the image as a grid of tokens (a ViT's patches, a hybrid's feature map)
+    # needs that grid to tile the image exactly.
+    if family.patch_name and (img_size < shape.patch or img_size % shape.patch):
         raise UserError(
-            f"image size {img_size} is not a multiple of the {what} {shape.patch} "
+            f"image size {img_size} is not a multiple of the {family.patch_name} {shape.patch} "
             f"({cfg.arch}{f', model.patch={cfg.patch}' if cfg.patch else ''}); choose one that divides it"
         )
-    if shape.family == "hybrid":
-        return build_hybrid(cfg, shape, num_classes, img_size, in_chans)
-    return build_vit(cfg, shape.vit, shape.patch, num_classes, img_size, in_chans)
+    return _hook(family.build)(cfg, shape, num_classes, img_size, in_chans)
 
 
 def token_grid(model: nn.Module) -> tuple[int, int] | None:

@@ -12,25 +12,9 @@ from timm.models.resnetv2 import ResNetV2
 from torch import nn
 
 from benchmark.config import ModelConfig
-from benchmark.errors import UserError
 from benchmark.sizes import ModelShape
 
 BIT_GROUPS = 32  # BiT's GroupNorm
-
-# The ViT-only fields and the defaults a BiT leaves them at: any other value would describe a
-# different ViT, not a different ResNet, so it is refused rather than silently ignored (and two
-# configs that build the same ResNet never get two run ids).
-_VIT_ONLY = {
-    "pos_embed": "1d",
-    "pos_inject": "stem",
-    "pool": "token",
-    "dropout": 0.0,
-    "depth": 0,
-    "width": 0,
-    "heads": 0,
-    "mlp": 0,
-    "patch": 0,
-}
 
 
 def group_norm_act(num_channels: int, **kwargs) -> GroupNormAct:
@@ -45,29 +29,17 @@ def group_norm_act(num_channels: int, **kwargs) -> GroupNormAct:
     return GroupNormAct(num_channels, num_groups=groups, **kwargs)
 
 
-def validate_bit(cfg: ModelConfig) -> None:
-    """Raise UserError, naming the valid choice, for a field that does not apply to a BiT."""
-    # §3.1's tanh pre-logits layer belongs to the ViT; BiT's head is one Linear on the pooled
-    # features.
-    if cfg.prelogits:
-        raise UserError(
-            f"model.prelogits=true (the ViT's tanh pre-logits head) does not apply to the BiT ResNet "
-            f"{cfg.arch!r}; set model.prelogits=false"
-        )
-    for field, default in _VIT_ONLY.items():
-        if getattr(cfg, field) != default:
-            raise UserError(
-                f"model.{field}={getattr(cfg, field)!r} applies to ViTs and hybrids, not to the BiT ResNet "
-                f"{cfg.arch!r}; leave it at {default!r} (a BiT's shape is model.arch and model.resnet_width)"
-            )
-
-
-def build_bit(shape: ModelShape, num_classes: int, in_chans: int) -> ResNetV2:
-    """The BiT ResNet `shape` (family "bit"): timm's ResNetV2 as timm's registered BiT models build
-    it (`stem_type="fixed"`, StdConv2d with eps 1e-8, GroupNorm), with base width w = the stem's
-    channels, stage outputs 4w, 8w, 16w, 32w and bottleneck widths w ... 8w. The head is a
-    zero-initialised Linear (a 1×1 conv) on the globally averaged features, as BiT's `zero_head`;
-    the convolutions keep timm's initialisation (weight standardisation makes their scale moot).
+def build_bit(
+    cfg: ModelConfig, shape: ModelShape, num_classes: int, img_size: int, in_chans: int
+) -> ResNetV2:
+    """The BiT ResNet `shape`, the BiT family's builder (benchmark.sizes): timm's ResNetV2 as
+    timm's registered BiT models build it (`stem_type="fixed"`, StdConv2d with eps 1e-8,
+    GroupNorm), with base width w = the stem's channels, stage outputs 4w, 8w, 16w, 32w and
+    bottleneck widths w ... 8w. The head is a zero-initialised Linear (a 1×1 conv) on the globally
+    averaged features, as BiT's `zero_head`; the convolutions keep timm's initialisation (weight
+    standardisation makes their scale moot). `cfg` and `img_size` are in every builder's
+    signature; a BiT reads neither (its shape is all it takes from the config, and its global pool
+    takes any image size).
     """
     model = ResNetV2(
         layers=list(shape.resnet_layers),

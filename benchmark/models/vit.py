@@ -1,5 +1,5 @@
-"""The ViT, on top of timm (sizes and variant strings: benchmark.sizes; the family factory:
-benchmark.models.build_model).
+"""The ViT, on top of timm (sizes, variant strings and the family's record: benchmark.sizes; the
+factory: benchmark.models.build_model).
 
 timm's VisionTransformer already is the paper's encoder: pre-LN blocks, GELU MLP, final LayerNorm,
 class token, learned 1-D position table. `build_vit` configures it from a ModelConfig and adds
@@ -22,7 +22,7 @@ from benchmark.config import ModelConfig, Pool, PosEmbed, PosInject
 from benchmark.errors import UserError
 from benchmark.models.heads import TanhHead, replace_head
 from benchmark.models.pos_embed import InjectPos, PosEmbed1d, PosEmbed2d, RelativeAttention
-from benchmark.sizes import ViTSize
+from benchmark.sizes import ModelShape, ViTSize
 
 
 class PaperViT(VisionTransformer):
@@ -47,9 +47,11 @@ class PaperViT(VisionTransformer):
         return self.pos_drop(x)
 
 
-def validate_vit(cfg: ModelConfig, size: ViTSize) -> None:
-    """Raise UserError, naming the valid choices, if the ViT encoder `size` (a plain ViT's or a
-    hybrid's) and `cfg`'s variant fields do not fit together; builds nothing."""
+def validate_vit(cfg: ModelConfig, shape: ModelShape) -> None:
+    """Raise UserError, naming the valid choices, if the ViT encoder of `shape` (a plain ViT's or a
+    hybrid's) and `cfg`'s variant fields do not fit together; builds nothing. The ViT and hybrid
+    families' check (benchmark.sizes)."""
+    size = shape.vit
     if size.width % size.heads:
         raise UserError(
             f"model width {size.width} does not split into {size.heads} heads; "
@@ -159,6 +161,14 @@ def build_vit(
     else:
         replace_head(model, num_classes)
     return model
+
+
+def build_plain_vit(
+    cfg: ModelConfig, shape: ModelShape, num_classes: int, img_size: int, in_chans: int
+) -> PaperViT:
+    """The ViT family's builder (benchmark.sizes): `build_vit` over timm's PatchEmbed at the
+    shape's patch size."""
+    return build_vit(cfg, shape.vit, shape.patch, num_classes, img_size, in_chans)
 
 
 def _init_qkv_as_original(model: nn.Module) -> None:
