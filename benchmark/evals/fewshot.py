@@ -31,7 +31,7 @@ import pandas as pd
 
 from benchmark import metrics
 from benchmark.config import RunConfig
-from benchmark.evals import EvalContext, register
+from benchmark.evals.base import EvalContext, register
 
 L2_FIXED: float = 2.0**10
 """big_vision's fixed regulariser."""

@@ -23,7 +23,7 @@ from torch import nn
 
 from benchmark import data, metrics
 from benchmark.config import EvalConfig, OptimConfig, RunConfig
-from benchmark.evals import EvalContext, Split, register, top1
+from benchmark.evals.base import EvalContext, Split, register, top1
 from benchmark.models import replace_head, resolve_model
 from benchmark.models.resize import resize_model
 from benchmark.optim import lr_at, set_lr, train_step
