@@ -15,6 +15,7 @@ from torch import nn
 
 from benchmark import data
 from benchmark.config import RunConfig
+from benchmark.errors import UserError
 from benchmark.models import pre_logits
 
 FEATURE_BATCH = 512
@@ -147,24 +148,78 @@ class EvalContext:
         return full
 
 
+# The EvalConfig fields no one evaluator owns: which evaluators run and when (`evaluators`,
+# `every_steps`, `early_stop`: the trainer reads them), the probe datasets that several evaluators and
+# early stopping read, and the representation `EvalContext.features` extracts for all of them. Every
+# other field is one registered evaluator's setting (`register(..., owns=...)`; a test holds this).
+SHARED_SETTINGS = ("evaluators", "fewshot_datasets", "representation", "every_steps", "early_stop")
+
+
 @dataclass(frozen=True)
 class Evaluator:
+    """A registered evaluator: `fn` measures, `describe` says what it measured (for the run's record
+    and its report), `owns` names the EvalConfig fields that are its settings, and `check` refuses,
+    before anything runs, a config it cannot run with (a UserError of one line naming the fix)."""
+
     name: str
     fn: Callable[[EvalContext], dict[str, float]]
     describe: Callable[[RunConfig], str]
-    during_training: bool
+    during_training: bool = False
+    owns: tuple[str, ...] = ()
+    check: Callable[[RunConfig], None] | None = None
 
 
 EVALUATORS: dict[str, Evaluator] = {}
 
 
 def register(
-    name: str, describe: Callable[[RunConfig], str], during_training: bool = False
+    name: str,
+    describe: Callable[[RunConfig], str],
+    during_training: bool = False,
+    *,
+    owns: tuple[str, ...] = (),
+    check: Callable[[RunConfig], None] | None = None,
 ) -> Callable[[Callable[[EvalContext], dict[str, float]]], Callable[[EvalContext], dict[str, float]]]:
+    """Register the decorated `fn(ctx) -> {metric key: value}` as evaluator `name` (see Evaluator)."""
+
     def add(fn: Callable[[EvalContext], dict[str, float]]) -> Callable[[EvalContext], dict[str, float]]:
         if name in EVALUATORS:
             raise ValueError(f"evaluator {name!r} is registered twice")
-        EVALUATORS[name] = Evaluator(name, fn, describe, during_training)
+        EVALUATORS[name] = Evaluator(name, fn, describe, during_training, owns, check)
         return fn
 
     return add
+
+
+def check_probe(cfg: RunConfig, name: str, channels: int, probed: bool) -> None:
+    """One probe (or fine-tuning) dataset against the model pre-trained on cfg.data.dataset."""
+    data.check_name(name)
+    role = "eval.fewshot_datasets" if probed else "eval.finetune_datasets"
+    if not data.available(name):
+        return  # priced by its published shape (a paper preset's ImageNet); `run` refuses it
+    if data.is_streaming(name):  # (the upstream may stream; probes hold their splits in memory)
+        raise UserError(
+            f"{role}: dataset {name!r} streams from disk and cannot be a probe or fine-tuning dataset, whose "
+            "splits are held in memory; choose one held in memory (CIFAR, Pets, Flowers, a small folder:)"
+        )
+    probe = data.spec(name)
+    if probe.channels not in (channels, 1):
+        fits = [n for n in data.SOURCES if data.spec(n).channels == channels]
+        raise UserError(
+            f"{role}: {name!r} has {probe.channels}-channel images, but the model reads the {channels} "
+            f"channel(s) of its upstream {cfg.data.dataset!r}; probe with {channels}-channel data (e.g. "
+            f"{', '.join(fits)}, fractal...) or pre-train on a {probe.channels}-channel upstream (e.g. "
+            f"--set data.dataset={name})"
+        )
+    counts = data.class_counts(name)
+    if len(counts) < 2:
+        raise UserError(
+            f"{role}: {name!r} has {len(counts)} class: a probe needs at least 2 (one class is always "
+            "right); a folder: needs one sub-folder per class"
+        )
+    smallest = int(counts.min())
+    if probed and max(cfg.eval.shots) > smallest:
+        raise UserError(
+            f"eval.shots={max(cfg.eval.shots)} exceeds the {smallest} training examples of the smallest class "
+            f"of {name!r}; valid: shots from 1 to {smallest}, or a probe with more examples per class"
+        )
