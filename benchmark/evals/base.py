@@ -1,6 +1,8 @@
-"""What every evaluator imports: the prepared data (`Split`, `ProbeData`), the evaluation context,
-the registry and `register`. It imports no evaluator, so each evaluator's module imports it and the
-package (`benchmark.evals`) imports the evaluators, with no import loop."""
+"""What evaluators import: the prepared data (`Split`, `ProbeData`), the evaluation context, the
+registry and `register`, and `check_probe` (the rules of a dataset probed or fine-tuned on, which
+`evals.check` applies to the probe datasets and the fine-tuning evaluator to its own). It imports no
+evaluator, so each evaluator's module imports it and the package (`benchmark.evals`) imports the
+evaluators, with no import loop."""
 
 from __future__ import annotations
 
