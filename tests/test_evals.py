@@ -1,5 +1,7 @@
 """The evaluator registry and the probes beside few-shot: logistic regression and fine-tuning."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -35,12 +37,7 @@ def test_only_cheap_evaluators_run_during_training(monkeypatch):
         monkeypatch.setitem(
             evals.EVALUATORS,
             name,
-            evaluator.__class__(
-                name,
-                lambda ctx, n=name: called.append(n) or {},
-                evaluator.describe,
-                evaluator.during_training,
-            ),
+            dataclasses.replace(evaluator, fn=lambda ctx, n=name: called.append(n) or {}),
         )
     cfg = RunConfig().replace(**{"eval.evaluators": ("upstream", "fewshot", "linear", "finetune")})
     ctx = evals.EvalContext(None, cfg, None, None)

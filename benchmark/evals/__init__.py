@@ -2,12 +2,15 @@
 
 A run's config names the evaluators it wants (`eval.evaluators`); the trainer builds one
 `EvalContext` per evaluation and calls each, recording the metrics they return. Adding an
-evaluation is one decorated function: `@register("name")` on `fn(ctx) -> {metric key: value}`
-(keys from `benchmark.metrics`), plus a `describe(cfg)` that says, for the run's record and so its
-report, exactly what was measured. Only evaluators registered with `during_training=True` run in
-the evaluations logged during training (the curves), and they measure there only what the run
-reads during training (`EvalContext.final` says which evaluation it is); all named ones run in
-full at the end.
+evaluation is one module: a decorated function, `@register("name", describe)` on
+`fn(ctx) -> {metric key: value}` (keys from `benchmark.metrics`), with a `describe(cfg)` that says,
+for the run's record and so its report, exactly what was measured; `owns=` names the `EvalConfig`
+fields that are its settings, and `check=` a `check(cfg)` that refuses, before anything runs, a
+config it cannot run with. The module imports what it needs from `benchmark.evals.base`, and this
+package imports it (below) so that it registers. Only evaluators registered with
+`during_training=True` run in the evaluations logged during training (the curves), and they measure
+there only what the run reads during training (`EvalContext.final` says which evaluation it is); all
+named ones run in full at the end.
 
 Evaluation should cost little beside training: each split is prepared (resized, scaled) once per
 run when it is small enough, features and predictions are computed once per model under
@@ -17,171 +20,44 @@ for the model it early-stops on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
-from torch import nn
-
 from benchmark import data
-from benchmark.config import RunConfig
+from benchmark.config import EvalConfig, RunConfig
 from benchmark.errors import UserError
-from benchmark.models import pre_logits, resolve_model
 
-FEATURE_BATCH = 512
-# A split whose prepared (float32) images take at most this many bytes is prepared once and kept;
-# a larger one (CIFAR-100's 50k training images at 224 px: 30 GB) is prepared one batch at a time.
-PREPARE_ONCE_BYTES = 256 * 2**20
+# Importing an evaluator's module registers it, in this order: the order `check_names` lists them in.
+from benchmark.evals import fewshot, finetune, inspect, linear, position, upstream
+from benchmark.evals.base import (
+    EVALUATORS,
+    SHARED_SETTINGS,
+    EvalContext,
+    Evaluator,
+    ProbeData,
+    Split,
+    check_probe,
+    register,
+)
+from benchmark.models import resolve_model
 
-
-@dataclass(frozen=True)
-class Split:
-    """One split of a probe (or the upstream) dataset: its uint8 images on the model's device, as
-    stored, prepared for the model (resized to `size`, scaled to [-1, 1], `channels`) when read, so
-    a large split costs its uint8 bytes whatever the resolution (CIFAR-100's 50k training images:
-    150 MB, not the 30 GB of float32 at 224 px). `Split.of` prepares a small one once instead."""
-
-    images: torch.Tensor  # uint8 (N, C, H, W)
-    y: torch.Tensor  # on the CPU: the probes are numpy / scikit-learn
-    size: int
-    channels: int
-    prepared: torch.Tensor | None = field(default=None, repr=False)  # all images, prepared once
-
-    @classmethod
-    def of(cls, images: torch.Tensor, y: torch.Tensor, size: int, channels: int) -> Split:
-        """A split prepared once, here, if that takes at most PREPARE_ONCE_BYTES: every evaluation
-        and fine-tuning step then indexes the prepared images instead of resizing them again. The
-        same numbers either way: preparation is per image (a test holds them bitwise equal)."""
-        small = len(images) * channels * size * size * 4 <= PREPARE_ONCE_BYTES
-        return cls(images, y, size, channels, data.prepare(images, size, channels) if small else None)
-
-    def joined(self, other: Split) -> Split:
-        """This split's examples followed by `other`'s (prepared alike: at the same size)."""
-        images, y = torch.cat([self.images, other.images]), torch.cat([self.y, other.y])
-        if self.prepared is None or other.prepared is None:
-            return Split(images, y, self.size, self.channels)
-        return Split(images, y, self.size, self.channels, torch.cat([self.prepared, other.prepared]))
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def x(self, index: torch.Tensor | slice) -> torch.Tensor:
-        """The images at `index`, prepared for the model."""
-        if self.prepared is not None:
-            return self.prepared[index]
-        return data.prepare(self.images[index], self.size, self.channels)
-
-    def batches(self, index: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
-        """The split's (or `index`'s) images prepared, FEATURE_BATCH at a time, in order."""
-        index = torch.arange(len(self), device=self.images.device) if index is None else index
-        for i in range(0, len(index), FEATURE_BATCH):
-            yield self.x(index[i : i + FEATURE_BATCH])
-
-
-@torch.inference_mode()
-def top1(model: nn.Module, split: Split) -> float:
-    """The fraction of the split's images whose highest logit is their label."""
-    logits = torch.cat([model(x) for x in split.batches()])
-    return (logits.argmax(1).cpu() == split.y).float().mean().item()
-
-
-class ProbeData:
-    """Probe datasets held once per run on the model's device, as uint8, and each split prepared
-    once per resolution where it is small enough (see Split.of)."""
-
-    def __init__(self, size: int, channels: int, device: torch.device) -> None:
-        self.size, self.channels, self.device = size, channels, device
-        self._images: dict[tuple[str, str], torch.Tensor] = {}
-        self._splits: dict[tuple[str, str, int], Split] = {}
-
-    def split(self, name: str, which: str, size: int = 0) -> Split:
-        """One split, prepared at `size` (0: the model's input size) from the stored uint8 images
-        (fine-tuning at another resolution never resizes an already resized copy)."""
-        size = size or self.size
-        if (name, which, size) not in self._splits:
-            ds = data.load(name)
-            if (name, which) not in self._images:
-                self._images[(name, which)] = getattr(ds, f"{which}_x").to(self.device)
-            images, y = self._images[(name, which)], getattr(ds, f"{which}_y")
-            self._splits[(name, which, size)] = Split.of(images, y, size, self.channels)
-        return self._splits[(name, which, size)]
-
-    def num_classes(self, name: str) -> int:
-        return data.load(name).num_classes
-
-    def image_size(self, name: str) -> int:
-        """The side of the stored images (what fine-tuning crops from)."""
-        return data.load(name).image_size
-
-
-@dataclass
-class EvalContext:
-    """What an evaluator may read: the model (in eval mode), the run's config, the prepared data,
-    whether this is the final evaluation (set by `evaluate`), and what was computed from this
-    model so far (frozen features, upstream predictions), shared between evaluators and between
-    the evaluations of one model: the trainer keeps the context of the model it early-stops on."""
-
-    model: nn.Module
-    cfg: RunConfig
-    probes: ProbeData
-    upstream_test: Split
-    upstream_train: Split | None = None  # a fixed sample of the run's training images (evals.upstream)
-    run_dir: Path | None = None  # the run's folder, for an evaluator that stores arrays there (inspect)
-    final: bool = True
-    _computed: dict[Hashable, Any] = field(default_factory=dict)
-
-    def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        """`compute()`, once per context: the model does not change while its context is in use."""
-        if key not in self._computed:
-            self._computed[key] = compute()
-        return self._computed[key]
-
-    def features(self, name: str, which: str, rows: np.ndarray | None = None) -> np.ndarray:
-        """Frozen representations (float64) of a probe split, or of some of its rows only (then a
-        full-length array with NaN elsewhere, so a row read by mistake poisons the result instead of
-        passing silently). Feature extraction is the cost of probing, so ask for the rows you need."""
-        key = ("features", name, which, None if rows is None else rows.tobytes())
-        return self.cached(key, lambda: self._extract(self.probes.split(name, which), rows))
-
-    @torch.inference_mode()
-    def _extract(self, split: Split, rows: np.ndarray | None) -> np.ndarray:
-        index = None if rows is None else torch.from_numpy(rows).to(split.images.device)
-        chunks = [
-            pre_logits(self.model, x, self.cfg.eval.representation).float().cpu()
-            for x in split.batches(index)
-        ]
-        feats = torch.cat(chunks).numpy().astype(np.float64)
-        if rows is None:
-            return feats
-        full = np.full((len(split), feats.shape[1]), np.nan)
-        full[rows] = feats
-        return full
-
-
-@dataclass(frozen=True)
-class Evaluator:
-    name: str
-    fn: Callable[[EvalContext], dict[str, float]]
-    describe: Callable[[RunConfig], str]
-    during_training: bool
-
-
-EVALUATORS: dict[str, Evaluator] = {}
-
-
-def register(
-    name: str, describe: Callable[[RunConfig], str], during_training: bool = False
-) -> Callable[[Callable[[EvalContext], dict[str, float]]], Callable[[EvalContext], dict[str, float]]]:
-    def add(fn: Callable[[EvalContext], dict[str, float]]) -> Callable[[EvalContext], dict[str, float]]:
-        if name in EVALUATORS:
-            raise ValueError(f"evaluator {name!r} is registered twice")
-        EVALUATORS[name] = Evaluator(name, fn, describe, during_training)
-        return fn
-
-    return add
+__all__ = [
+    "EVALUATORS",
+    "SHARED_SETTINGS",
+    "EvalContext",
+    "Evaluator",
+    "ProbeData",
+    "Split",
+    "binds",
+    "check",
+    "check_names",
+    "evaluate",
+    "fewshot",
+    "finetune",
+    "inspect",
+    "linear",
+    "position",
+    "protocol",
+    "register",
+    "upstream",
+]
 
 
 def check_names(names: tuple[str, ...]) -> None:
@@ -194,14 +70,15 @@ def check_names(names: tuple[str, ...]) -> None:
 def check(cfg: RunConfig) -> None:
     """Every rule between the model, its upstream data and its probe data, checked by `plan` and
     `run` before anything is written (one line each, naming the fix): known evaluators; an
-    upstream of at least two classes whose images the model's patches tile; probe and fine-tuning
-    datasets held in memory (not streamed), of at least two classes, whose channels the model can
-    read (its own, or one channel broadcast); as many training examples in each probe class as the
-    largest shot count; and two probe datasets at least for the leave-self-out choice of l2. A
-    dataset whose images are not here (JFT-300M, an absent ImageNet) is checked by its published
-    shape only: `plan` prices it, and `run` refuses it (cli.check_readable)."""
+    upstream of at least two classes whose images the model's patches tile; probe datasets held in
+    memory (not streamed), of at least two classes, whose channels the model can read (its own, or
+    one channel broadcast), with as many training examples in each class as the largest shot count;
+    then each evaluator's own rules (`Evaluator.check`: fine-tuning's datasets, warm-up and
+    resolution; two probe datasets at least for fewshot_lso's leave-self-out choice of l2) where they
+    bind the run (`binds`). A dataset whose images are not here (JFT-300M, an absent ImageNet) is
+    checked by its published shape only: `plan` prices it, and `run` refuses it (cli.check_readable)."""
     check_names(cfg.eval.evaluators)
-    ev, pretrained_on = cfg.eval, cfg.data.dataset
+    pretrained_on = cfg.data.dataset
     data.check_name(pretrained_on)
     model = data.spec(pretrained_on)
     if model.num_classes < 2:
@@ -216,65 +93,25 @@ def check(cfg: RunConfig) -> None:
             f"the {size}-pixel images of {pretrained_on!r} are not a multiple of the model's patch size {shape.patch}; "
             f"set data.image_size to a multiple of {shape.patch}"
         )
-    for name in (*ev.fewshot_datasets, *ev.finetune_datasets):
-        _check_probe(cfg, name, model.channels, probed=name in ev.fewshot_datasets)
-    _check_finetune(cfg)
-    if "fewshot_lso" in ev.evaluators and len(ev.fewshot_datasets) < 2:
-        raise UserError(
-            "evaluator fewshot_lso chooses l2 by leave-self-out and needs at least two eval.fewshot_datasets"
-        )
+    for name in cfg.eval.fewshot_datasets:
+        check_probe(cfg, name, model.channels, probed=True)
+    for evaluator in EVALUATORS.values():
+        if evaluator.check is not None and binds(evaluator, cfg):
+            evaluator.check(cfg)
 
 
-def _check_probe(cfg: RunConfig, name: str, channels: int, probed: bool) -> None:
-    """One probe (or fine-tuning) dataset against the model pre-trained on cfg.data.dataset."""
-    data.check_name(name)
-    role = "eval.fewshot_datasets" if probed else "eval.finetune_datasets"
-    if not data.available(name):
-        return  # priced by its published shape (a paper preset's ImageNet); `run` refuses it
-    if data.is_streaming(name):  # (the upstream may stream; probes hold their splits in memory)
-        raise UserError(
-            f"{role}: dataset {name!r} streams from disk and cannot be a probe or fine-tuning dataset, whose "
-            "splits are held in memory; choose one held in memory (CIFAR, Pets, Flowers, a small folder:)"
-        )
-    probe = data.spec(name)
-    if probe.channels not in (channels, 1):
-        fits = [n for n in data.SOURCES if data.spec(n).channels == channels]
-        raise UserError(
-            f"{role}: {name!r} has {probe.channels}-channel images, but the model reads the {channels} "
-            f"channel(s) of its upstream {cfg.data.dataset!r}; probe with {channels}-channel data (e.g. "
-            f"{', '.join(fits)}, fractal...) or pre-train on a {probe.channels}-channel upstream (e.g. "
-            f"--set data.dataset={name})"
-        )
-    counts = data.class_counts(name)
-    if len(counts) < 2:
-        raise UserError(
-            f"{role}: {name!r} has {len(counts)} class: a probe needs at least 2 (one class is always "
-            "right); a folder: needs one sub-folder per class"
-        )
-    smallest = int(counts.min())
-    if probed and max(cfg.eval.shots) > smallest:
-        raise UserError(
-            f"eval.shots={max(cfg.eval.shots)} exceeds the {smallest} training examples of the smallest class "
-            f"of {name!r}; valid: shots from 1 to {smallest}, or a probe with more examples per class"
-        )
+_DEFAULTS = EvalConfig()  # a setting at its default is one the run left alone
 
 
-def _check_finetune(cfg: RunConfig) -> None:
-    """The fine-tuning protocol's fields: known datasets, a warm-up within the steps, and a
-    resolution the model's patches (or a hybrid's stride) tile."""
+def binds(evaluator: Evaluator, cfg: RunConfig) -> bool:
+    """Whether an evaluator's rules bind a run: one that names it, or sets one of its settings away
+    from the default. A setting given is meant (and part of the run's id), so a value its evaluator
+    could not run with is refused even where that evaluator is not named; a run that neither names
+    an evaluator nor sets its settings is never refused for it."""
     ev = cfg.eval
-    for name in ev.finetune_datasets:
-        data.check_name(name)
-    if ev.finetune_warmup > ev.finetune_steps:
-        raise UserError(
-            f"eval.finetune_warmup={ev.finetune_warmup} exceeds eval.finetune_steps={ev.finetune_steps}"
-        )
-    shape = resolve_model(cfg.model)
-    if shape.family != "bit" and ev.finetune_image_size % shape.patch:
-        raise UserError(
-            f"eval.finetune_image_size={ev.finetune_image_size} is not a multiple of the model's patch size "
-            f"{shape.patch}; choose a multiple of {shape.patch} (0: the pre-training resolution)"
-        )
+    return evaluator.name in ev.evaluators or any(
+        getattr(ev, setting) != getattr(_DEFAULTS, setting) for setting in evaluator.owns
+    )
 
 
 def evaluate(ctx: EvalContext, final: bool) -> dict[str, float]:
@@ -291,7 +128,3 @@ def evaluate(ctx: EvalContext, final: bool) -> dict[str, float]:
 def protocol(cfg: RunConfig) -> dict[str, str]:
     """What each of the run's evaluators measured, in words, for its record and its report."""
     return {name: EVALUATORS[name].describe(cfg) for name in cfg.eval.evaluators}
-
-
-# The evaluators register themselves on import.
-from benchmark.evals import fewshot, finetune, inspect, linear, position, upstream  # noqa: E402, F401

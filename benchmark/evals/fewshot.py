@@ -31,7 +31,8 @@ import pandas as pd
 
 from benchmark import metrics
 from benchmark.config import RunConfig
-from benchmark.evals import EvalContext, register
+from benchmark.errors import UserError
+from benchmark.evals.base import EvalContext, register
 
 L2_FIXED: float = 2.0**10
 """big_vision's fixed regulariser."""
@@ -437,7 +438,13 @@ def scope(ctx: EvalContext) -> tuple[tuple[str, ...], tuple[int, ...]]:
     return (("val",), (SELECTION_SHOTS,)) if ev.early_stop else ((), ())
 
 
-@register("fewshot", _describe_fixed, during_training=True)
+@register(
+    "fewshot",
+    _describe_fixed,
+    during_training=True,
+    # fewshot_lso sweeps l2 over this same probe: it reads these settings and has none of its own.
+    owns=("shots", "fewshot_seeds", "l2", "transfer_curves"),
+)
 def fixed_l2(ctx: EvalContext) -> dict[str, float]:
     """big_vision's protocol: l2 fixed, mean accuracy over sampling seeds, and each seed's."""
     splits, shots = scope(ctx)
@@ -462,7 +469,15 @@ def _describe_lso(cfg: RunConfig) -> str:
     )
 
 
-@register("fewshot_lso", _describe_lso)
+def _check_lso(cfg: RunConfig) -> None:
+    """Leave-self-out chooses each dataset's l2 from the others' ranks: it needs two datasets."""
+    if len(cfg.eval.fewshot_datasets) < 2:
+        raise UserError(
+            "evaluator fewshot_lso chooses l2 by leave-self-out and needs at least two eval.fewshot_datasets"
+        )
+
+
+@register("fewshot_lso", _describe_lso, check=_check_lso)
 def leave_self_out_l2(ctx: EvalContext) -> dict[str, float]:
     """The older protocol: l2 chosen on validation accuracies of the *other* datasets."""
     ev = ctx.cfg.eval

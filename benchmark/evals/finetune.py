@@ -23,7 +23,8 @@ from torch import nn
 
 from benchmark import data, metrics
 from benchmark.config import EvalConfig, OptimConfig, RunConfig
-from benchmark.evals import EvalContext, Split, register, top1
+from benchmark.errors import UserError
+from benchmark.evals.base import EvalContext, Split, check_probe, register, top1
 from benchmark.models import replace_head, resolve_model
 from benchmark.models.resize import resize_model
 from benchmark.optim import lr_at, set_lr, train_step
@@ -134,7 +135,44 @@ def _describe(cfg: RunConfig) -> str:
     )
 
 
-@register("finetune", _describe)
+def _check(cfg: RunConfig) -> None:
+    """The fine-tuning protocol's fields: datasets fine-tuning can read (as a probe's, see
+    check_probe), a warm-up within the steps, and a resolution the model's patches (or a hybrid's
+    stride) tile."""
+    ev = cfg.eval
+    channels = data.spec(cfg.data.dataset).channels
+    for name in ev.finetune_datasets:
+        if name not in ev.fewshot_datasets:  # a probe dataset too was checked as one (evals.check)
+            check_probe(cfg, name, channels, probed=False)
+    if ev.finetune_warmup > ev.finetune_steps:
+        raise UserError(
+            f"eval.finetune_warmup={ev.finetune_warmup} exceeds eval.finetune_steps={ev.finetune_steps}"
+        )
+    shape = resolve_model(cfg.model)
+    if shape.family != "bit" and ev.finetune_image_size % shape.patch:
+        raise UserError(
+            f"eval.finetune_image_size={ev.finetune_image_size} is not a multiple of the model's patch size "
+            f"{shape.patch}; choose a multiple of {shape.patch} (0: the pre-training resolution)"
+        )
+
+
+@register(
+    "finetune",
+    _describe,
+    owns=(
+        "finetune_steps",
+        "finetune_lrs",
+        "finetune_datasets",
+        "finetune_image_size",
+        "finetune_batch",
+        "finetune_micro_batch",
+        "finetune_warmup",
+        "finetune_augment",
+        "finetune_interpolation",
+        "finetune_steps_by_dataset",
+    ),
+    check=_check,
+)
 def finetune(ctx: EvalContext) -> dict[str, float]:
     ev, probes, out = ctx.cfg.eval, ctx.probes, {}
     for name in datasets(ev):

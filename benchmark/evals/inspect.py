@@ -18,7 +18,7 @@ from torch import nn
 
 from benchmark import inspection, metrics
 from benchmark.config import RunConfig
-from benchmark.evals import EvalContext, register
+from benchmark.evals.base import EvalContext, register
 from benchmark.models import build_model
 from benchmark.storage import write_atomic
 

@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 from benchmark import metrics
 from benchmark.config import RunConfig
-from benchmark.evals import EvalContext, register
+from benchmark.evals.base import EvalContext, register
 
 
 def logreg_accuracy(

@@ -17,7 +17,7 @@ import torch
 
 from benchmark import metrics
 from benchmark.config import RunConfig
-from benchmark.evals import EvalContext, register
+from benchmark.evals.base import EvalContext, register
 from benchmark.evals.linear import logreg_accuracy
 from benchmark.models import pre_logits
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from benchmark import metrics
 from benchmark.config import RunConfig
-from benchmark.evals import EvalContext, register, top1
+from benchmark.evals.base import EvalContext, register, top1
 
 # Training images the train top-1 is measured on. The same images at every evaluation, so the
 # curve's rises are paired differences; its level has a standard error under 1.6 points.
