@@ -31,7 +31,7 @@ from benchmark.data import fractals
 from benchmark.evals.fewshot import bench_solver
 from benchmark.models import build_model
 from benchmark.optim import make_optimizer, precision, train_step
-from benchmark.sizes import family
+from benchmark.sizes import family_of
 from benchmark.train import Trainer, channels_last, compiles
 
 # (arch, image size, channels, batch): the paper's models on a GPU, the CPU presets' sizes on a CPU.
@@ -102,7 +102,7 @@ def compare_steps(
     two each), so a busy machine slows both alike."""
     device = _device()
     torch.manual_seed(0)
-    cfg = ModelConfig(arch=arch, prelogits=family(arch) != "BiT")
+    cfg = ModelConfig(arch=arch, prelogits=family_of(arch).prelogits)
     model = build_model(cfg, 10, size, channels).to(device)
     x = torch.randn(batch, channels, size, size, device=device)
     y = torch.randint(0, 10, (batch,), device=device)

@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmark.config import ModelConfig
 from benchmark.models import build_model, math_attention
 from benchmark.paper import JFT_CLASSES, JFT_IMAGES, TABLE6_ACCOUNTING, paper_values
-from benchmark.sizes import parse_model
+from benchmark.sizes import family_of, parse_model
 
 
 def train_flops_per_image(model: nn.Module, images: torch.Tensor, num_classes: int) -> float:
@@ -69,7 +69,7 @@ def paper_train_flops_per_image(
     Not counted: normalisation, activations, softmax, the optimiser step (elementwise, not
     counted by torch's FLOP counter).
     """
-    cfg = ModelConfig(arch=arch, prelogits=parse_model(arch).family != "bit")
+    cfg = ModelConfig(arch=arch, prelogits=family_of(arch).prelogits)
     return meta_train_flops_per_image(cfg, img_size, 3, num_classes)
 
 

@@ -37,6 +37,7 @@ from benchmark.evals.base import (
     register,
 )
 from benchmark.models import resolve_model
+from benchmark.sizes import FAMILIES
 
 __all__ = [
     "EVALUATORS",
@@ -88,7 +89,7 @@ def check(cfg: RunConfig) -> None:
         )
     shape = resolve_model(cfg.model)
     size = cfg.data.image_size or model.image_size
-    if shape.family != "bit" and (size < shape.patch or size % shape.patch):
+    if FAMILIES[shape.family].patch_name and (size < shape.patch or size % shape.patch):
         raise UserError(
             f"the {size}-pixel images of {pretrained_on!r} are not a multiple of the model's patch size {shape.patch}; "
             f"set data.image_size to a multiple of {shape.patch}"

@@ -28,6 +28,7 @@ from benchmark.evals.base import EvalContext, Split, check_probe, register, top1
 from benchmark.models import replace_head, resolve_model
 from benchmark.models.resize import resize_model
 from benchmark.optim import lr_at, set_lr, train_step
+from benchmark.sizes import FAMILIES
 
 
 def batch_order(n: int, batch: int, seed: int) -> Iterator[torch.Tensor]:
@@ -114,8 +115,8 @@ def datasets(ev: EvalConfig) -> tuple[str, ...]:
 def _describe(cfg: RunConfig) -> str:
     ev = cfg.eval
     size = f"at {ev.finetune_image_size} px" if ev.finetune_image_size else "at the pre-training resolution"
-    # A BiT ResNet has no position embedding to resize (benchmark.models.resize).
-    has_table = resolve_model(cfg.model).family != "bit"
+    # A model without a token grid (a BiT ResNet) has no position embedding to resize.
+    has_table = bool(FAMILIES[resolve_model(cfg.model).family].patch_name)
     resized = (
         f", position embeddings resized {ev.finetune_interpolation}"
         if ev.finetune_image_size and has_table
@@ -149,7 +150,7 @@ def _check(cfg: RunConfig) -> None:
             f"eval.finetune_warmup={ev.finetune_warmup} exceeds eval.finetune_steps={ev.finetune_steps}"
         )
     shape = resolve_model(cfg.model)
-    if shape.family != "bit" and ev.finetune_image_size % shape.patch:
+    if FAMILIES[shape.family].patch_name and ev.finetune_image_size % shape.patch:
         raise UserError(
             f"eval.finetune_image_size={ev.finetune_image_size} is not a multiple of the model's patch size "
             f"{shape.patch}; choose a multiple of {shape.patch} (0: the pre-training resolution)"
