@@ -95,8 +95,11 @@ def test_report_rebuilds_from_stored_results_alone(name, smoke_runs, capsys):
         "--reports",
         str(root / "reports"),
     ]
+    import studies  # where this interpreter finds studies (a test may have added a folder)
+
     code = (
-        f"import sys; from benchmark import cli; assert cli.main({args!r}) == 0; "
+        f"import sys, studies; studies.__path__[:] = {list(studies.__path__)!r}; "
+        f"from benchmark import cli; assert cli.main({args!r}) == 0; "
         "assert 'torch' not in sys.modules and 'benchmark.data' not in sys.modules, 'imported torch'"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
