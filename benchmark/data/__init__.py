@@ -56,9 +56,9 @@ def check_name(name: str) -> None:
     elif formats.is_format(name):
         formats.parse(name)
     elif name not in SOURCES and name not in PAPER:
-        known = sorted({*SOURCES, *PAPER} - set(formats.FOLDERS))  # those are in formats.GRAMMAR
+        known = sorted({*SOURCES, *PAPER} - set(formats.FOLDERS))  # those are in formats.grammar()
         raise UserError(
-            f"unknown dataset {name!r}; valid: {', '.join(known)}, {fractals.GRAMMAR}, {formats.GRAMMAR}"
+            f"unknown dataset {name!r}; valid: {', '.join(known)}, {fractals.GRAMMAR}, {formats.grammar()}"
         )
 
 
@@ -67,7 +67,7 @@ def load(name: str) -> ImageDataset:
     """Load a dataset by name (cached per process); a streamed one is refused (`streaming`)."""
     check_name(name)
     if formats.is_format(name):
-        return formats.load(name)
+        return formats.load(formats.parse(name))
     if name in PAPER:
         raise UserError(
             f"dataset {name!r} ({PAPER[name].provenance}) cannot be read by this version: it is known for "
@@ -84,7 +84,7 @@ def spec(name: str) -> DatasetSpec:
     loaded dataset's for the offline ones."""
     check_name(name)
     if formats.is_format(name):
-        return formats.spec(name)
+        return formats.spec(formats.parse(name))
     if name in PAPER:
         return PAPER[name]
     if fractals.is_fractal(name):
@@ -111,7 +111,7 @@ def class_counts(name: str) -> np.ndarray:
         s = fractals.parse(name)
         return np.full(s.categories, s.per_class)
     if formats.is_format(name):
-        return formats.train_counts(name)
+        return formats.train_counts(formats.parse(name))
     ds = load(name)
     return ds.train_y.bincount(minlength=ds.num_classes).numpy()
 
@@ -119,15 +119,17 @@ def class_counts(name: str) -> np.ndarray:
 def is_streaming(name: str) -> bool:
     """Whether a dataset is read from disk per batch (`streaming`) rather than held in memory."""
     check_name(name)
-    return formats.is_format(name) and formats.is_streaming(name)
+    return formats.is_format(name) and formats.is_streaming(formats.parse(name))
 
 
 def streaming(name: str) -> formats.StreamingDataset:
     """An on-disk dataset's splits as torch Datasets of (uint8 (3, PX, PX), label)."""
     check_name(name)
     if not formats.is_format(name):
-        raise UserError(f"dataset {name!r} is held in memory: read it with load; streamed: {formats.GRAMMAR}")
-    return formats.streaming(name)
+        raise UserError(
+            f"dataset {name!r} is held in memory: read it with load; streamed: {formats.grammar()}"
+        )
+    return formats.streaming(formats.parse(name))
 
 
 def describe(name: str) -> str:
@@ -167,7 +169,7 @@ def _identity(name: str) -> _Identity:
     if fractals.is_fractal(name):
         return _Identity(fractals.SOURCE, fractals.classes(fractals.parse(name).categories))
     if formats.is_format(name):
-        return _Identity(*formats.identity(name))
+        return _Identity(*formats.identity(formats.parse(name)))
     ds = load(name)
     return _Identity(ds.source, ds.classes)
 
