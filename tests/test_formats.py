@@ -91,7 +91,7 @@ def test_cifar100_uses_fine_labels_and_is_other_classes_of_cifar10s_source(root)
 )  # fmt: skip
 def test_dev_fractions_at_the_real_sizes(name, n, dev):
     """App. B.1.1: 2% (CIFAR), 10% (Pets, Flowers), 1% (ImageNet) of the official training images."""
-    kept, held = formats.hold_out(n, formats.DEV_FRACTION[name])
+    kept, held = formats.hold_out(n, formats.FORMATS[name].dev_fraction)
     assert len(held) == dev and len(kept) == n - dev and not set(kept) & set(held)
 
 

@@ -10,8 +10,10 @@ transfer or reads back the pre-training data.
 from __future__ import annotations
 
 import functools
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,99 +51,235 @@ SOURCES: dict[str, Callable[[], ImageDataset]] = {
 }
 
 
+# --- the kinds of dataset, and names resolved to them ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A dataset name resolved once: the kind that reads it and what the name asks for (a
+    fractal's FractalSpec, an on-disk format's formats.Request, a paper dataset's DatasetSpec,
+    an offline source's name)."""
+
+    name: str
+    kind: Kind
+    request: Any
+
+
+class Kind(ABC):
+    """One family of dataset names: how a name of it is recognised, and how its dataset is read,
+    shaped, counted and identified. The defaults work from the loaded dataset, as the offline
+    sources' must; the other kinds answer from the name or a listing, decoding nothing."""
+
+    @abstractmethod
+    def parse(self, name: str) -> Any:
+        """What `name` asks for; None when it is not this kind's. A malformed name of this kind
+        is a one-line UserError naming its grammar."""
+
+    def names(self) -> tuple[str, ...]:
+        """The literal names an unknown-name error lists."""
+        return ()
+
+    def grammar(self) -> str | None:
+        """The grammar an unknown-name error gives, for a kind of composed names."""
+        return None
+
+    @abstractmethod
+    def load(self, r: Resolved) -> ImageDataset: ...
+
+    def spec(self, r: Resolved) -> DatasetSpec:
+        ds = load(r.name)
+        return DatasetSpec(ds.image_size, ds.channels, ds.num_classes, len(ds.train_y), ds.provenance)
+
+    def available(self, r: Resolved) -> bool:
+        return True
+
+    def class_counts(self, r: Resolved) -> np.ndarray:
+        ds = load(r.name)
+        return ds.train_y.bincount(minlength=ds.num_classes).numpy()
+
+    def is_streaming(self, r: Resolved) -> bool:
+        return False
+
+    def streaming(self, r: Resolved) -> formats.StreamingDataset:
+        raise UserError(
+            f"dataset {r.name!r} is held in memory: read it with load; streamed: {formats.grammar()}"
+        )
+
+    def identity(self, r: Resolved) -> tuple[str, tuple[str, ...]]:
+        """The dataset's source family and class names (`role`)."""
+        ds = load(r.name)
+        return ds.source, ds.classes
+
+
+class _Fractal(Kind):
+    """The rendered fractals: everything but the images follows from the name."""
+
+    def parse(self, name: str) -> fractals.FractalSpec | None:
+        return fractals.parse(name) if fractals.is_fractal(name) else None
+
+    def grammar(self) -> str:
+        return fractals.GRAMMAR
+
+    def load(self, r: Resolved) -> ImageDataset:
+        return fractals.load(r.name)
+
+    def spec(self, r: Resolved) -> DatasetSpec:
+        s = r.request
+        return DatasetSpec(s.size, 1, s.categories, s.train_examples, s.provenance())
+
+    def class_counts(self, r: Resolved) -> np.ndarray:
+        return np.full(r.request.categories, r.request.per_class)
+
+    def identity(self, r: Resolved) -> tuple[str, tuple[str, ...]]:
+        return fractals.SOURCE, fractals.classes(r.request.categories)
+
+
+class _OnDisk(Kind):
+    """The paper's datasets in their on-disk formats (`formats.FORMATS`), answered from their
+    listings; large ones stream."""
+
+    def parse(self, name: str) -> formats.Request | None:
+        return formats.parse(name) if formats.is_format(name) else None
+
+    def grammar(self) -> str:
+        return formats.grammar()
+
+    def load(self, r: Resolved) -> ImageDataset:
+        return formats.load(r.request)
+
+    def spec(self, r: Resolved) -> DatasetSpec:
+        return formats.spec(r.request)
+
+    def available(self, r: Resolved) -> bool:
+        return r.request.location.exists()
+
+    def class_counts(self, r: Resolved) -> np.ndarray:
+        return formats.train_counts(r.request)
+
+    def is_streaming(self, r: Resolved) -> bool:
+        return formats.is_streaming(r.request)
+
+    def streaming(self, r: Resolved) -> formats.StreamingDataset:
+        return formats.streaming(r.request)
+
+    def identity(self, r: Resolved) -> tuple[str, tuple[str, ...]]:
+        return formats.identity(r.request)
+
+
+class _Offline(Kind):
+    """The offline sources (`SOURCES`): small, so every answer comes from the loaded dataset."""
+
+    def parse(self, name: str) -> str | None:
+        return name if name in SOURCES else None
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(SOURCES)
+
+    def load(self, r: Resolved) -> ImageDataset:
+        return SOURCES[r.name]()
+
+
+class _PaperOnly(Kind):
+    """The paper's datasets no format reads (JFT-300M): their published shape, for planning and
+    pricing; their images are never read."""
+
+    def parse(self, name: str) -> DatasetSpec | None:
+        return PAPER[name] if name in self.names() else None
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(n for n in PAPER if not formats.is_format(n))
+
+    def load(self, r: Resolved) -> ImageDataset:
+        raise UserError(
+            f"dataset {r.name!r} ({r.request.provenance}) cannot be read by this version: it is known for "
+            f"planning and pricing only; offline datasets: {', '.join(sorted(SOURCES))}"
+        )
+
+    def spec(self, r: Resolved) -> DatasetSpec:
+        return r.request
+
+    def available(self, r: Resolved) -> bool:
+        return False
+
+
+# A name is the first kind's that parses it: a fractal's prefix and a format's names come first.
+KINDS: tuple[Kind, ...] = (_Fractal(), _OnDisk(), _Offline(), _PaperOnly())
+
+
+def resolve(name: str) -> Resolved:
+    """A dataset name's kind and what it asks for, parsed once; an unknown or malformed name is a
+    one-line UserError naming the valid ones."""
+    for kind in KINDS:
+        request = kind.parse(name)
+        if request is not None:
+            return Resolved(name, kind, request)
+    valid = [*sorted(n for kind in KINDS for n in kind.names()), *filter(None, (k.grammar() for k in KINDS))]
+    raise UserError(f"unknown dataset {name!r}; valid: {', '.join(valid)}")
+
+
+# --- datasets by name ------------------------------------------------------------------------------
+
+
 def check_name(name: str) -> None:
     """Validate a dataset name without loading it (for plan-time checks)."""
-    if fractals.is_fractal(name):
-        fractals.parse(name)
-    elif formats.is_format(name):
-        formats.parse(name)
-    elif name not in SOURCES and name not in PAPER:
-        known = sorted({*SOURCES, *PAPER} - set(formats.FOLDERS))  # those are in formats.GRAMMAR
-        raise UserError(
-            f"unknown dataset {name!r}; valid: {', '.join(known)}, {fractals.GRAMMAR}, {formats.GRAMMAR}"
-        )
+    resolve(name)
 
 
 @functools.cache
 def load(name: str) -> ImageDataset:
     """Load a dataset by name (cached per process); a streamed one is refused (`streaming`)."""
-    check_name(name)
-    if formats.is_format(name):
-        return formats.load(name)
-    if name in PAPER:
-        raise UserError(
-            f"dataset {name!r} ({PAPER[name].provenance}) cannot be read by this version: it is known for "
-            f"planning and pricing only; offline datasets: {', '.join(sorted(SOURCES))}"
-        )
-    if fractals.is_fractal(name):
-        return fractals.load(name)
-    return SOURCES[name]()
+    r = resolve(name)
+    return r.kind.load(r)
 
 
 def spec(name: str) -> DatasetSpec:
     """A dataset's shape for planning: published sizes for the paper's datasets and what the name
     says for the fractal ones (no images needed), the file lists' for the on-disk formats, the
     loaded dataset's for the offline ones."""
-    check_name(name)
-    if formats.is_format(name):
-        return formats.spec(name)
-    if name in PAPER:
-        return PAPER[name]
-    if fractals.is_fractal(name):
-        s = fractals.parse(name)
-        return DatasetSpec(s.size, 1, s.categories, s.train_examples, s.provenance())
-    ds = load(name)
-    return DatasetSpec(ds.image_size, ds.channels, ds.num_classes, len(ds.train_y), ds.provenance)
+    r = resolve(name)
+    return r.kind.spec(r)
 
 
 def available(name: str) -> bool:
     """Whether the dataset's images can be read here: always for the offline and fractal ones; for
     an on-disk format, when its folder exists; never for JFT-300M (known for pricing only)."""
-    check_name(name)
-    if formats.is_format(name):
-        return formats.parse(name).location.exists()
-    return name not in PAPER
+    r = resolve(name)
+    return r.kind.available(r)
 
 
 def class_counts(name: str) -> np.ndarray:
     """Training examples per class (the dev split held out), from labels alone: no image is
     decoded for a fractal or an on-disk dataset. What few-shot sampling draws its shots from."""
-    check_name(name)
-    if fractals.is_fractal(name):
-        s = fractals.parse(name)
-        return np.full(s.categories, s.per_class)
-    if formats.is_format(name):
-        return formats.train_counts(name)
-    ds = load(name)
-    return ds.train_y.bincount(minlength=ds.num_classes).numpy()
+    r = resolve(name)
+    return r.kind.class_counts(r)
 
 
 def is_streaming(name: str) -> bool:
     """Whether a dataset is read from disk per batch (`streaming`) rather than held in memory."""
-    check_name(name)
-    return formats.is_format(name) and formats.is_streaming(name)
+    r = resolve(name)
+    return r.kind.is_streaming(r)
 
 
 def streaming(name: str) -> formats.StreamingDataset:
     """An on-disk dataset's splits as torch Datasets of (uint8 (3, PX, PX), label)."""
-    check_name(name)
-    if not formats.is_format(name):
-        raise UserError(f"dataset {name!r} is held in memory: read it with load; streamed: {formats.GRAMMAR}")
-    return formats.streaming(name)
+    r = resolve(name)
+    return r.kind.streaming(r)
 
 
 def describe(name: str) -> str:
     """Provenance and split sizes, for a run's record (a streamed dataset is listed, not decoded)."""
-    return streaming(name).provenance if is_streaming(name) else load(name).describe()
+    r = resolve(name)
+    return r.kind.streaming(r).provenance if r.kind.is_streaming(r) else load(name).describe()
 
 
 def role(probe: str, upstream: str) -> str:
     """What probing `probe` after pre-training on `upstream` measures: "transfer: ..." when the
     model never saw the probe's images nor (for one source) its classes; "read-back: ..." when the
     probe re-uses pre-training images or labels."""
-    p, u = _identity(probe), _identity(upstream)
-    shared = [c for c in p.classes if c in u.classes]
-    if p.source == u.source:
+    p, u = resolve(probe), resolve(upstream)
+    (p_source, p_classes), (u_source, u_classes) = p.kind.identity(p), u.kind.identity(u)
+    shared = [c for c in p_classes if c in u_classes]
+    if p_source == u_source:
         if shared:
             return f"read-back: the pre-training source with classes it trained on ({_few(shared)})"
         return "transfer: images and classes never seen in pre-training (same source, other classes)"
@@ -153,23 +291,6 @@ def _few(names: list[str], shown: int = 10) -> str:
     """Class names for a sentence: ImageNet-1k shares its 1,000 with ImageNet-21k."""
     more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more
-
-
-@dataclass(frozen=True)
-class _Identity:
-    source: str
-    classes: tuple[str, ...]
-
-
-def _identity(name: str) -> _Identity:
-    """A dataset's source and classes; a fractal dataset's come from its name, unrendered, an
-    on-disk one's from its annotations or folders, undecoded."""
-    if fractals.is_fractal(name):
-        return _Identity(fractals.SOURCE, fractals.classes(fractals.parse(name).categories))
-    if formats.is_format(name):
-        return _Identity(*formats.identity(name))
-    ds = load(name)
-    return _Identity(ds.source, ds.classes)
 
 
 def subset(n: int, total: int) -> np.ndarray:

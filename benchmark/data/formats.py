@@ -1,5 +1,11 @@
 """The paper's datasets read from their real on-disk formats, under one data root.
 
+Each format is one `Format` record in FORMATS (its name, folder, dev split, source family, how to
+obtain and download it) and its lister, which reads its annotations or folders, checks them, and
+gives its images' paths (or CIFAR's arrays) and labels; listing, decoding, caching, splitting,
+streaming and describing are the same code for every format. Names are parsed once into a
+`Request` (format, pixels, folder) that every function below takes.
+
 Where: `$VITBENCH_DATA` (the CLI's `--data-root` sets it), else `~/data`: the `root` torchvision's
 downloaders are given, so `download()` and a user's own torchvision download both land where this
 module reads. Expected layouts (torchvision's, checked against its source):
@@ -38,7 +44,7 @@ image edited with its size and mtime kept, go undetected (`--download` checks th
 when it fetches them; re-download to repair a suspect copy).
 
 Memory: a dataset whose decoded images exceed IN_MEMORY_BYTES, and ImageNet always, streams:
-`streaming(name)` gives torch Datasets over the file lists, decoding per item; `load(name)`
+`streaming(req)` gives torch Datasets over the file lists, decoding per item; `load(req)`
 refuses it. Smaller ones load in memory, decoded once into the disk cache (`cache.py`), keyed by
 the pixels and every source file's path, size and modification time.
 """
@@ -52,8 +58,10 @@ import hashlib
 import os
 import pickle
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -67,40 +75,8 @@ from benchmark.errors import UserError
 
 VERSION = 1  # bump when a decoded byte would change: it keys the disk cache
 ROOT_ENV = "VITBENCH_DATA"
-DEFAULT_SIZE, CIFAR_SIZE = 224, 32
+DEFAULT_SIZE = 224
 IN_MEMORY_BYTES = 2 * 1024**3
-FOLDERS = {
-    "cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "pets": "oxford-iiit-pet",
-    "flowers102": "flowers-102", "imagenet1k": "imagenet", "imagenet21k": "imagenet21k",
-}  # fmt: skip
-DEV_FRACTION = {
-    "cifar10": 0.02, "cifar100": 0.02, "pets": 0.1, "flowers102": 0.1, "imagenet1k": 0.01,
-    "imagenet21k": 0.01, "folder": VAL_FRACTION,
-}  # fmt: skip
-HELD_OUT_TEST = {"imagenet21k": 0.01, "folder": TEST_FRACTION}  # trees without a test folder
-STREAMED = ("imagenet1k", "imagenet21k")
-# Source families for `data.role`. CIFAR-10 and CIFAR-100 are both labelled from the 80 Million Tiny
-# Images with mutually exclusive classes: one source, other classes. ImageNet-1k's classes and
-# training images are among ImageNet-21k's: one source, shared classes (read-back).
-SOURCES = {
-    "cifar10": "tiny-images", "cifar100": "tiny-images", "pets": "oxford-iiit-pet",
-    "flowers102": "oxford-flowers102", "imagenet1k": "imagenet", "imagenet21k": "imagenet",
-}  # fmt: skip
-_TV = "run with --download, or unpack"
-OBTAIN = {
-    "cifar10": f"{_TV} https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz in the data root",
-    "cifar100": f"{_TV} https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz in the data root",
-    "pets": f"{_TV} images.tar.gz and annotations.tar.gz of https://www.robots.ox.ac.uk/~vgg/data/pets/ in "
-    "<data root>/oxford-iiit-pet",
-    "flowers102": f"{_TV} 102flowers.tgz in <data root>/flowers-102 beside imagelabels.mat and setid.mat, all "
-    "from https://www.robots.ox.ac.uk/~vgg/data/flowers/102/",
-    "imagenet1k": "download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from https://image-net.org and "
-    "sort both into a folder per wnid (torchvision.datasets.ImageNet does val with the devkit)",
-    "imagenet21k": "download ImageNet-21k from https://image-net.org (e.g. the processed ImageNet-21K-P, "
-    "train/ and val/ with a folder per wnid)",
-    "folder": "give a folder holding train/<class>/ and test/<class>/ image folders, or a folder per class",
-}
-GRAMMAR = f"{', '.join(FOLDERS)} or folder:<path>, each with an optional @<pixels> (8-1024)"
 # The largest image decoded (width x height), checked from the header before decoding (`decode`):
 # 64 megapixels, far above any image of the paper's datasets, decode to 192 MB of RGB. PIL's own
 # check only warned up to twice its 89 megapixels (a 12000x12000 PNG of 140 kB decoded to 432 MB,
@@ -112,12 +88,41 @@ _NAME = re.compile(r"(?P<base>.+?)(?:@(?P<px>\d+))?")
 
 
 @dataclass(frozen=True)
+class Format:
+    """Everything that differs between on-disk formats; the rest of this module lists, verifies,
+    decodes, caches, splits, streams and describes them all alike. Adding a format is one of these
+    in FORMATS and its lister: nothing else names a format."""
+
+    name: str  # the dataset's name; a format without a `folder` is named `<name>:<path>`
+    folder: str | None  # where it lives under the data root; None: wherever its name's path says
+    dev_fraction: float  # the dev split held out of the official training images (App. B.1.1)
+    source: str | None  # its source family, for `data.role`; None: the folder it is read from
+    obtain: str  # how to get it: the end of every missing- or corrupt-data error
+    # Its images (or arrays) and labels, checked as they are listed, without decoding a pixel.
+    lister: Callable[[Request], Listing]
+    download: Callable[[Path], None] | None = None  # fetches it into a data root (`--download`)
+    # The pixels of the arrays its lister reads whole (CIFAR's pickles: 32), used as they are at
+    # that size; None: a lister of image files, decoded at whatever size a name asks.
+    native: int | None = None
+    streams: bool = False  # always streamed, however few its images (ImageNet)
+
+    def locate(self, base: str) -> Path | None:
+        """The folder a name (without its @PX) reads, or None when the name is not this format's."""
+        if self.folder is not None:
+            return data_root() / self.folder if base == self.name else None
+        prefix = f"{self.name}:"
+        if base.startswith(prefix) and base != prefix:
+            return Path(base[len(prefix) :]).expanduser().resolve()
+        return None
+
+
+@dataclass(frozen=True)
 class Request:
-    """What a name asks for: a dataset kind, its pixels, and the folder it is read from (fixed
-    when the name is parsed, so the per-process caches below are keyed by it)."""
+    """What a name asks for: a format, its pixels, and the folder it is read from (fixed when the
+    name is parsed, so the per-process caches below are keyed by it)."""
 
     name: str
-    kind: str  # a key of FOLDERS, or "folder"
+    format: Format
     size: int
     location: Path
 
@@ -126,45 +131,91 @@ def data_root() -> Path:
     return Path(os.environ.get(ROOT_ENV) or Path.home() / "data").expanduser()
 
 
+def grammar() -> str:
+    """The names FORMATS accepts, for error messages."""
+    names = [f.name if f.folder else f"{f.name}:<path>" for f in FORMATS.values()]
+    return f"{', '.join(names[:-1])} or {names[-1]}, each with an optional @<pixels> (8-1024)"
+
+
 def is_format(name: str) -> bool:
+    """Whether a name is an on-disk format's (well-formed or not: `parse` says which)."""
     m = _NAME.fullmatch(name)
-    return m is not None and (name.startswith("folder:") or m["base"] in FOLDERS)
+    return m is not None and any(
+        m["base"] == f.name if f.folder else name.startswith(f"{f.name}:") for f in FORMATS.values()
+    )
 
 
 def parse(name: str) -> Request:
     """The request a name makes; a malformed one is a one-line UserError naming the grammar."""
-    if not is_format(name):
-        raise UserError(f"malformed dataset name {name!r}; expected {GRAMMAR}")
-    m = _NAME.fullmatch(name)
-    base, size = m["base"], int(m["px"]) if m["px"] else None
-    if base.startswith("folder:") and base != "folder:":
-        return _sized(Request(name, "folder", size or DEFAULT_SIZE, Path(base[7:]).expanduser().resolve()))
-    if base not in FOLDERS:
-        raise UserError(f"malformed dataset name {name!r}; expected {GRAMMAR}")
-    native = CIFAR_SIZE if base.startswith("cifar") else DEFAULT_SIZE
-    return _sized(Request(name, base, size or native, data_root() / FOLDERS[base]))
+    if m := _NAME.fullmatch(name):
+        for fmt in FORMATS.values():
+            location = fmt.locate(m["base"])
+            if location is not None:
+                size = int(m["px"] or 0) or fmt.native or DEFAULT_SIZE  # @0 too asks for the default
+                if not 8 <= size <= 1024:
+                    raise UserError(f"dataset {name!r} asks for {size} pixels; expected {grammar()}")
+                return Request(name, fmt, size, location)
+    raise UserError(f"malformed dataset name {name!r}; expected {grammar()}")
 
 
-def _sized(req: Request) -> Request:
-    if not 8 <= req.size <= 1024:
-        raise UserError(f"dataset {req.name!r} asks for {req.size} pixels; expected {GRAMMAR}")
-    return req
-
-
-def _problem(req: Request, path: Path, what: str) -> UserError:
-    """The one-line error for missing or corrupt data: the dataset, the path, how to obtain it."""
+def problem(req: Request, path: Path, what: str) -> UserError:
+    """The one-line error a lister raises for missing or corrupt data: the dataset, the path, and
+    how to obtain it."""
     return UserError(
-        f"dataset {req.name!r}: {what}: {path}; {OBTAIN[req.kind]} (data root: ${ROOT_ENV} or --data-root, "
+        f"dataset {req.name!r}: {what}: {path}; {req.format.obtain} (data root: ${ROOT_ENV} or --data-root, "
         f"now {data_root()})"
     )
 
 
+# --- what a lister gives: a dataset's images and labels, without decoding ------------------------
+
+
+@dataclass(frozen=True)
+class Files:
+    """A split's images without their pixels: paths relative to `base` as one numpy bytes array (a
+    DataLoader worker's copy of 14M names costs their bytes, not 14M Python objects) and labels."""
+
+    base: Path
+    rel: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def of(cls, base: Path, rel: list[str], labels: list[int]) -> Files:
+        return cls(base, np.array([os.fsencode(r) for r in rel], dtype=bytes), np.asarray(labels, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def path(self, i: int) -> Path:
+        return self.base / os.fsdecode(self.rel[i])
+
+    def take(self, idx: np.ndarray) -> Files:
+        return Files(self.base, self.rel[idx], self.labels[idx])
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """A split read whole at its format's native pixels (CIFAR's pickles): uint8 (N, 3, PX, PX)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a dataset holds, from its annotations, folder names or arrays: the official training
+    images (the dev split is held out of these), the test images, the class names."""
+
+    pool: Files | Arrays
+    test: Files | Arrays
+    classes: tuple[str, ...]
+
+
 # --- CIFAR: the python pickles, read by our own reader -----------------------------------------
 
-_CIFAR = {  # train files, test files, meta file, label key, label-name key
-    "cifar10": ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "batches.meta", "labels", "label_names"),
-    "cifar100": (["train"], ["test"], "meta", "fine_labels", "fine_label_names"),
-}  # fmt: skip
 # Everything a CIFAR pickle may name: numpy's array reconstruction (any numpy version, any
 # protocol) and the bytes of a Python 3 protocol-2 pickle. Nothing else runs on unpickling.
 _PICKLE_GLOBALS = {
@@ -189,11 +240,11 @@ def _unpickle(req: Request, path: Path) -> dict[str, object]:
         with open(path, "rb") as f:
             entry = _CifarUnpickler(f, encoding="latin1").load()
     except FileNotFoundError:
-        raise _problem(req, path, "missing file") from None
+        raise problem(req, path, "missing file") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise _problem(req, path, f"corrupt or truncated file ({type(exc).__name__}: {exc})") from None
+        raise problem(req, path, f"corrupt or truncated file ({type(exc).__name__}: {exc})") from None
     if not isinstance(entry, dict):
-        raise _problem(req, path, "corrupt file (not a dict)")
+        raise problem(req, path, "corrupt file (not a dict)")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
 
 
@@ -201,23 +252,23 @@ def _text(value: object) -> str:
     return value.decode("latin1") if isinstance(value, bytes) else str(value)
 
 
-@functools.cache
-def _cifar(req: Request) -> tuple[tuple[str, ...], tuple[np.ndarray, ...]]:
-    """Class names and (train images, train labels, test images, test labels) at 32 px, checked:
-    every key present, (N, 3072) uint8 images, one label in range per image."""
-    train_files, test_files, meta_file, label_key, names_key = _CIFAR[req.kind]
+def _list_cifar(
+    req: Request, *, train: tuple[str, ...], test: tuple[str, ...], meta: str, labels: str, names: str
+) -> Listing:
+    """The `train` and `test` pickles' images (32 px) and `labels`, the `meta` pickle's class
+    `names`, checked: every key present, (N, 3072) uint8 images, one label in range per image."""
     folder = req.location
     if not folder.is_dir():
-        raise _problem(req, folder, "no such folder")
-    names = _unpickle(req, folder / meta_file).get(names_key)
-    if not isinstance(names, list | tuple) or not names:
-        raise _problem(req, folder / meta_file, f"corrupt file (no {names_key!r} list)")
-    arrays = []
-    for files in (train_files, test_files):
+        raise problem(req, folder, "no such folder")
+    classes = _unpickle(req, folder / meta).get(names)
+    if not isinstance(classes, list | tuple) or not classes:
+        raise problem(req, folder / meta, f"corrupt file (no {names!r} list)")
+    splits = []
+    for files in (train, test):
         xs, ys = [], []
         for file in files:
             entry = _unpickle(req, folder / file)
-            x, y = entry.get("data"), entry.get(label_key)
+            x, y = entry.get("data"), entry.get(labels)
             ok = (
                 isinstance(x, np.ndarray)
                 and x.dtype == np.uint8
@@ -225,16 +276,16 @@ def _cifar(req: Request) -> tuple[tuple[str, ...], tuple[np.ndarray, ...]]:
                 and x.shape[1] == 3 * 32 * 32
             )
             if not ok or not isinstance(y, list | np.ndarray) or len(y) != len(x):
-                raise _problem(
-                    req, folder / file, f"corrupt file (needs 'data' (N, 3072) uint8 and {label_key!r})"
+                raise problem(
+                    req, folder / file, f"corrupt file (needs 'data' (N, 3072) uint8 and {labels!r})"
                 )
-            y = _labels(req, folder / file, y, label_key)
-            if y.size and not 0 <= y.min() <= y.max() < len(names):
-                raise _problem(req, folder / file, f"corrupt file (labels outside 0..{len(names) - 1})")
+            y = _labels(req, folder / file, y, labels)
+            if y.size and not 0 <= y.min() <= y.max() < len(classes):
+                raise problem(req, folder / file, f"corrupt file (labels outside 0..{len(classes) - 1})")
             xs.append(x.reshape(-1, 3, 32, 32))
             ys.append(y)
-        arrays += [np.concatenate(xs), np.concatenate(ys)]
-    return tuple(_text(n) for n in names), tuple(arrays)
+        splits.append(Arrays(np.concatenate(xs), np.concatenate(ys)))
+    return Listing(*splits, tuple(_text(n) for n in classes))
 
 
 def _labels(req: Request, path: Path, labels: list | np.ndarray, key: str) -> np.ndarray:
@@ -245,11 +296,9 @@ def _labels(req: Request, path: Path, labels: list | np.ndarray, key: str) -> np
     except ValueError:  # ragged nested lists
         y = np.asarray(labels, dtype=object)
     if y.ndim != 1:
-        raise _problem(
-            req, path, f"corrupt file ({key!r} must hold one label per image, got shape {y.shape})"
-        )
+        raise problem(req, path, f"corrupt file ({key!r} must hold one label per image, got shape {y.shape})")
     if y.size and y.dtype.kind not in "iu":
-        raise _problem(
+        raise problem(
             req, path, f"corrupt file ({key!r} must hold integer labels, got {y.dtype.name} values)"
         )
     return y.astype(np.int64)
@@ -258,44 +307,11 @@ def _labels(req: Request, path: Path, labels: list | np.ndarray, key: str) -> np
 # --- image files: listings without pixels --------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Files:
-    """A split's images without their pixels: paths relative to `base` as one numpy bytes array (a
-    DataLoader worker's copy of 14M names costs their bytes, not 14M Python objects) and labels."""
-
-    base: Path
-    rel: np.ndarray
-    labels: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def path(self, i: int) -> Path:
-        return self.base / os.fsdecode(self.rel[i])
-
-    def take(self, idx: np.ndarray) -> Files:
-        return Files(self.base, self.rel[idx], self.labels[idx])
-
-
-def _files(base: Path, rel: list[str], labels: list[int]) -> Files:
-    return Files(base, np.array([os.fsencode(r) for r in rel], dtype=bytes), np.asarray(labels, np.int64))
-
-
-@dataclass(frozen=True)
-class Listing:
-    """What an image-file dataset holds, from its annotations or folder names: the official
-    training images (the dev split is held out of these), the test images, the class names."""
-
-    pool: Files
-    test: Files
-    classes: tuple[str, ...]
-
-
 def _read_lines(req: Request, path: Path) -> list[list[str]]:
     try:
         return [line.split() for line in path.read_text().splitlines() if line.strip()]
     except FileNotFoundError:
-        raise _problem(req, path, "missing file") from None
+        raise problem(req, path, "missing file") from None
 
 
 def _list_pets(req: Request) -> Listing:
@@ -305,14 +321,14 @@ def _list_pets(req: Request) -> Listing:
     for split in ("trainval", "test"):
         rows = _read_lines(req, root / "annotations" / f"{split}.txt")
         if any(len(r) != 4 or not r[1].isdigit() or int(r[1]) < 1 for r in rows):
-            raise _problem(
+            raise problem(
                 req, root / "annotations" / f"{split}.txt", "corrupt file (expected 4 fields a line)"
             )
         for image_id, label, *_ in rows:
             names[int(label) - 1] = " ".join(p.title() for p in image_id.rsplit("_", 1)[0].split("_"))
-        splits.append(_files(root / "images", [f"{r[0]}.jpg" for r in rows], [int(r[1]) - 1 for r in rows]))
+        splits.append(Files.of(root / "images", [f"{r[0]}.jpg" for r in rows], [int(r[1]) - 1 for r in rows]))
     if sorted(names) != list(range(len(names))):
-        raise _problem(req, root / "annotations", "corrupt annotations (class ids are not 1..N)")
+        raise problem(req, root / "annotations", "corrupt annotations (class ids are not 1..N)")
     return Listing(*splits, tuple(names[c] for c in range(len(names))))
 
 
@@ -328,15 +344,15 @@ def _list_flowers(req: Request) -> Listing:
             mat = loadmat(root / file, squeeze_me=True)
             mats.update({k: np.atleast_1d(mat[k]).astype(np.int64) for k in keys})
         except FileNotFoundError:
-            raise _problem(req, root / file, "missing file") from None
+            raise problem(req, root / file, "missing file") from None
         except (ValueError, KeyError, TypeError, OSError) as exc:
-            raise _problem(req, root / file, f"corrupt file ({type(exc).__name__}: {exc})") from None
+            raise problem(req, root / file, f"corrupt file ({type(exc).__name__}: {exc})") from None
     labels = mats["labels"] - 1
 
     def split(ids: np.ndarray) -> Files:
         if ids.size and not 1 <= ids.min() <= ids.max() <= len(labels):
-            raise _problem(req, root / "setid.mat", "corrupt file (image ids outside imagelabels.mat)")
-        return _files(root / "jpg", [f"image_{i:05d}.jpg" for i in ids], labels[ids - 1].tolist())
+            raise problem(req, root / "setid.mat", "corrupt file (image ids outside imagelabels.mat)")
+        return Files.of(root / "jpg", [f"image_{i:05d}.jpg" for i in ids], labels[ids - 1].tolist())
 
     classes = tuple(Flowers102.classes[: labels.max() + 1])
     return Listing(split(np.concatenate([mats["trnid"], mats["valid"]])), split(mats["tstid"]), classes)
@@ -347,7 +363,7 @@ def _scan(req: Request, folder: Path, classes: tuple[str, ...] | None) -> tuple[
     test tree must use the training tree's classes."""
     found = sorted(name for name, kind in _entries(req, folder) if kind == "dir" and not name.startswith("."))
     if classes is not None and not set(found) <= set(classes):
-        raise _problem(
+        raise problem(
             req,
             folder,
             f"classes not in the training tree ({', '.join(sorted(set(found) - set(classes))[:3])})",
@@ -364,8 +380,8 @@ def _scan(req: Request, folder: Path, classes: tuple[str, ...] | None) -> tuple[
         rel += [f"{name}/{image}" for image in images]
         labels += [label[name]] * len(images)
     if not rel:
-        raise _problem(req, folder, "no images in class folders")
-    return classes, _files(folder, rel, labels)
+        raise problem(req, folder, "no images in class folders")
+    return classes, Files.of(folder, rel, labels)
 
 
 def _entries(req: Request, folder: Path) -> list[tuple[str, str]]:
@@ -379,38 +395,102 @@ def _entries(req: Request, folder: Path) -> list[tuple[str, str]]:
                     kind = "dir" if e.is_dir() else "file" if e.is_file() else "other"
                 except OSError as exc:
                     what = "a symbolic link that loops" if exc.errno == errno.ELOOP else "an unreadable entry"
-                    raise _problem(
+                    raise problem(
                         req, Path(e.path), f"{what} ({exc.strerror}); remove it or point it at an image"
                     ) from None
                 out.append((e.name, kind))
     except OSError as exc:
-        raise _problem(req, folder, f"unreadable folder ({exc.strerror})") from None
+        raise problem(req, folder, f"unreadable folder ({exc.strerror})") from None
     return out
 
 
-def _list_tree(req: Request) -> Listing:
-    """ImageNet's and a folder's trees: train/ and a test folder (ImageNet's val/, a folder's
-    test/), else the whole tree (a folder) or train/ (the 21k tree) with a seeded test hold-out."""
+def _list_tree(req: Request, *, test: str, held_out: float | None = None, flat: bool = False) -> Listing:
+    """A class-per-folder tree: train/ and its `test` folder (ImageNet's val/, a folder's test/).
+    Without that folder, a seeded `held_out` fraction of train/ is the test split, where the format
+    has none of its own (the 21k tree, a folder); a `flat` format (a folder) may be one tree."""
     root = req.location
-    train = root if req.kind == "folder" and not (root / "train").is_dir() else root / "train"
-    test = root / ("test" if req.kind == "folder" else "val")
+    train = root if flat and not (root / "train").is_dir() else root / "train"
     if not train.is_dir():
-        raise _problem(req, train, "no such folder")
+        raise problem(req, train, "no such folder")
     classes, pool = _scan(req, train, None)
-    if test.is_dir():
-        return Listing(pool, _scan(req, test, classes)[1], classes)
-    if req.kind not in HELD_OUT_TEST:
-        raise _problem(req, test, "no such folder")
-    rest, held = hold_out(len(pool), HELD_OUT_TEST[req.kind])
+    if (root / test).is_dir():
+        return Listing(pool, _scan(req, root / test, classes)[1], classes)
+    if held_out is None:
+        raise problem(req, root / test, "no such folder")
+    rest, held = hold_out(len(pool), held_out)
     return Listing(pool.take(rest), pool.take(held), classes)
+
+
+# --- the formats ----------------------------------------------------------------------------------
+
+
+def _torchvision(dataset: str, root: Path) -> None:
+    """torchvision.datasets' `dataset` downloaded into `root` (imported here: it is slow to import)."""
+    from torchvision import datasets
+
+    getattr(datasets, dataset)(root, download=True)
+
+
+_TV = "run with --download, or unpack"
+# Source families, for `data.role`: CIFAR-10 and CIFAR-100 are both labelled from the 80 Million
+# Tiny Images with mutually exclusive classes: one source, other classes. ImageNet-1k's classes
+# and training images are among ImageNet-21k's: one source, shared classes (read-back).
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format(
+            name="cifar10", folder="cifar-10-batches-py", dev_fraction=0.02, source="tiny-images",
+            obtain=f"{_TV} https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz in the data root",
+            lister=partial(_list_cifar, train=tuple(f"data_batch_{i}" for i in range(1, 6)), test=("test_batch",),
+                           meta="batches.meta", labels="labels", names="label_names"),
+            download=partial(_torchvision, "CIFAR10"), native=32,
+        ),
+        Format(
+            name="cifar100", folder="cifar-100-python", dev_fraction=0.02, source="tiny-images",
+            obtain=f"{_TV} https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz in the data root",
+            lister=partial(_list_cifar, train=("train",), test=("test",), meta="meta", labels="fine_labels",
+                           names="fine_label_names"),
+            download=partial(_torchvision, "CIFAR100"), native=32,
+        ),
+        Format(
+            name="pets", folder="oxford-iiit-pet", dev_fraction=0.1, source="oxford-iiit-pet",
+            obtain=f"{_TV} images.tar.gz and annotations.tar.gz of https://www.robots.ox.ac.uk/~vgg/data/pets/ "
+            "in <data root>/oxford-iiit-pet",
+            lister=_list_pets, download=partial(_torchvision, "OxfordIIITPet"),
+        ),
+        Format(
+            name="flowers102", folder="flowers-102", dev_fraction=0.1, source="oxford-flowers102",
+            obtain=f"{_TV} 102flowers.tgz in <data root>/flowers-102 beside imagelabels.mat and setid.mat, all "
+            "from https://www.robots.ox.ac.uk/~vgg/data/flowers/102/",
+            lister=_list_flowers, download=partial(_torchvision, "Flowers102"),
+        ),
+        Format(
+            name="imagenet1k", folder="imagenet", dev_fraction=0.01, source="imagenet",
+            obtain="download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from https://image-net.org "
+            "and sort both into a folder per wnid (torchvision.datasets.ImageNet does val with the devkit)",
+            lister=partial(_list_tree, test="val"), streams=True,
+        ),
+        Format(
+            name="imagenet21k", folder="imagenet21k", dev_fraction=0.01, source="imagenet",
+            obtain="download ImageNet-21k from https://image-net.org (e.g. the processed ImageNet-21K-P, "
+            "train/ and val/ with a folder per wnid)",
+            lister=partial(_list_tree, test="val", held_out=0.01), streams=True,
+        ),
+        Format(
+            name="folder", folder=None, dev_fraction=VAL_FRACTION, source=None,
+            obtain="give a folder holding train/<class>/ and test/<class>/ image folders, or a folder per class",
+            lister=partial(_list_tree, test="test", held_out=TEST_FRACTION, flat=True),
+        ),
+    )
+}  # fmt: skip
+# The built-in formats read from the data root, by name: the names the docs list.
+FOLDERS = {name: f.folder for name, f in FORMATS.items() if f.folder}
 
 
 @functools.cache
 def listing(req: Request) -> Listing:
-    """The images of an image-file dataset, listed once per process (no image decoded)."""
-    if req.kind.startswith("cifar"):
-        raise ValueError("CIFAR is a set of pickles, not image files: see _cifar")
-    return {"pets": _list_pets, "flowers102": _list_flowers}.get(req.kind, _list_tree)(req)
+    """A dataset's images (or arrays) and labels, listed and checked once per process."""
+    return req.format.lister(req)
 
 
 def hold_out(n: int, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -440,13 +520,13 @@ def decode(req: Request, path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise _problem(req, path, _too_large(*image.size))
+                raise problem(req, path, _too_large(*image.size))
             image.draft("RGB", (req.size, req.size))  # JPEG: let libjpeg shrink by 2-8x while decoding
             return fit(image, req.size)
     except FileNotFoundError:
-        raise _problem(req, path, "missing image") from None
+        raise problem(req, path, "missing image") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise _problem(req, path, f"corrupt image ({exc})") from None
+        raise problem(req, path, f"corrupt image ({exc})") from None
 
 
 def _too_large(width: int, height: int) -> str:
@@ -476,70 +556,88 @@ def _fingerprint(files: list[Files]) -> str:
     return h.hexdigest()
 
 
-def _pixels(req: Request) -> tuple[tuple[str, ...], tuple[np.ndarray, ...]]:
-    """Class names and (pool images, pool labels, test images, test labels) at the request's pixels."""
-    if req.kind.startswith("cifar"):
-        classes, (x, y, tx, ty) = _cifar(req)
-        if req.size != CIFAR_SIZE:
-            x, tx = (
-                np.stack([fit(Image.fromarray(i.transpose(1, 2, 0)), req.size) for i in a]) for a in (x, tx)
-            )
-        return classes, (x, y, tx, ty)
+def _pixels(req: Request) -> tuple[np.ndarray, np.ndarray]:
+    """The pool's and the test split's images at the request's pixels: arrays read whole resized
+    when asked for other than their native pixels, image files decoded through the disk cache."""
     lst = listing(req)
+    if isinstance(lst.pool, Arrays):
+        x, tx = lst.pool.images, lst.test.images
+        if req.size == req.format.native:
+            return x, tx
+        return tuple(
+            np.stack([fit(Image.fromarray(i.transpose(1, 2, 0)), req.size) for i in a]) for a in (x, tx)
+        )
     try:
         digest = _fingerprint([lst.pool, lst.test])
     except FileNotFoundError as exc:
-        raise _problem(req, Path(exc.filename), "missing image") from None
+        raise problem(req, Path(exc.filename), "missing image") from None
     except OSError as exc:
-        raise _problem(req, Path(exc.filename), f"unreadable image ({exc.strerror})") from None
-    meta = {"version": VERSION, "dataset": req.kind, "size": req.size, "files": digest}
-    label = f"folder-{req.location.name}" if req.kind == "folder" else req.kind
+        raise problem(req, Path(exc.filename), f"unreadable image ({exc.strerror})") from None
+    fmt = req.format
+    meta = {"version": VERSION, "dataset": fmt.name, "size": req.size, "files": digest}
+    label = fmt.name if fmt.folder else f"{fmt.name}-{req.location.name}"  # a file name, not a path
     arrays = cache.load_or_build(
         f"{label}-{req.size}px-{digest[:10]}.bin",
         meta,
         lambda: {"pool": _decode_all(req, lst.pool), "test": _decode_all(req, lst.test)},
     )
-    return lst.classes, (arrays["pool"], lst.pool.labels, arrays["test"], lst.test.labels)
+    return arrays["pool"], arrays["test"]
 
 
 # --- datasets -----------------------------------------------------------------------------------
 
 
-def _provenance(req: Request, classes: int, train: int, dev: int, test: int) -> str:
+def _provenance(req: Request, lst: Listing, dev: int) -> str:
     how = f"{req.size}x{req.size} (shorter side resized, centre crop, PIL bilinear)"
-    if req.kind.startswith("cifar") and req.size == CIFAR_SIZE:
-        how = "native 32x32"
+    if req.size == req.format.native:
+        how = f"native {req.size}x{req.size}"
     return (
-        f"{req.kind} read from {req.location} ({classes} classes, 3 channels, {how}); dev split: "
-        f"{DEV_FRACTION[req.kind]:.0%} of the {train + dev:,} official training images held out (seed 0), "
-        f"test: the official test split ({test:,})"
+        f"{req.format.name} read from {req.location} ({len(lst.classes)} classes, 3 channels, {how}); dev "
+        f"split: {req.format.dev_fraction:.0%} of the {len(lst.pool):,} official training images held out "
+        f"(seed 0), test: the official test split ({len(lst.test):,})"
     )
 
 
-def is_streaming(name: str) -> bool:
-    """ImageNet, and an image-file dataset whose decoded images would exceed IN_MEMORY_BYTES."""
-    req = parse(name)
-    if req.kind in STREAMED:
+def _dev_split(req: Request, lst: Listing) -> tuple[np.ndarray, np.ndarray]:
+    """(train, dev) indices of the pool: the format's dev fraction held out (seed 0)."""
+    return hold_out(len(lst.pool), req.format.dev_fraction)
+
+
+def is_streaming(req: Request) -> bool:
+    """Always for ImageNet, never for arrays read whole (CIFAR: 180 MB at 32 px; the trainer
+    resizes to the model's input per batch), else when the decoded images would exceed
+    IN_MEMORY_BYTES."""
+    if req.format.streams:
         return True
-    if req.kind.startswith("cifar"):
-        return False  # 180 MB at 32 px; the trainer resizes to the model's input per batch
+    if req.format.native:
+        return False
     lst = listing(req)
     return (len(lst.pool) + len(lst.test)) * 3 * req.size**2 > IN_MEMORY_BYTES
 
 
-def load(name: str) -> ImageDataset:
+def load(req: Request) -> ImageDataset:
     """An in-memory dataset: uint8 (N, 3, PX, PX) splits train / val (the dev split) / test."""
-    req = parse(name)
-    if is_streaming(name):
+    if is_streaming(req):
         raise UserError(
-            f"dataset {name!r} streams from disk (more than {IN_MEMORY_BYTES / 1024**3:.0f} GiB decoded, or "
-            f"ImageNet): read it with benchmark.data.streaming({name!r}), not load"
+            f"dataset {req.name!r} streams from disk (more than {IN_MEMORY_BYTES / 1024**3:.0f} GiB decoded, "
+            f"or ImageNet): read it with benchmark.data.streaming({req.name!r}), not load"
         )
-    classes, (x, y, tx, ty) = _pixels(req)
-    keep, dev = hold_out(len(y), DEV_FRACTION[req.kind])
-    x, y, tx, ty = (torch.from_numpy(np.ascontiguousarray(a)) for a in (x, y, tx, ty))
-    provenance = _provenance(req, len(classes), len(keep), len(dev), len(ty))
-    return ImageDataset(name, x[keep], y[keep], x[dev], y[dev], tx, ty, classes, source(req), provenance)
+    lst = listing(req)
+    keep, dev = _dev_split(req, lst)
+    x, tx = (torch.from_numpy(np.ascontiguousarray(a)) for a in _pixels(req))
+    y, ty = torch.from_numpy(lst.pool.labels), torch.from_numpy(lst.test.labels)
+    return ImageDataset(
+        req.name,
+        x[keep],
+        y[keep],
+        x[dev],
+        y[dev],
+        tx,
+        ty,
+        lst.classes,
+        source(req),
+        _provenance(req, lst, len(dev)),
+    )
 
 
 class ImageFiles(torch.utils.data.Dataset):
@@ -578,71 +676,55 @@ class StreamingDataset:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
-def streaming(name: str) -> StreamingDataset:
-    """Any format's splits as torch Datasets: image files decoded per item; CIFAR's arrays as they are."""
-    req = parse(name)
-    if req.kind.startswith("cifar"):
-        ds = load(name)
+def streaming(req: Request) -> StreamingDataset:
+    """Any format's splits as torch Datasets: image files decoded per item; arrays as they are."""
+    lst = listing(req)
+    if isinstance(lst.pool, Arrays):
+        ds = load(req)
         splits = [
             torch.utils.data.TensorDataset(*(getattr(ds, f"{s}_{a}") for a in "xy"))
             for s in ("train", "val", "test")
         ]
-        return StreamingDataset(name, *splits, ds.classes, req.size, ds.source, ds.provenance)
-    lst = listing(req)
-    keep, dev = hold_out(len(lst.pool), DEV_FRACTION[req.kind])
+        return StreamingDataset(req.name, *splits, ds.classes, req.size, ds.source, ds.provenance)
+    keep, dev = _dev_split(req, lst)
     splits = [ImageFiles(req, f) for f in (lst.pool.take(keep), lst.pool.take(dev), lst.test)]
-    provenance = _provenance(req, len(lst.classes), len(keep), len(dev), len(lst.test))
-    return StreamingDataset(name, *splits, lst.classes, req.size, source(req), provenance)
+    provenance = _provenance(req, lst, len(dev))
+    return StreamingDataset(req.name, *splits, lst.classes, req.size, source(req), provenance)
 
 
-def spec(name: str) -> DatasetSpec:
-    """The shape for planning, from the file lists (no image decoded); ImageNet's published one
+def spec(req: Request) -> DatasetSpec:
+    """The shape for planning, from the listing (no image decoded); ImageNet's published one
     when its folder is absent (the published sizes count every training image, the listed ones
     the train split without the 1% dev split)."""
-    req = parse(name)
-    if req.kind in PAPER and not req.location.exists():
-        return replace(PAPER[req.kind], image_size=req.size)
-    if req.kind.startswith("cifar"):
-        classes, (_, y, _, ty) = _cifar(req)
-        n, test = len(y), len(ty)
-    else:
-        lst = listing(req)
-        classes, n, test = lst.classes, len(lst.pool), len(lst.test)
-    dev = len(hold_out(n, DEV_FRACTION[req.kind])[1])
-    return DatasetSpec(req.size, 3, len(classes), n - dev, _provenance(req, len(classes), n - dev, dev, test))
+    if req.format.name in PAPER and not req.location.exists():
+        return replace(PAPER[req.format.name], image_size=req.size)
+    lst = listing(req)
+    keep, dev = _dev_split(req, lst)
+    return DatasetSpec(req.size, 3, len(lst.classes), len(keep), _provenance(req, lst, len(dev)))
 
 
-def train_counts(name: str) -> np.ndarray:
+def train_counts(req: Request) -> np.ndarray:
     """Images per class of the train split (the official training images less the dev split),
     from the labels alone."""
-    req = parse(name)
-    if req.kind.startswith("cifar"):
-        classes, (_, y, _, _) = _cifar(req)
-    else:
-        lst = listing(req)
-        classes, y = lst.classes, lst.pool.labels
-    keep, _ = hold_out(len(y), DEV_FRACTION[req.kind])
-    return np.bincount(y[keep], minlength=len(classes))
+    lst = listing(req)
+    keep, _ = _dev_split(req, lst)
+    return np.bincount(lst.pool.labels[keep], minlength=len(lst.classes))
 
 
 def source(req: Request) -> str:
-    return f"folder:{req.location}" if req.kind == "folder" else SOURCES[req.kind]
+    """The source family: the format's, or a folder's own (`folder:<path>`)."""
+    return req.format.source or f"{req.format.name}:{req.location}"
 
 
-def identity(name: str) -> tuple[str, tuple[str, ...]]:
+def identity(req: Request) -> tuple[str, tuple[str, ...]]:
     """A dataset's source family and class names, without decoding an image."""
-    req = parse(name)
-    classes = _cifar(req)[0] if req.kind.startswith("cifar") else listing(req).classes
-    return source(req), classes
+    return source(req), listing(req).classes
 
 
 def download(name: str, root: Path) -> None:
-    """Fetch a dataset with torchvision's downloaders into `root` (needs internet; never in tests)."""
-    from torchvision import datasets
-
+    """Fetch a dataset with its downloader into `root` (needs internet; never in tests)."""
     req = parse(name)
-    makers = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100, "pets": datasets.OxfordIIITPet,
-              "flowers102": datasets.Flowers102}  # fmt: skip
-    if req.kind not in makers:
-        raise UserError(f"--download fetches {', '.join(makers)} only; for {name!r}: {OBTAIN[req.kind]}")
-    makers[req.kind](root, download=True)
+    if req.format.download is None:
+        fetched = ", ".join(f.name for f in FORMATS.values() if f.download)
+        raise UserError(f"--download fetches {fetched} only; for {name!r}: {req.format.obtain}")
+    req.format.download(root)
