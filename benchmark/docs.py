@@ -399,8 +399,10 @@ where it has them.
 - `benchmark.metrics`: the metric keys, `fewshot(dataset, shots, split, seed, protocol)` and
   `key(evaluator, dataset, measure, split)`; `/val` keys are for choices, bare keys are the test split.
 - `benchmark.evals`: evaluators the config names in `eval.evaluators` (`upstream`, `fewshot`,
-  `fewshot_lso`, `linear`, `finetune`); a new one is one `@register(name, describe)` function that
-  returns `{{metric key: value}}`.
+  `fewshot_lso`, `linear`, `finetune`, `position`, `inspect`); a new one is one module with a
+  `@register(name, describe, owns=(its EvalConfig fields), check=...)` function that returns
+  `{{metric key: value}}`. Where a new evaluator, dataset format, model family or executor goes: the
+  README's "Where each kind of thing goes".
 - `benchmark.judge`: `judge(comparisons, Prediction(effect, derivation), claim=..., paper=...,
   measured=..., rule=..., judged_on=...)` turns the comparisons of one claim into one of three
   outcomes. **Reproduced**: every comparison's one-sided 95% bound clears the null in the predicted
