@@ -118,7 +118,8 @@ def checks(df):
 def figures(df, curves):
     data = df.assign(**{JUDGED: transfer_mean(df)})[[*CELL, "seed", JUDGED]]
     fig, ax = plt.subplots(figsize=(4, 3))
-    sns.pointplot(data=data, x="model.depth", y=JUDGED, errorbar="sd", ax=ax)  # sd over seeds: a bootstrap interval would redraw on each build
+    # The sd over seeds: a bootstrap interval would redraw (and change) on every build.
+    sns.pointplot(data=data, x="model.depth", y=JUDGED, errorbar="sd", ax=ax)
     return {"depth": (fig, data)}
 '''
 
