@@ -23,6 +23,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from benchmark import metrics, pareto
 from benchmark.config import steps_for_epochs
@@ -329,7 +330,7 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
             color, marker = FAMILY_COLORS[fam], FAMILY_MARKERS[fam]
             ax.errorbar(g["compute"], g[f"{column} mean"], yerr=g[f"{column} std"], fmt="none", ecolor=color,
                         alpha=0.6, capsize=2)  # fmt: skip
-            ax.scatter(g["compute"], g[f"{column} mean"], marker=marker, s=40, label=fam,
+            ax.scatter(g["compute"], g[f"{column} mean"], marker=marker, s=40,
                        facecolors=[color if ok else "none" for ok in g["fit"]], edgecolors=color)  # fmt: skip
             fitted = g[g["fit"]]
             if len(fitted):
@@ -341,7 +342,10 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
             ylabel=f"transfer accuracy (%), {title.split(' (')[0]}",
         )
         ax.set_title(title, fontsize=9)
-    axes[0].legend(fontsize=8, title=None)
+    # Filled keys: a family's first cell may be an unfit (hollow) one, which is not its look.
+    keys = [Line2D([], [], marker=FAMILY_MARKERS[f], color=FAMILY_COLORS[f], linestyle="none", label=f)
+            for f in FAMILY_ORDER if f in set(cells["family"])]  # fmt: skip
+    axes[0].legend(handles=keys, fontsize=8)
     fig.suptitle(f"Fig. 5's view: accuracy against pre-training compute and each family's front (test, mean over "
                  f"{', '.join(finetuned_on(df))}; bars: ±1 sd over seeds; hollow: not fit, left out of the front)",
                  fontsize=9)  # fmt: skip
