@@ -118,7 +118,6 @@ def checks(df):
 def figures(df, curves):
     data = df.assign(**{JUDGED: transfer_mean(df)})[[*CELL, "seed", JUDGED]]
     fig, ax = plt.subplots(figsize=(4, 3))
-    # The sd over seeds: a bootstrap interval would redraw (and change) on every build.
     sns.pointplot(data=data, x="model.depth", y=JUDGED, errorbar="sd", ax=ax)
     return {"depth": (fig, data)}
 '''
