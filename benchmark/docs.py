@@ -172,8 +172,8 @@ def dataset_names() -> str:
     """Every dataset name a config accepts, by where its images come from (benchmark.data)."""
     return (
         f"shipped: {_codes(data.SOURCES)}; rendered: `fractal<C>x<K>[@PX]`; on disk (`--data-root`): "
-        f"{_codes(formats.FOLDERS)}, `folder:<path>`, each with an optional `@PX`; planned and priced "
-        f"only: {_codes(n for n in PAPER if n not in formats.FOLDERS)}"
+        f"{_codes(formats.named())}, `folder:<path>`, each with an optional `@PX`; planned and priced "
+        f"only: {_codes(n for n in PAPER if n not in formats.named())}"
     )
 
 

@@ -113,7 +113,7 @@ def test_the_dataset_rows_name_every_dataset_a_config_accepts():
     page = docs.PAGE.read_text()
     for key in ("data.dataset", "eval.fewshot_datasets"):
         row = next(line for line in page.splitlines() if line.startswith(f"| `{key}` |"))
-        for name in [*data.SOURCES, *formats.FOLDERS, *PAPER, "folder:<path>", "fractal<C>x<K>[@PX]"]:
+        for name in [*data.SOURCES, *formats.named(), *PAPER, "folder:<path>", "fractal<C>x<K>[@PX]"]:
             assert f"`{name}`" in row, (key, name)
         for name in re.findall(r"`([a-z0-9]+)`", row.split(" | ")[3]):  # the plain names: each one valid
             data.check_name(name)

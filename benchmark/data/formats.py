@@ -483,8 +483,12 @@ FORMATS: dict[str, Format] = {
         ),
     )
 }  # fmt: skip
-# The built-in formats read from the data root, by name: the names the docs list.
-FOLDERS = {name: f.folder for name, f in FORMATS.items() if f.folder}
+
+
+def named() -> tuple[str, ...]:
+    """The formats read from the data root by name (every one but `folder:<path>`), as registered
+    now: a record added later is listed too."""
+    return tuple(name for name, f in FORMATS.items() if f.folder)
 
 
 @functools.cache
