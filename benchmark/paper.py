@@ -75,3 +75,13 @@ def table6_gap(
     a, b = accuracy(model_a, epochs), accuracy(model_b, epochs if epochs_b is None else epochs_b)
     chance = sum(1 / k for k in AVERAGE5.values()) / len(AVERAGE5)
     return float((a - b).mean()), float((a + b).mean() / 2), chance
+
+
+def table6_compute(model: str, epochs: int) -> float:
+    """Table 6's pre-training compute of `model` at `epochs` epochs of JFT, in FLOPs (its exaFLOPs
+    column × 1e18)."""
+    rows = paper_values(source="table6", model=model)
+    rows = rows[rows["epochs"] == epochs]
+    if rows.empty:
+        raise ValueError(f"Table 6 has no {model} at {epochs} epochs")
+    return float(rows["exaflops"].iloc[0]) * 1e18

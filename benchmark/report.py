@@ -61,12 +61,7 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     flags = "".join(f" --set {k}={v}" for k, v in (overrides or {}).items())
 
-    # Each run's upstream fit from its stored curve (benchmark.fit): the gate a comparison between
-    # two families or variants is judged behind, and a table of its own.
-    fits = fit.fit_table(df, records.curves)
-    df = df.merge(fits[["run_id", "plateaued", "fit, in words"]], on="run_id", how="left").rename(
-        columns={"plateaued": "fit_ok", "fit, in words": "fit_text"}
-    )
+    df, fits = with_fit(df, records.curves)
     # A study returns one table, or several as {heading: table} (e.g. ours, then the paper's own).
     # Its words say "transfer"; where the runs' own records say a probe reads back pre-training
     # data, the report says so instead, in every table, verdict and figure (issue 23 item 3).
@@ -91,13 +86,7 @@ def build_report(
     figure_files = []
     for name, (fig, fig_data) in study.figures(df, records.curves).items():
         _relabel_figure(fig, read_back)
-        for ext in ("png", "pdf"):
-            metadata = {"CreationDate": None} if ext == "pdf" else None
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format=ext, dpi=150, bbox_inches="tight", metadata=metadata)
-            write_atomic(out / f"{name}.{ext}", buffer.getvalue())
-        plt.close(fig)
-        write_atomic(out / f"{name}.csv", fig_data.to_csv(index=False).encode())
+        write_figure(out, name, fig, fig_data)
         figure_files.append(name)
 
     sections = [
@@ -151,6 +140,29 @@ def build_report(
     path = out / REPORT
     write_atomic(path, ("\n\n".join(sections) + "\n").encode())
     return path, verdicts
+
+
+def with_fit(df: pd.DataFrame, curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The finished runs with each one's upstream fit from its stored curve (benchmark.fit): the gate
+    a comparison between two families or variants is judged behind (`fit_ok`, `fit_text`), and the
+    fit table itself."""
+    fits = fit.fit_table(df, curves)
+    df = df.merge(fits[["run_id", "plateaued", "fit, in words"]], on="run_id", how="left").rename(
+        columns={"plateaued": "fit_ok", "fit, in words": "fit_text"}
+    )
+    return df, fits
+
+
+def write_figure(out: Path, name: str, fig: plt.Figure, data: pd.DataFrame) -> None:
+    """A figure as PNG and PDF and the data it plots as CSV, each written atomically and
+    byte-identical on rebuild (a PDF carries its creation date unless told not to); closes it."""
+    for ext in ("png", "pdf"):
+        metadata = {"CreationDate": None} if ext == "pdf" else None
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=ext, dpi=150, bbox_inches="tight", metadata=metadata)
+        write_atomic(out / f"{name}.{ext}", buffer.getvalue())
+    plt.close(fig)
+    write_atomic(out / f"{name}.csv", data.to_csv(index=False).encode())
 
 
 OUTCOMES_TEXT = (

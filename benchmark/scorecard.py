@@ -18,12 +18,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark import ladder, scaling
 from benchmark.errors import UserError
-from benchmark.results import scan
+from benchmark.results import StudyRecords, scan
 from benchmark.storage import write_atomic
-from benchmark.study import OUTCOMES, REPRODUCED, Study, Verdict, list_studies, load_study
+from benchmark.study import OUTCOMES, REPRODUCED, Verdict, list_studies, load_study
 
 SCORECARD = "README.md"
+SCALE = "scale"  # the charts of each claim across scale and the scaling fits, beside the page
+CHARTED = ("C1", "C2", "C3", "C4", "C5", "C6", "C7")  # Table 6 is a count: the same at every preset
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,8 @@ def _selected(claim: Claim, verdicts: list[Verdict]) -> list[Verdict]:
     return [v for v in verdicts if not claim.verdicts or any(w in v.claim.lower() for w in claim.verdicts)]
 
 
-def _provenance(results_root: Path, study: Study, preset: str) -> str:
+def _provenance(records: StudyRecords) -> str:
     """Seeds, hardware, date and revision, as the runs recorded them (meta.json, result.json)."""
-    records = scan(results_root, study.name, preset, study.runs(preset))
     df, metas = records.results, records.metas
     attempts = [a for m in metas for a in m.get("attempts", [])]
     devices = sorted({str(m.get("device")) for m in metas if m.get("device")})
@@ -77,9 +79,11 @@ def _cell(text: str) -> str:
 
 def build_scorecard(results_root: Path, reports_root: Path) -> Path:
     """Rebuild every study's report at every preset with results, and write the scorecard page."""
-    from benchmark.report import build_report
+    from benchmark.report import build_report, with_fit
 
     judged: dict[tuple[str, str], tuple[list[Verdict], str]] = {}
+    compute: dict[tuple[str, str], float] = {}  # the training FLOPs of each one's largest run
+    points: dict[str, dict[str, pd.DataFrame | None]] = {}  # study -> preset -> its runs for the scaling fits
     for name in list_studies():
         study = load_study(name)
         for preset in study.presets:
@@ -87,8 +91,12 @@ def build_scorecard(results_root: Path, reports_root: Path) -> Path:
                 _, verdicts = build_report(study, preset, results_root, reports_root, study.runs(preset))
             except UserError:  # no finished runs of this preset
                 continue
-            judged[(name, preset)] = (verdicts, _provenance(results_root, study, preset))
-    rows, tests = [_parameter_row()], []
+            records = scan(results_root, name, preset, study.runs(preset))
+            judged[(name, preset)] = (verdicts, _provenance(records))
+            runs, _ = with_fit(records.results, records.curves)
+            compute[(name, preset)] = float(runs["train_flops"].max())
+            points.setdefault(name, {})[preset] = study.points(runs)
+    rows, tests, charted = [_parameter_row()], [], []
     controls = {key: [v for v in verdicts if v.control] for key, (verdicts, _) in judged.items()}
     for key, found in sorted(controls.items()):
         for v in found:
@@ -105,6 +113,12 @@ def build_scorecard(results_root: Path, reports_root: Path) -> Path:
             for v in _selected(claim, [v for v in verdicts if not v.control]):
                 rows.append(_row(claim.code, v, preset, claim.study, controls[(claim.study, preset)]))
                 tests.append(_decided(claim.code, v, preset))
+                if claim.code in CHARTED:
+                    charted.append((claim.code, study, preset, v))
+    scale = Path(reports_root) / SCALE
+    charts = ladder.draw_claims(ladder.claim_points(charted, compute), scale)
+    races = ladder.fit_races(points)
+    fits_figure = ladder.draw_fits(races, scale)
     sources = pd.DataFrame(
         [
             {
@@ -129,18 +143,66 @@ def build_scorecard(results_root: Path, reports_root: Path) -> Path:
         "(the study's report says why, with the minimum detectable effect). Outcomes are about the scale the runs "
         "had, not the paper's. Controls come first: effects known to exist; a study whose control was not "
         "detected is marked unreliable at that preset.",
+        *_across(charts),
         _counts(rows),
         table.to_markdown(index=False),
         "## The paper's evidence, ours, and how each outcome was decided",
         "\n".join(tests) or "No verdicts yet.",
         "Table 1: |ours − Table 1| / Table 1 ≤ 1% for each model (a 1000-class linear head at 224 px; Table 1 "
         "rounds to 1M), counted on the meta device by `benchmark.models.param_count`.",
+        *_fits_section(races, fits_figure),
         "## Where the numbers come from",
         sources.map(lambda t: _cell(str(t))).to_markdown(index=False) if len(sources) else "No results yet.",
     ])  # fmt: skip
     path = Path(reports_root) / SCORECARD
     write_atomic(path, (text + "\n").encode())
     return path
+
+
+def _across(charts: dict[str, str]) -> list[str]:
+    """The small multiples of every claim across scale, and a link to each claim's own chart."""
+    if not charts:
+        return []
+    links = ", ".join(
+        f"[{title.split(':')[0]}]({SCALE}/{name}.png)" for name, title in charts.items() if name != "claims"
+    )
+    return [
+        f"![Each claim across scale]({SCALE}/claims.png)",
+        "**Each claim across scale.** x: the training compute of the largest run the study trained at that "
+        "preset (FLOPs, log scale); y: the claim's effect with its 90% interval, one point per preset with "
+        "results, coloured by its outcome (hollow on the no-effect line: no estimate at that preset); a black "
+        "tick: the effect predicted at that scale (± the margin for 'differ little'); a blue star: the paper's own "
+        "effect at its compute (Table 6), a dotted line where the paper states no compute. Each claim's chart, "
+        f"its data beside it as CSV: {links}.",
+    ]
+
+
+def _fits_section(races: list, figure: str | None) -> list[str]:
+    """C1–C3's scaling fits and predicted crossovers, as a table and a figure."""
+    if not races:
+        return []
+    lines = [
+        "## Scaling fits and predicted crossovers (C1–C3)",
+        "Each family's transfer error (1 − the study's judged accuracy) against training compute and against "
+        "pre-training images, fitted with the saturating power law of Zhai et al. (2022), error = a·(x + d)^(−b) "
+        f"+ c, by least squares on every run that passed the fit gate at every preset but `{ladder.PIPELINE_CHECK}`; "
+        f"90% intervals from {scaling.DRAWS} bootstrap draws over seeds (benchmark.scaling). A crossover is "
+        "where the family the paper says wins overtakes the other: an **extrapolation** beyond our data, reported "
+        f"only when each fit has at least {scaling.MIN_POINTS} distinct x values, {scaling.AGREE:.0%} of the draws "
+        f"agree, and its interval spans at most {scaling.MAX_DECADES:g} decades; otherwise 'not identifiable', with "
+        "the reason.",
+        "The fits:",
+        _markdown_table(ladder.fits_table(races)),
+        "The crossovers, beside the paper's:",
+        _markdown_table(ladder.crossovers_table(races)),
+    ]
+    if figure:
+        lines.append(f"![Scaling fits]({SCALE}/{figure}.png)\n\nData: [`{figure}.csv`]({SCALE}/{figure}.csv)")
+    return lines
+
+
+def _markdown_table(table: pd.DataFrame) -> str:
+    return table.map(lambda t: _cell(str(t))).to_markdown(index=False)
 
 
 def _row(code: str, v: Verdict, preset: str, study: str, controls: list[Verdict]) -> dict[str, str]:

@@ -13,6 +13,13 @@ data plus checks, and never imports training code. It defines:
     checks(df) -> list[Verdict]      the claim, judged on our results
     figures(df, curves) -> dict[str, (Figure, DataFrame)]   paper-style plots and their data
 
+and may define, for the scorecard's view of each claim across scale (benchmark.ladder):
+
+    PAPER_POINTS: dict[str, PaperPoint]   claim text (a verdict's claim starts with it) -> the
+                                          paper's own effect and the compute it was measured at
+    points(df) -> DataFrame               one row per run for the scaling fits: family, seed,
+                                          compute, images, accuracy (the judged metric), fit_ok
+
 `df` has one row per finished run (flattened config columns + final metrics); `curves` has
 the evaluations logged during training.
 """
@@ -50,6 +57,17 @@ def format_value(value: float, unit: str, sign: bool = True, missing: str = "–
     if unit == "×":  # stored as log2 of the ratio
         return f"{2**value:.3g}×"
     return f"{value:{'+' if sign else ''}.3g} {unit}".rstrip()
+
+
+@dataclass(frozen=True)
+class PaperPoint:
+    """The paper's own effect for one claim, in the units of the claim's verdict (accuracies as
+    fractions, ratios as log2), and the pre-training compute it was measured at in FLOPs: NaN where
+    the paper does not tabulate it (the chart then draws the effect as a line across all compute)."""
+
+    effect: float
+    compute: float = math.nan
+    source: str = ""  # which table or figure, in words
 
 
 @dataclass(frozen=True)
@@ -165,6 +183,15 @@ class Study:
 
     def figures(self, df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, Any]:
         return self.module.figures(df, curves)
+
+    def paper_point(self, claim: str) -> PaperPoint | None:
+        """The paper's own effect for a verdict's claim (PAPER_POINTS), or None where it gives none."""
+        points = getattr(self.module, "PAPER_POINTS", {})
+        return next((p for key, p in points.items() if claim.startswith(key)), None)
+
+    def points(self, df: pd.DataFrame) -> pd.DataFrame | None:
+        """One row per run for the scaling fits (the study's optional `points`), or None."""
+        return self.module.points(df) if hasattr(self.module, "points") else None
 
     @property
     def doc(self) -> str:

@@ -29,12 +29,12 @@ from benchmark import metrics, pareto
 from benchmark.config import steps_for_epochs
 from benchmark.figures import FAMILY_COLORS, FAMILY_MARKERS, FAMILY_ORDER
 from benchmark.judge import Prediction, above_chance, inconclusive, judge
-from benchmark.paper import JFT_IMAGES, paper_values, table6_accounting, table6_gap
+from benchmark.paper import JFT_IMAGES, paper_values, table6_accounting, table6_compute, table6_gap
 from benchmark.power import Noise, Planned, planned, unknown
 from benchmark.presets import JFT, base, chance, finetuned_on, grid, transfer_mean
 from benchmark.sizes import family
 from benchmark.stats import Comparison, difference, too_few_seeds
-from benchmark.study import CONTRADICTED, REPRODUCED, Verdict
+from benchmark.study import CONTRADICTED, REPRODUCED, PaperPoint, Verdict
 from studies.data_scaling import LR
 
 TITLE = "Compute: ViT vs BiT ResNet vs hybrid at equal pre-training compute"
@@ -135,6 +135,14 @@ def _cells(df: pd.DataFrame) -> pd.DataFrame:
                      **{JUDGED: finetuned, FEWSHOT: transfer_mean(df)})  # fmt: skip
 
 
+def points(df: pd.DataFrame) -> pd.DataFrame:
+    """Each run for the scorecard's scaling fits: its family, compute and judged accuracy."""
+    frame = _cells(df)
+    return frame.assign(compute=frame["train_flops"], images=frame["train_examples"], accuracy=frame[JUDGED])[
+        ["run_id", "family", "seed", "compute", "images", "accuracy", "fit_ok"]
+    ]
+
+
 def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     frame = _cells(df)
     ours = frame.groupby(["family", "cell"], as_index=False).agg(
@@ -180,6 +188,26 @@ PAPER_GAPS = {
     "saturate": ("ViT-H/14", "ViT-L/16", 14, 14),  # the largest ViT over the next largest
 }
 RATIO = 1.0  # log2 of Fig. 5's "2–4× less compute": the lower end, 2×
+
+
+def _paper_point(*keys: str) -> PaperPoint:
+    """Table 6's gap for a claim (for "shrinks": the first gap minus the second), at the compute of
+    the dearest model it compares."""
+    gaps = [table6_gap(*PAPER_GAPS[k])[0] for k in keys]
+    compute = max(
+        table6_compute(m, e) for k in keys for m, e in zip(PAPER_GAPS[k][:2], PAPER_GAPS[k][2:], strict=True)
+    )
+    pairs = " minus ".join(f"({PAPER_GAPS[k][0]} − {PAPER_GAPS[k][1]})" for k in keys)
+    return PaperPoint(gaps[0] - sum(gaps[1:]), compute, f"Table 6, fine-tuned, mean of 5 datasets: {pairs}")
+
+
+# The paper's own effect for each claim, for the scorecard's chart of the claim across scale.
+PAPER_POINTS = {
+    CLAIMS["ratio"]: PaperPoint(RATIO, source="Fig. 5: 2–4× less compute over its range (the lower end)"),
+    CLAIMS["hybrid"]: _paper_point("hybrid"),
+    CLAIMS["shrinks"]: _paper_point("hybrid", "large"),
+    CLAIMS["saturate"]: _paper_point("saturate"),
+}
 
 
 def _predicted(key: str, level: float, floor: float) -> tuple[float, str]:

@@ -27,12 +27,12 @@ import seaborn as sns
 from benchmark import metrics
 from benchmark.figures import FAMILY_COLORS, FAMILY_ORDER
 from benchmark.judge import Prediction, above_chance, inconclusive, judge, under_trained
-from benchmark.paper import IMAGENET_IMAGES, JFT_IMAGES, paper_values, table6_gap
+from benchmark.paper import IMAGENET_IMAGES, JFT_IMAGES, paper_values, table6_compute, table6_gap
 from benchmark.power import Noise, Planned, planned, unknown
 from benchmark.presets import JFT, base, chance, finetuned_on, grid, probes, transfer_mean
 from benchmark.sizes import family
 from benchmark.stats import difference, too_few_seeds
-from benchmark.study import Verdict
+from benchmark.study import PaperPoint, Verdict
 
 TITLE = "Data scaling: ViT vs BiT ResNet vs hybrid as pre-training data grows"
 REFERENCE = "Fig. 3, Fig. 4 and Table 5 / §4.3"
@@ -137,6 +137,14 @@ SCOPE = (
 # The paper's gap between the families where it tabulates both: ViT-L/16 − BiT R152x2, both 14 epochs
 # of JFT, fine-tuned, averaged over ImageNet, CIFAR-10/100, Pets and Flowers (Table 6).
 PAPER_OVER, PAPER_LEVEL, PAPER_CHANCE = table6_gap("ViT-L/16", "ResNet152x2", epochs=14)
+# The paper's own effect where it tabulates one, for the scorecard's chart of the claim across scale.
+PAPER_POINTS = {
+    CLAIMS["over"]: PaperPoint(
+        PAPER_OVER,
+        max(table6_compute("ViT-L/16", 14), table6_compute("ResNet152x2", 14)),
+        "Table 6: ViT-L/16 − BiT R152x2, 14 epochs of JFT-300M, fine-tuned, mean of 5 datasets",
+    )
+}
 PAPER = {
     "control": "– (a control: an effect this preset is known to show)",
     "ahead": "Fig. 3 (ImageNet-1k) and Fig. 4 (9M JFT images): BiT ResNets ahead of ViT with the least data "
@@ -183,6 +191,16 @@ def _frame(df: pd.DataFrame) -> pd.DataFrame:
     # A family's lr is the one it trains every subset at; the sweep's other lrs appear at one subset only.
     chosen = frame[frame["images"] == frame["images"].min()].groupby("family")["optim.lr"].first()
     return frame.assign(judged=np.isclose(frame["optim.lr"], frame["family"].map(chosen)))
+
+
+def points(df: pd.DataFrame) -> pd.DataFrame:
+    """Each judged run (its family's lr; the sweep's other lrs left out) for the scorecard's scaling
+    fits: its family, compute, pre-training images and judged accuracy."""
+    frame = _frame(df)
+    frame = frame[frame["judged"]]
+    return frame.assign(compute=frame["train_flops"], accuracy=frame[JUDGED])[
+        ["run_id", "family", "seed", "compute", "images", "accuracy", "fit_ok"]
+    ]
 
 
 def sweep_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -26,7 +26,7 @@ from benchmark.paper import paper_values, parse_variant
 from benchmark.power import Noise, Planned, planned, unknown
 from benchmark.presets import base, chance, grid, probes, transfer_mean
 from benchmark.stats import cell_summary, difference, too_few_seeds
-from benchmark.study import Verdict
+from benchmark.study import PaperPoint, Verdict
 
 TITLE = "Position-embedding ablation"
 REFERENCE = "Table 8 / App. D.4"
@@ -82,6 +82,15 @@ def _paper() -> pd.DataFrame:
 _P = _paper().set_index(list(CELL))["paper"]
 PAPER_GAP = min(_P[c] - _P[NONE] for c in _P.index if c != NONE)  # the smallest encoding − none gap
 PAPER_SPREAD = _P.drop(NONE).max() - _P.drop(NONE).min()  # "differ little": the encodings' spread
+# The paper's own effects (Table 8 states no training compute), for the scorecard's chart across scale.
+PAPER_POINTS = {
+    CLAIMS["worse"]: PaperPoint(
+        float(PAPER_GAP), source="Table 8: the smallest encoding − none gap, ImageNet 5-shot"
+    ),
+    CLAIMS["alike"]: PaperPoint(
+        float(PAPER_SPREAD), source="Table 8: the encodings' spread, ImageNet 5-shot"
+    ),
+}
 CLAIM = (
     f"A ViT without position embeddings is clearly worse (ImageNet 5-shot {_P[NONE]:.1%} vs {_P[REFERENCE_CELL]:.1%} "
     f"for 1-D); 1-D, 2-D and relative embeddings, at the stem or at every layer, differ little "

@@ -46,9 +46,14 @@ def test_scorecard_shows_verdicts_and_not_run_claims(tmp_path, capsys):
         row = next(r for r in rows if r.startswith(f"| {code}"))
         assert "not run" in row and f"`vitbench run {study} --preset cpu`" in row
     assert "Table 1" in page and "cpu (test)" in page and "abcdef1234" in page
-    first = page.encode()
+    # The claims across scale open the page: a point per preset (here smoke's, no estimate).
+    assert page.index("![Each claim across scale](scale/claims.png)") < page.index("Outcomes per preset")
+    scale = tmp_path / "reports" / "scale"
+    charts = sorted(p.name for p in scale.glob("*.png"))
+    assert charts[0].startswith("claim-c4-") and "claims.png" in charts
+    first = {p: p.read_bytes() for p in [tmp_path / "reports" / "README.md", *scale.iterdir()]}
     assert cli.main(args) == 0
-    assert (tmp_path / "reports" / "README.md").read_bytes() == first
+    assert {p: p.read_bytes() for p in first} == first
 
 
 def test_report_needs_a_study_or_all(tmp_path, capsys):
