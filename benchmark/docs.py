@@ -298,6 +298,13 @@ docstring and defines {", ".join(f"`{name}`" for name in REQUIRED)}:
 | `checks(df)` | `list[Verdict]`: the claim judged on our results |
 | `figures(df, curves)` | `{{name: (matplotlib Figure, DataFrame of the data it plots)}}` |
 
+Optional, for the scorecard's view of each claim across scale (`benchmark.ladder`):
+
+| name | what it is |
+|---|---|
+| `PAPER_POINTS` | `{{claim text: PaperPoint(effect, compute, source)}}`: the paper's own effect for a claim (a verdict whose claim starts with the text), in the verdict's units, and the pre-training FLOPs it was measured at (NaN where the paper states none); the claim's chart draws it beside our presets |
+| `points(df)` | one row per run for the scaling fits: `run_id`, `family`, `seed`, `compute` (training FLOPs), `images` (pre-training images), `accuracy` (the judged metric) and `fit_ok` (the fit gate) |
+
 `df` has one row per finished run: `run_id`, the flattened config (`model.arch`, `optim.lr`, …,
 `seed`), every final metric (`upstream/test_top1`, `fewshot/<dataset>/<k>shot`, …) and
 what each run recorded about itself (`results.RESULT_COLUMNS`: `wall_s`, `train_flops`,

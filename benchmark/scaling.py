@@ -150,9 +150,7 @@ def crossover(ahead: Fit, behind: Fit, ceiling: float) -> Crossover:
     words = dict(ahead=ahead.family, behind=behind.family, axis=ahead.axis)
     for f in (ahead, behind):
         if not f.identifiable:
-            return Crossover(
-                **words, outcome="not identifiable", text=f"{f.family}'s fit: {f.why}"
-            )
+            return Crossover(**words, outcome="not identifiable", text=f"{f.family}'s fit: {f.why}")
     low, top = min(ahead.xs[0], behind.xs[0]), max(ahead.xs[-1], behind.xs[-1])
     grid = np.logspace(np.log10(low), np.log10(max(ceiling, top)), _GRID)
     span = f"searched from {low:.3g} to {max(ceiling, top):.3g} {ahead.axis}; our data end at {top:.3g}"
