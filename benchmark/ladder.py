@@ -172,12 +172,12 @@ def _legend_handles() -> list:
 def draw_claims(points: pd.DataFrame, out: Path) -> dict[str, str]:
     """One chart per claim and the small multiples of all of them, written to `out`; returns
     {figure name: the claim's title}, the small multiples ("claims") first."""
+    if points.empty:
+        return {}
     paper_style()
     out.mkdir(parents=True, exist_ok=True)
     groups = list(points.groupby(["code", "claim"], sort=False))
     written = {}
-    if not groups:
-        return written
     cols = 3
     fig, axes = plt.subplots(math.ceil(len(groups) / cols), cols, figsize=(4.2 * cols, 3.1 * math.ceil(len(groups) / cols)),
                              squeeze=False)  # fmt: skip

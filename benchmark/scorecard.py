@@ -13,6 +13,7 @@ page's rows are decided in one place.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,6 +154,7 @@ def build_scorecard(results_root: Path, reports_root: Path) -> Path:
         *_fits_section(races, fits_figure),
         "## Where the numbers come from",
         sources.map(lambda t: _cell(str(t))).to_markdown(index=False) if len(sources) else "No results yet.",
+        *_not_rebuilt(Path(reports_root), judged),
     ])  # fmt: skip
     path = Path(reports_root) / SCORECARD
     write_atomic(path, (text + "\n").encode())
@@ -203,6 +205,25 @@ def _fits_section(races: list, figure: str | None) -> list[str]:
 
 def _markdown_table(table: pd.DataFrame) -> str:
     return table.map(lambda t: _cell(str(t))).to_markdown(index=False)
+
+
+def _not_rebuilt(reports_root: Path, judged: Mapping[tuple[str, str], object]) -> list[str]:
+    """Reports under REPORTS whose results are not under RESULTS: kept as they were (their own
+    provenance says when and from what), linked, and left out of this page's rows and charts."""
+    kept = sorted(
+        (study.name, preset)
+        for study in map(load_study, list_studies())
+        for preset in study.presets
+        if (reports_root / study.name / preset / "report.md").exists() and (study.name, preset) not in judged
+    )
+    if not kept:
+        return []
+    links = ", ".join(f"[{s}/{p}]({s}/{p}/report.md)" for s, p in kept)
+    return [
+        f"Reports kept as they were, left out of this page because their results are not in the results folder "
+        f"it was built from (each report's own provenance says when and from which revision): {links}. Rebuild "
+        "them with their results present to bring them onto this page."
+    ]
 
 
 def _row(code: str, v: Verdict, preset: str, study: str, controls: list[Verdict]) -> dict[str, str]:

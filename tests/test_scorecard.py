@@ -60,3 +60,19 @@ def test_report_needs_a_study_or_all(tmp_path, capsys):
     assert cli.main(["report", "--results", str(tmp_path)]) == 2
     assert cli.main(["report", "pos_embed", "--all", "--results", str(tmp_path)]) == 2
     assert "--all" in capsys.readouterr().err
+
+
+def test_a_report_without_its_results_is_kept_and_named(tmp_path):
+    """A committed report whose results are elsewhere is not rebuilt, not dropped silently: the page
+    links it and says why it is not among the rows."""
+    kept = tmp_path / "reports" / "data_scaling" / "cpu-long"
+    kept.mkdir(parents=True)
+    (kept / "report.md").write_text("# as committed\n")
+    args = ["report", "--all", "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports")]
+    assert cli.main(args) == 0
+    page = (tmp_path / "reports" / "README.md").read_text()
+    assert (
+        "Reports kept as they were" in page
+        and "[data_scaling/cpu-long](data_scaling/cpu-long/report.md)" in page
+    )
+    assert (kept / "report.md").read_text() == "# as committed\n"
