@@ -1,7 +1,7 @@
 """vitbench: list | plan | run | status | cancel | report | bench. Thin: it parses and prints.
 Every check on a request and its plan come from `benchmark.request` (which runs exist, in which
 state, what is left: `benchmark.plan`), launching and following the runs from `benchmark.dispatch`,
-the text it prints from `benchmark.console`.
+the text it prints from `benchmark.console`, its options from `benchmark.options`.
 
 Bad input (an unknown study, preset, model or dataset; a malformed or unknown --set key; a wrong
 type or range; a results or reports folder that is a file) prints one line naming the problem and
@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from benchmark import console, plan, request
+from benchmark import console, options, plan, request
 from benchmark.errors import UserError
 from benchmark.study import list_studies, load_study
-
-DEFAULT_PRESET = "cpu"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,149 +79,36 @@ def _unwritable(exc: OSError, args: argparse.Namespace) -> str | None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """Which command takes which options (`benchmark.options` declares each)."""
     parser = argparse.ArgumentParser(prog="vitbench", description="Reproduce the claims of the ViT paper.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list the studies, their claims, presets and paper references")
-    p.set_defaults(func=cmd_list)
-
-    def study_command(name: str, help_: str, func, optional: bool = False) -> argparse.ArgumentParser:
+    def command(name: str, help_: str, func, *groups: options.Options, study: str | None = "required"):
         p = sub.add_parser(name, help=help_)
-        p.add_argument("study", nargs="?" if optional else None, help="a study name (see `vitbench list`)")
-        p.add_argument(
-            "--preset", default=DEFAULT_PRESET, help=f"scale to run at (default: {DEFAULT_PRESET})"
-        )
-        p.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a config value for every run, e.g. --set optim.lr=3e-4 (repeatable)",
-        )
-        p.add_argument(
-            "--results",
-            type=Path,
-            default=Path(os.environ.get("VITBENCH_RESULTS", "results")),
-            help="results folder (default: ./results or $VITBENCH_RESULTS)",
-        )
-        p.add_argument(
-            "--reports",
-            type=Path,
-            default=None,
-            help="reports folder (default: $VITBENCH_REPORTS, else RESULTS/reports, which git ignores; "
-            "the committed reference reports are regenerated with --reports reports)",
-        )
-        p.add_argument(
-            "--data-root",
-            type=Path,
-            default=None,
-            help="where CIFAR, Pets, Flowers and ImageNet trees live (default: $VITBENCH_DATA, else ~/data)",
-        )
+        if study is not None:  # "optional" where --all may stand in for it
+            nargs = "?" if study == "optional" else None
+            p.add_argument("study", nargs=nargs, help="a study name (see `vitbench list`)")
+        for group in groups:
+            options.add(p, group)
         p.set_defaults(func=func)
         return p
 
-    p = study_command(
-        "plan", "show a study's runs, their state and their cost without running anything", cmd_plan
-    )
-    _gpu_table_flag(p)
-    p = study_command("run", "run a study's unfinished runs, then write its report", cmd_run)
-    _gpu_table_flag(p)
-    p.add_argument(
-        "--executor",
-        default="local",
-        help="local (default: subprocesses via submitit), debug (in this process) or slurm (one job array)",
-    )
-    p.add_argument(
-        "--jobs",
-        type=int,
-        default=0,
-        help="runs at once on the local executor (default: one per CPU core, one on a GPU)",
-    )
-    p.add_argument("--retry-failed", action="store_true", help="run failed runs again (skipped by default)")
-    p.add_argument(
-        "--download",
-        action="store_true",
-        help="fetch missing CIFAR-10/100, Pets and Flowers-102 with torchvision's downloaders (needs internet)",
-    )
-    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    p.add_argument(
-        "--wait",
-        action="store_true",
-        help="slurm: follow the jobs until all are done, then write the report (default: return once submitted)",
-    )
-    slurm = p.add_argument_group(
-        "Slurm (--executor slurm)",
-        "Each setting can also come from an environment variable VITBENCH_SLURM_<NAME> (e.g. "
-        "VITBENCH_SLURM_PARTITION) or from the [slurm] section of an INI file (--slurm-config, or "
-        "$VITBENCH_SLURM_CONFIG); a flag wins over the environment, which wins over the file.",
-    )
-    for flag, (metavar, help_) in SLURM_FLAGS.items():
-        repeat = flag in ("--sbatch", "--setup")
-        slurm.add_argument(
-            flag,
-            dest=flag[2:].replace("-", "_"),
-            action="append" if repeat else "store",
-            metavar=metavar,
-            help=help_,
-        )
-    slurm.add_argument("--slurm-config", type=Path, metavar="FILE", help="an INI file with a [slurm] section")
-    study_command("status", "show every run's state, progress and restarts from the run folders", cmd_status)
-    study_command(
-        "cancel", "cancel a study's queued and running jobs (they resume on the next run)", cmd_cancel
-    )
-    p = study_command(
-        "report", "rebuild a study's report from stored results (no training)", cmd_report, True
-    )
-    p.add_argument(
-        "--all",
-        action="store_true",
-        help="rebuild every study's report at every preset with results, and the scorecard REPORTS/README.md",
-    )
-
-    p = sub.add_parser(
-        "bench",
-        help="measure this machine: our training step beside timm's, the matmul peak, the few-shot solver",
-    )
-    p.add_argument(
-        "--results",
-        type=Path,
-        default=Path(os.environ.get("VITBENCH_RESULTS", "results")),
-        help="results folder; the figures go to RESULTS/bench.json, where `vitbench plan` reads them "
-        "(default: ./results or $VITBENCH_RESULTS)",
-    )
-    p.add_argument("--out", type=Path, help="also write the figures as JSON to this file")
-    p.set_defaults(func=cmd_bench)
+    list_help = "list the studies, their claims, presets and paper references"
+    command("list", list_help, cmd_list, study=None)
+    plan_help = "show a study's runs, their state and their cost without running anything"
+    command("plan", plan_help, cmd_plan, options.study(), options.GPU_TABLE)
+    run_help = "run a study's unfinished runs, then write its report"
+    p = command("run", run_help, cmd_run, options.study(), options.GPU_TABLE, options.RUN)
+    options.add(p.add_argument_group(options.SLURM_TITLE, options.SLURM_SOURCES), options.SLURM)
+    status_help = "show every run's state, progress and restarts from the run folders"
+    command("status", status_help, cmd_status, options.study())
+    cancel_help = "cancel a study's queued and running jobs (they resume on the next run)"
+    command("cancel", cancel_help, cmd_cancel, options.study())
+    report_help = "rebuild a study's report from stored results (no training)"
+    command("report", report_help, cmd_report, options.study(), options.REPORT_ALL, study="optional")
+    bench_help = "measure this machine: our training step beside timm's, the matmul peak, the few-shot solver"
+    command("bench", bench_help, cmd_bench, options.bench(), study=None)
     return parser
-
-
-# --- shared helpers ----------------------------------------------------------------------
-
-
-def _gpu_table_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--gpu-table",
-        type=Path,
-        metavar="FILE",
-        help="throughput table that prices the runs in GPU-hours: the JSON `vitbench bench` writes "
-        "(RESULTS/bench.json, measured on its machine) (default: the shipped H100 table, benchmark/throughput/h100.json)",
-    )
-
-
-# Typed and checked by dispatch.slurm_settings, the same way for all three sources.
-SLURM_FLAGS = {
-    "--partition": ("NAME", "partition to submit to (default: the cluster's default)"),
-    "--gpus": ("N", "GPUs per node of a run, one training process each (default: 0)"),
-    "--nodes": ("N", "nodes per run; several processes train a run data-parallel (default: 1)"),
-    "--tasks-per-node": ("N", "training processes per node (default: one per GPU, else one)"),
-    "--cpus": ("N", "CPU cores per training process, also its torch threads (default: 1)"),
-    "--mem-gb": ("GB", "memory per run (default: the partition's)"),
-    "--time": ("MIN", "time limit per job; longer runs requeue from a checkpoint, 3× at most (default: 240)"),
-    "--array-parallelism": ("N", "runs of the array running at once (default: 256)"),
-    "--account": ("NAME", "account to charge"),
-    "--qos": ("NAME", "quality of service"),
-    "--sbatch": ("OPTION", "extra sbatch option(s), e.g. --sbatch=--constraint=a100 (repeatable)"),
-    "--setup": ("LINE", "a shell line each job runs first, e.g. --setup 'module load cuda' (repeatable)"),
-}
 
 
 def _planned(args: argparse.Namespace, to_train: bool = False) -> plan.Plan:
@@ -297,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if the_plan.todo:  # the bill before anything is submitted; nothing asks, as in a job script
         print(console.todo_cost_line(plan.bill(the_plan, table), table))
         print("\n".join(console.power_lines(the_plan)))
-    flags = _study_flags(args)
+    flags = options.study_flags(args)
     name = the_plan.study.name
     started = dispatch.launch(the_plan, args.executor, settings)
     if started.jobs:
@@ -384,16 +268,6 @@ def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: 
     return 1 if unrecorded or counts["failed"] else 0
 
 
-def _study_flags(args: argparse.Namespace) -> str:
-    """The flags that name this study's results again, for the commands we suggest."""
-    flags = f" --preset {args.preset}" + "".join(f" --set {shlex.quote(item)}" for item in args.set)
-    if args.results != Path(os.environ.get("VITBENCH_RESULTS", "results")):
-        flags += f" --results {shlex.quote(str(args.results))}"
-    if getattr(args, "data_root", None) is not None:  # the data the runs read, as given
-        flags += f" --data-root {shlex.quote(str(args.data_root))}"
-    return flags
-
-
 def _report(the_plan: plan.Plan, args: argparse.Namespace) -> None:
     from benchmark.report import build_report
 
@@ -447,7 +321,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     if args.all or args.study is None:
-        if args.study is not None or not args.all or args.set or args.preset != DEFAULT_PRESET:
+        if args.study is not None or not args.all or args.set or args.preset != options.DEFAULT_PRESET:
             raise UserError("give a study (`vitbench report STUDY`) or --all alone (every study and preset)")
         from benchmark.scorecard import build_scorecard
 

@@ -126,6 +126,18 @@ def test_a_results_or_reports_folder_that_is_a_file_is_refused(flag, tmp_path, c
     assert snapshot(tmp_path) == before
 
 
+def test_every_slurm_setting_has_its_flag_and_the_repeatable_ones_append():
+    """The flags are declared apart from `SlurmSettings` (so the parser imports no torch): the two
+    must name the same settings, the tuple-valued ones repeatable."""
+    from dataclasses import fields
+
+    from benchmark.dispatch import SlurmSettings
+    from benchmark.options import REPEATABLE, SLURM_FLAGS, dest
+
+    assert [dest(flag) for flag in SLURM_FLAGS] == [f.name for f in fields(SlurmSettings)]
+    assert {dest(flag) for flag in REPEATABLE} == {f.name for f in fields(SlurmSettings) if f.default == ()}
+
+
 def test_list_into_a_closed_pipe_exits_quietly():
     """`vitbench list | head`: a reader that has gone is no error (a real pipe, read end closed)."""
     read, write = os.pipe()
