@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import warnings
-from pathlib import Path
 
 from benchmark import console, options, plan, request
 from benchmark.errors import UserError
-from benchmark.study import list_studies, load_study
+from benchmark.study import Study, list_studies, load_study
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vitbench: error: {exc}", file=sys.stderr)
             return 2
         except OSError as exc:
-            if (line := _unwritable(exc, args)) is None:
+            if (line := console.refused_write(exc, getattr(args, "reports", None))) is None:
                 raise
             print(f"vitbench: error: {line}", file=sys.stderr)
             return 2
@@ -57,25 +55,6 @@ def main(argv: list[str] | None = None) -> int:
 def _warning_line(message: Warning | str, *_: object, **__: object) -> None:
     """A warning as one line (Python's shows the file and the source line too)."""
     print(f"vitbench: warning: {message}", file=sys.stderr)
-
-
-def _unwritable(exc: OSError, args: argparse.Namespace) -> str | None:
-    """The one line for a write the filesystem refused (read-only, full), naming the path and the
-    flag that moves it; None for any other error."""
-    from benchmark.storage import storage_error
-
-    kind = storage_error(exc)
-    if kind is None:
-        return None
-    path = Path(str(exc.filename)) if exc.filename else None
-    reports = getattr(args, "reports", None)
-    inside_reports = (
-        path is not None and reports is not None and path.resolve().is_relative_to(reports.resolve())
-    )
-    flag = "--reports" if inside_reports else "--results"
-    if kind == "no space":
-        return f"cannot write {path or 'the results'}: no space left on the device; make room, or give {flag} DIR elsewhere"
-    return f"cannot write {path}: {exc.strerror} (read-only); give a writable folder with {flag} DIR"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -136,13 +115,10 @@ def _planned(args: argparse.Namespace, to_train: bool = False) -> plan.Plan:
 def cmd_list(args: argparse.Namespace) -> int:
     for name in list_studies():
         try:
-            study = load_study(name)
+            study: Study | UserError = load_study(name)
         except UserError as exc:
-            print(f"{name:12s}  (broken) {exc}")
-            continue
-        print(f"{name:12s}  {study.title} — {study.reference}")
-        print(f"{'':12s}  claim: {study.claim}")
-        print(f"{'':12s}  presets: {', '.join(study.presets)}")
+            study = exc
+        print("\n".join(console.study_lines(name, study)))
     return 0
 
 
@@ -156,8 +132,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(console.plan_table(the_plan, bill))
     print(plan.summary(the_plan))
     print(console.estimate_line(the_plan, default_jobs()))
-    lines = console.bill_lines(the_plan, bill)
-    print("\n".join([lines[0], *console.power_lines(the_plan), *lines[1:]]))
+    print("\n".join(console.bill_lines(the_plan, bill)))
     return 0
 
 
@@ -179,44 +154,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     where = f"on the {args.executor} executor" + (f", {jobs} at a time" if local else "")
     print(plan.summary(the_plan, where if the_plan.todo else ""))
     if the_plan.todo:  # the bill before anything is submitted; nothing asks, as in a job script
-        print(console.todo_cost_line(plan.bill(the_plan, table), table))
+        print(console.todo_cost_line(plan.bill(the_plan, table), source=True))
         print("\n".join(console.power_lines(the_plan)))
     flags = options.study_flags(args)
     name = the_plan.study.name
     started = dispatch.launch(the_plan, args.executor, settings)
     if started.jobs:
-        first, last = started.jobs[0].job_id, started.jobs[-1].job_id
-        print(f"Submitted Slurm job array {first.split('_')[0]}: jobs {first} … {last}, one per run.")
+        print(console.submitted_line([job.job_id for job in started.jobs]))
         if not args.wait:
-            print(
-                f"Follow with `vitbench status {name}{flags}`; cancel with `vitbench cancel {name}{flags}`; "
-                f"once done, `vitbench report {name}{flags}`."
-            )
+            print(console.follow_line(name, flags))
             return 0
     try:
         outcomes = dispatch.complete(started, the_plan, jobs)
     except KeyboardInterrupt:
         if started.jobs:
-            print(
-                f"\nvitbench: stopped following; the jobs keep running (`vitbench cancel {name}{flags}`).",
-                file=sys.stderr,
-            )
-        else:
-            print(f"\nvitbench: {_interrupted(the_plan, flags)}", file=sys.stderr)
+            line = console.stopped_following_line(name, flags)
+        else:  # what the Ctrl-C stopped, from the run folders
+            line = console.interrupted_line(plan.again(the_plan, retry_failed=False), flags)
+        print(f"\nvitbench: {line}", file=sys.stderr)
         return 130
     return _finish(args, the_plan, outcomes, flags)
-
-
-def _interrupted(before: plan.Plan, flags: str) -> str:
-    """What a Ctrl-C stopped, from the run folders, and the command that resumes it."""
-    after = plan.again(before, retry_failed=False)
-    counts = after.counts
-    started = counts["interrupted"] + counts["running"]
-    return (
-        f"interrupted {after.study.name}/{after.variant}: {counts['done']} of {len(after.runs)} runs done, "
-        f"{started} stopped mid-training (they resume from their last checkpoint), "
-        f"{counts['pending']} not started; resume with `vitbench run {after.study.name}{flags}`"
-    )
 
 
 def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: str) -> int:
@@ -226,7 +183,7 @@ def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: 
     a run that failed but could not record it (e.g. a read-only folder) is said to be so."""
     from benchmark import dispatch
 
-    study = before.study
+    name = before.study.name
     after = plan.again(before, retry_failed=False)
     if after.adoptable:  # shared runs this study's jobs, or another study's, finished meanwhile
         after, done = plan.prepare(after)
@@ -240,31 +197,17 @@ def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: 
     elif not args.no_report:
         print("vitbench: no run has finished, so no report was written.", file=sys.stderr)
     print(plan.summary(after))
+    problems = []
     if busy := [o for o in outcomes if o.status == "busy"]:
-        print(
-            f"vitbench: {len(busy)} run(s) were being trained by another process; run "
-            f"`vitbench run {study.name}{flags}` again once they are done to include them.",
-            file=sys.stderr,
-        )
+        problems.append(console.busy_line(len(busy), name, flags))
     unrecorded = dispatch.unrecorded(outcomes, after)
     for o, state in unrecorded:
-        print(
-            f"vitbench: {o.task.label}: failed and could not record it in {o.task.run_dir} "
-            f"(it stays {state}): {o.result.get('error', 'unknown error')}",
-            file=sys.stderr,
-        )
+        error = o.result.get("error", "unknown error")
+        problems.append(console.unrecorded_line(o.task.label, o.task.run_dir, state, error))
     if counts["failed"]:
-        listed = "; the report lists them" if report_written else ""
-        retry = (
-            ""
-            if args.retry_failed
-            else f"; rerun them with `vitbench run {study.name}{flags} --retry-failed`"
-        )
-        print(
-            f"vitbench: {counts['failed']} run(s) failed{listed}. `vitbench status {study.name}{flags}` shows why"
-            f"{retry}.",
-            file=sys.stderr,
-        )
+        problems.append(console.failed_line(counts["failed"], name, flags, report_written, args.retry_failed))
+    for line in problems:
+        print(f"vitbench: {line}", file=sys.stderr)
     return 1 if unrecorded or counts["failed"] else 0
 
 
@@ -294,16 +237,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(plan.summary(the_plan))
     if split := console.time_split(the_plan):
         print(split)
-    dispatches = [rec for rec in read_jsonl(the_plan.folder / JOBS) if rec.get("event") == "dispatch"]
-    if dispatches:
-        last = dispatches[-1]
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last["dispatcher"]["time"]))
-        jobs = f" as Slurm job array {last['jobs'][0].split('_')[0]}" if last["jobs"] else ""
-        print(f"last dispatch: {len(last['runs'])} runs on the {last['executor']} executor{jobs}, {when}")
-    print(
-        f"a run whose trainer is silent for {console.duration(stale_after_s())} is taken as dead and resumes "
-        "on the next `vitbench run` (VITBENCH_LOCK_STALE_S)"
-    )
+    if dispatches := [rec for rec in read_jsonl(the_plan.folder / JOBS) if rec.get("event") == "dispatch"]:
+        print(console.dispatch_line(dispatches[-1]))
+    print(console.stale_line(stale_after_s()))
     return 0
 
 
