@@ -75,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     list_help = "list the studies, their claims, presets and paper references"
     command("list", list_help, cmd_list, study=None)
     plan_help = "show a study's runs, their state and their cost without running anything"
-    command("plan", plan_help, cmd_plan, options.study(), options.GPU_TABLE)
+    command(
+        "plan", plan_help, cmd_plan, options.study(), options.GPU_TABLE, options.PLAN_ALL, study="optional"
+    )
     run_help = "run a study's unfinished runs, then write its report"
     p = command("run", run_help, cmd_run, options.study(), options.GPU_TABLE, options.RUN)
     options.add(p.add_argument_group(options.SLURM_TITLE, options.SLURM_SOURCES), options.SLURM)
@@ -101,6 +103,11 @@ def _planned(args: argparse.Namespace, to_train: bool = False) -> plan.Plan:
         to_train=to_train,
         retry_failed=getattr(args, "retry_failed", False),
     )
+    return _noticed(args, the_plan)
+
+
+def _noticed(args: argparse.Namespace, the_plan: plan.Plan) -> plan.Plan:
+    """The plan, once what it noticed in the results folder is printed."""
     if note := the_plan.collapsed():
         print(note)
     if args.func is not cmd_run:
@@ -126,6 +133,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from benchmark import cost
     from benchmark.dispatch import default_jobs
 
+    if args.all == (args.study is not None):
+        raise UserError(
+            "give a study (`vitbench plan STUDY`) or --all (every study), not both; "
+            f"valid studies: {', '.join(list_studies())}"
+        )
+    if args.all:
+        return _plan_all(args)
     the_plan = _planned(args, to_train=True)
     bill = plan.bill(the_plan, cost.load_table(args.gpu_table))
     print(f"{the_plan.study.name}/{the_plan.variant} under {the_plan.folder}")
@@ -133,6 +147,29 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(plan.summary(the_plan))
     print(console.estimate_line(the_plan, default_jobs()))
     print("\n".join(console.bill_lines(the_plan, bill)))
+    return 0
+
+
+def _plan_all(args: argparse.Namespace) -> int:
+    """Each study's runs, their cost and the claims the preset can decide, then the total, so that
+    the presets can be compared over the whole benchmark (`vitbench plan --all --preset P`)."""
+    from benchmark import cost
+
+    args.reports = request.reports_folder(args.results, args.reports)
+    every = request.every_study_plan(args.preset, args.set, args.results)
+    table = cost.load_table(args.gpu_table)
+    priced = []
+    for study, the_plan in every:
+        if the_plan is None:
+            print(console.no_preset_line(study, args.preset), end="\n\n")
+            continue
+        bill = plan.bill(_noticed(args, the_plan), table)
+        priced.append((the_plan, bill))
+        print(plan.summary(the_plan))
+        print("\n".join([*console.cost_lines(bill), *console.power_lines(the_plan)]), end="\n\n")
+    total = plan.total_bill(priced, table)
+    print(console.total_header(args.preset, len(priced), len(every)))
+    print("\n".join([*console.cost_lines(total), *console.basis_lines(total)]))
     return 0
 
 

@@ -84,6 +84,18 @@ def basis_lines(bill: Bill) -> list[str]:
     return [f"GPU-hours on {bill.table.label}: {cost.bases(bill.runs)}", f"FLOPs: {cost.CONVENTION}"]
 
 
+def no_preset_line(study: Study, preset: str) -> str:
+    """`vitbench plan --all`'s line for a study that has no such preset."""
+    return f"{study.name}: no preset {preset!r}; its presets: {', '.join(study.presets)}"
+
+
+def total_header(preset: str, priced: int, studies: int) -> str:
+    """The line above the total of `vitbench plan --all`: over which studies it sums."""
+    if priced == studies:
+        return f"total over the {studies} studies at {preset}:"
+    return f"total over the {priced} of {studies} studies that have {preset}:"
+
+
 def power_lines(the_plan: Plan) -> list[str]:
     """Per claim: what this preset can decide, before anything runs (benchmark.power)."""
     from benchmark import power

@@ -127,6 +127,13 @@ SLURM: Options = {
 }
 
 
+PLAN_ALL: Options = {
+    "--all": {
+        "action": "store_true",
+        "help": "every study's runs, cost and the claims --preset can decide, then the total over the studies",
+    }
+}
+
 REPORT_ALL: Options = {
     "--all": {
         "action": "store_true",
