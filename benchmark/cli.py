@@ -1,7 +1,7 @@
 """vitbench: list | plan | run | status | cancel | report | bench. Thin: it parses and prints.
 Every check on a request and its plan come from `benchmark.request` (which runs exist, in which
 state, what is left: `benchmark.plan`), launching and following the runs from `benchmark.dispatch`,
-the text it prints from `benchmark.console`.
+the text it prints from `benchmark.console`, its options from `benchmark.options`.
 
 Bad input (an unknown study, preset, model or dataset; a malformed or unknown --set key; a wrong
 type or range; a results or reports folder that is a file) prints one line naming the problem and
@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
-import time
 import warnings
-from pathlib import Path
 
-from benchmark import console, plan, request
+from benchmark import console, options, plan, request
 from benchmark.errors import UserError
-from benchmark.study import list_studies, load_study
-
-DEFAULT_PRESET = "cpu"
+from benchmark.study import Study, list_studies, load_study
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vitbench: error: {exc}", file=sys.stderr)
             return 2
         except OSError as exc:
-            if (line := _unwritable(exc, args)) is None:
+            if (line := console.refused_write(exc, getattr(args, "reports", None))) is None:
                 raise
             print(f"vitbench: error: {line}", file=sys.stderr)
             return 2
@@ -62,169 +57,39 @@ def _warning_line(message: Warning | str, *_: object, **__: object) -> None:
     print(f"vitbench: warning: {message}", file=sys.stderr)
 
 
-def _unwritable(exc: OSError, args: argparse.Namespace) -> str | None:
-    """The one line for a write the filesystem refused (read-only, full), naming the path and the
-    flag that moves it; None for any other error."""
-    from benchmark.storage import storage_error
-
-    kind = storage_error(exc)
-    if kind is None:
-        return None
-    path = Path(str(exc.filename)) if exc.filename else None
-    reports = getattr(args, "reports", None)
-    inside_reports = (
-        path is not None and reports is not None and path.resolve().is_relative_to(reports.resolve())
-    )
-    flag = "--reports" if inside_reports else "--results"
-    if kind == "no space":
-        return f"cannot write {path or 'the results'}: no space left on the device; make room, or give {flag} DIR elsewhere"
-    return f"cannot write {path}: {exc.strerror} (read-only); give a writable folder with {flag} DIR"
-
-
 def _parser() -> argparse.ArgumentParser:
+    """Which command takes which options (`benchmark.options` declares each)."""
     parser = argparse.ArgumentParser(prog="vitbench", description="Reproduce the claims of the ViT paper.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list the studies, their claims, presets and paper references")
-    p.set_defaults(func=cmd_list)
-
-    def study_command(name: str, help_: str, func, optional: bool = False) -> argparse.ArgumentParser:
+    def command(name: str, help_: str, func, *groups: options.Options, study: str | None = "required"):
         p = sub.add_parser(name, help=help_)
-        p.add_argument("study", nargs="?" if optional else None, help="a study name (see `vitbench list`)")
-        p.add_argument(
-            "--preset", default=DEFAULT_PRESET, help=f"scale to run at (default: {DEFAULT_PRESET})"
-        )
-        p.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a config value for every run, e.g. --set optim.lr=3e-4 (repeatable)",
-        )
-        p.add_argument(
-            "--results",
-            type=Path,
-            default=Path(os.environ.get("VITBENCH_RESULTS", "results")),
-            help="results folder (default: ./results or $VITBENCH_RESULTS)",
-        )
-        p.add_argument(
-            "--reports",
-            type=Path,
-            default=None,
-            help="reports folder (default: $VITBENCH_REPORTS, else RESULTS/reports, which git ignores; "
-            "the committed reference reports are regenerated with --reports reports)",
-        )
-        p.add_argument(
-            "--data-root",
-            type=Path,
-            default=None,
-            help="where CIFAR, Pets, Flowers and ImageNet trees live (default: $VITBENCH_DATA, else ~/data)",
-        )
+        if study is not None:  # "optional" where --all may stand in for it
+            nargs = "?" if study == "optional" else None
+            p.add_argument("study", nargs=nargs, help="a study name (see `vitbench list`)")
+        for group in groups:
+            options.add(p, group)
         p.set_defaults(func=func)
         return p
 
-    p = study_command(
-        "plan", "show a study's runs, their state and their cost without running anything", cmd_plan
+    list_help = "list the studies, their claims, presets and paper references"
+    command("list", list_help, cmd_list, study=None)
+    plan_help = "show a study's runs, their state and their cost without running anything"
+    command(
+        "plan", plan_help, cmd_plan, options.study(), options.GPU_TABLE, options.PLAN_ALL, study="optional"
     )
-    _gpu_table_flag(p)
-    p = study_command("run", "run a study's unfinished runs, then write its report", cmd_run)
-    _gpu_table_flag(p)
-    p.add_argument(
-        "--executor",
-        default="local",
-        help="local (default: subprocesses via submitit), debug (in this process) or slurm (one job array)",
-    )
-    p.add_argument(
-        "--jobs",
-        type=int,
-        default=0,
-        help="runs at once on the local executor (default: one per CPU core, one on a GPU)",
-    )
-    p.add_argument("--retry-failed", action="store_true", help="run failed runs again (skipped by default)")
-    p.add_argument(
-        "--download",
-        action="store_true",
-        help="fetch missing CIFAR-10/100, Pets and Flowers-102 with torchvision's downloaders (needs internet)",
-    )
-    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    p.add_argument(
-        "--wait",
-        action="store_true",
-        help="slurm: follow the jobs until all are done, then write the report (default: return once submitted)",
-    )
-    slurm = p.add_argument_group(
-        "Slurm (--executor slurm)",
-        "Each setting can also come from an environment variable VITBENCH_SLURM_<NAME> (e.g. "
-        "VITBENCH_SLURM_PARTITION) or from the [slurm] section of an INI file (--slurm-config, or "
-        "$VITBENCH_SLURM_CONFIG); a flag wins over the environment, which wins over the file.",
-    )
-    for flag, (metavar, help_) in SLURM_FLAGS.items():
-        repeat = flag in ("--sbatch", "--setup")
-        slurm.add_argument(
-            flag,
-            dest=flag[2:].replace("-", "_"),
-            action="append" if repeat else "store",
-            metavar=metavar,
-            help=help_,
-        )
-    slurm.add_argument("--slurm-config", type=Path, metavar="FILE", help="an INI file with a [slurm] section")
-    study_command("status", "show every run's state, progress and restarts from the run folders", cmd_status)
-    study_command(
-        "cancel", "cancel a study's queued and running jobs (they resume on the next run)", cmd_cancel
-    )
-    p = study_command(
-        "report", "rebuild a study's report from stored results (no training)", cmd_report, True
-    )
-    p.add_argument(
-        "--all",
-        action="store_true",
-        help="rebuild every study's report at every preset with results, and the scorecard REPORTS/README.md",
-    )
-
-    p = sub.add_parser(
-        "bench",
-        help="measure this machine: our training step beside timm's, the matmul peak, the few-shot solver",
-    )
-    p.add_argument(
-        "--results",
-        type=Path,
-        default=Path(os.environ.get("VITBENCH_RESULTS", "results")),
-        help="results folder; the figures go to RESULTS/bench.json, where `vitbench plan` reads them "
-        "(default: ./results or $VITBENCH_RESULTS)",
-    )
-    p.add_argument("--out", type=Path, help="also write the figures as JSON to this file")
-    p.set_defaults(func=cmd_bench)
+    run_help = "run a study's unfinished runs, then write its report"
+    p = command("run", run_help, cmd_run, options.study(), options.GPU_TABLE, options.RUN)
+    options.add(p.add_argument_group(options.SLURM_TITLE, options.SLURM_SOURCES), options.SLURM)
+    status_help = "show every run's state, progress and restarts from the run folders"
+    command("status", status_help, cmd_status, options.study())
+    cancel_help = "cancel a study's queued and running jobs (they resume on the next run)"
+    command("cancel", cancel_help, cmd_cancel, options.study())
+    report_help = "rebuild a study's report from stored results (no training)"
+    command("report", report_help, cmd_report, options.study(), options.REPORT_ALL, study="optional")
+    bench_help = "measure this machine: our training step beside timm's, the matmul peak, the few-shot solver"
+    command("bench", bench_help, cmd_bench, options.bench(), study=None)
     return parser
-
-
-# --- shared helpers ----------------------------------------------------------------------
-
-
-def _gpu_table_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--gpu-table",
-        type=Path,
-        metavar="FILE",
-        help="throughput table that prices the runs in GPU-hours: the JSON `vitbench bench` writes "
-        "(RESULTS/bench.json, measured on its machine) (default: the shipped H100 table, benchmark/throughput/h100.json)",
-    )
-
-
-# Typed and checked by dispatch.slurm_settings, the same way for all three sources.
-SLURM_FLAGS = {
-    "--partition": ("NAME", "partition to submit to (default: the cluster's default)"),
-    "--gpus": ("N", "GPUs per node of a run, one training process each (default: 0)"),
-    "--nodes": ("N", "nodes per run; several processes train a run data-parallel (default: 1)"),
-    "--tasks-per-node": ("N", "training processes per node (default: one per GPU, else one)"),
-    "--cpus": ("N", "CPU cores per training process, also its torch threads (default: 1)"),
-    "--mem-gb": ("GB", "memory per run (default: the partition's)"),
-    "--time": ("MIN", "time limit per job; longer runs requeue from a checkpoint, 3× at most (default: 240)"),
-    "--array-parallelism": ("N", "runs of the array running at once (default: 256)"),
-    "--account": ("NAME", "account to charge"),
-    "--qos": ("NAME", "quality of service"),
-    "--sbatch": ("OPTION", "extra sbatch option(s), e.g. --sbatch=--constraint=a100 (repeatable)"),
-    "--setup": ("LINE", "a shell line each job runs first, e.g. --setup 'module load cuda' (repeatable)"),
-}
 
 
 def _planned(args: argparse.Namespace, to_train: bool = False) -> plan.Plan:
@@ -238,6 +103,11 @@ def _planned(args: argparse.Namespace, to_train: bool = False) -> plan.Plan:
         to_train=to_train,
         retry_failed=getattr(args, "retry_failed", False),
     )
+    return _noticed(args, the_plan)
+
+
+def _noticed(args: argparse.Namespace, the_plan: plan.Plan) -> plan.Plan:
+    """The plan, once what it noticed in the results folder is printed."""
     if note := the_plan.collapsed():
         print(note)
     if args.func is not cmd_run:
@@ -252,13 +122,10 @@ def _planned(args: argparse.Namespace, to_train: bool = False) -> plan.Plan:
 def cmd_list(args: argparse.Namespace) -> int:
     for name in list_studies():
         try:
-            study = load_study(name)
+            study: Study | UserError = load_study(name)
         except UserError as exc:
-            print(f"{name:12s}  (broken) {exc}")
-            continue
-        print(f"{name:12s}  {study.title} — {study.reference}")
-        print(f"{'':12s}  claim: {study.claim}")
-        print(f"{'':12s}  presets: {', '.join(study.presets)}")
+            study = exc
+        print("\n".join(console.study_lines(name, study)))
     return 0
 
 
@@ -266,14 +133,43 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from benchmark import cost
     from benchmark.dispatch import default_jobs
 
+    if args.all == (args.study is not None):
+        raise UserError(
+            "give a study (`vitbench plan STUDY`) or --all (every study), not both; "
+            f"valid studies: {', '.join(list_studies())}"
+        )
+    if args.all:
+        return _plan_all(args)
     the_plan = _planned(args, to_train=True)
     bill = plan.bill(the_plan, cost.load_table(args.gpu_table))
     print(f"{the_plan.study.name}/{the_plan.variant} under {the_plan.folder}")
     print(console.plan_table(the_plan, bill))
     print(plan.summary(the_plan))
     print(console.estimate_line(the_plan, default_jobs()))
-    lines = console.bill_lines(the_plan, bill)
-    print("\n".join([lines[0], *console.power_lines(the_plan), *lines[1:]]))
+    print("\n".join(console.bill_lines(the_plan, bill)))
+    return 0
+
+
+def _plan_all(args: argparse.Namespace) -> int:
+    """Each study's runs, their cost and the claims the preset can decide, then the total, so that
+    the presets can be compared over the whole benchmark (`vitbench plan --all --preset P`)."""
+    from benchmark import cost
+
+    args.reports = request.reports_folder(args.results, args.reports)
+    every = request.every_study_plan(args.preset, args.set, args.results)
+    table = cost.load_table(args.gpu_table)
+    priced = []
+    for study, the_plan in every:
+        if the_plan is None:
+            print(console.no_preset_line(study, args.preset), end="\n\n")
+            continue
+        bill = plan.bill(_noticed(args, the_plan), table)
+        priced.append((the_plan, bill))
+        print(plan.summary(the_plan))
+        print("\n".join([*console.cost_lines(bill), *console.power_lines(the_plan)]), end="\n\n")
+    total = plan.total_bill(priced, table)
+    print(console.total_header(args.preset, len(priced), len(every)))
+    print("\n".join([*console.cost_lines(total), *console.basis_lines(total)]))
     return 0
 
 
@@ -295,44 +191,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     where = f"on the {args.executor} executor" + (f", {jobs} at a time" if local else "")
     print(plan.summary(the_plan, where if the_plan.todo else ""))
     if the_plan.todo:  # the bill before anything is submitted; nothing asks, as in a job script
-        print(console.todo_cost_line(plan.bill(the_plan, table), table))
+        print(console.todo_cost_line(plan.bill(the_plan, table), source=True))
         print("\n".join(console.power_lines(the_plan)))
-    flags = _study_flags(args)
+    flags = options.study_flags(args)
     name = the_plan.study.name
     started = dispatch.launch(the_plan, args.executor, settings)
     if started.jobs:
-        first, last = started.jobs[0].job_id, started.jobs[-1].job_id
-        print(f"Submitted Slurm job array {first.split('_')[0]}: jobs {first} … {last}, one per run.")
+        print(console.submitted_line([job.job_id for job in started.jobs]))
         if not args.wait:
-            print(
-                f"Follow with `vitbench status {name}{flags}`; cancel with `vitbench cancel {name}{flags}`; "
-                f"once done, `vitbench report {name}{flags}`."
-            )
+            print(console.follow_line(name, flags))
             return 0
     try:
         outcomes = dispatch.complete(started, the_plan, jobs)
     except KeyboardInterrupt:
         if started.jobs:
-            print(
-                f"\nvitbench: stopped following; the jobs keep running (`vitbench cancel {name}{flags}`).",
-                file=sys.stderr,
-            )
-        else:
-            print(f"\nvitbench: {_interrupted(the_plan, flags)}", file=sys.stderr)
+            line = console.stopped_following_line(name, flags)
+        else:  # what the Ctrl-C stopped, from the run folders
+            line = console.interrupted_line(plan.again(the_plan, retry_failed=False), flags)
+        print(f"\nvitbench: {line}", file=sys.stderr)
         return 130
     return _finish(args, the_plan, outcomes, flags)
-
-
-def _interrupted(before: plan.Plan, flags: str) -> str:
-    """What a Ctrl-C stopped, from the run folders, and the command that resumes it."""
-    after = plan.again(before, retry_failed=False)
-    counts = after.counts
-    started = counts["interrupted"] + counts["running"]
-    return (
-        f"interrupted {after.study.name}/{after.variant}: {counts['done']} of {len(after.runs)} runs done, "
-        f"{started} stopped mid-training (they resume from their last checkpoint), "
-        f"{counts['pending']} not started; resume with `vitbench run {after.study.name}{flags}`"
-    )
 
 
 def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: str) -> int:
@@ -342,7 +220,7 @@ def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: 
     a run that failed but could not record it (e.g. a read-only folder) is said to be so."""
     from benchmark import dispatch
 
-    study = before.study
+    name = before.study.name
     after = plan.again(before, retry_failed=False)
     if after.adoptable:  # shared runs this study's jobs, or another study's, finished meanwhile
         after, done = plan.prepare(after)
@@ -356,42 +234,18 @@ def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: 
     elif not args.no_report:
         print("vitbench: no run has finished, so no report was written.", file=sys.stderr)
     print(plan.summary(after))
+    problems = []
     if busy := [o for o in outcomes if o.status == "busy"]:
-        print(
-            f"vitbench: {len(busy)} run(s) were being trained by another process; run "
-            f"`vitbench run {study.name}{flags}` again once they are done to include them.",
-            file=sys.stderr,
-        )
+        problems.append(console.busy_line(len(busy), name, flags))
     unrecorded = dispatch.unrecorded(outcomes, after)
     for o, state in unrecorded:
-        print(
-            f"vitbench: {o.task.label}: failed and could not record it in {o.task.run_dir} "
-            f"(it stays {state}): {o.result.get('error', 'unknown error')}",
-            file=sys.stderr,
-        )
+        error = o.result.get("error", "unknown error")
+        problems.append(console.unrecorded_line(o.task.label, o.task.run_dir, state, error))
     if counts["failed"]:
-        listed = "; the report lists them" if report_written else ""
-        retry = (
-            ""
-            if args.retry_failed
-            else f"; rerun them with `vitbench run {study.name}{flags} --retry-failed`"
-        )
-        print(
-            f"vitbench: {counts['failed']} run(s) failed{listed}. `vitbench status {study.name}{flags}` shows why"
-            f"{retry}.",
-            file=sys.stderr,
-        )
+        problems.append(console.failed_line(counts["failed"], name, flags, report_written, args.retry_failed))
+    for line in problems:
+        print(f"vitbench: {line}", file=sys.stderr)
     return 1 if unrecorded or counts["failed"] else 0
-
-
-def _study_flags(args: argparse.Namespace) -> str:
-    """The flags that name this study's results again, for the commands we suggest."""
-    flags = f" --preset {args.preset}" + "".join(f" --set {shlex.quote(item)}" for item in args.set)
-    if args.results != Path(os.environ.get("VITBENCH_RESULTS", "results")):
-        flags += f" --results {shlex.quote(str(args.results))}"
-    if getattr(args, "data_root", None) is not None:  # the data the runs read, as given
-        flags += f" --data-root {shlex.quote(str(args.data_root))}"
-    return flags
 
 
 def _report(the_plan: plan.Plan, args: argparse.Namespace) -> None:
@@ -420,16 +274,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(plan.summary(the_plan))
     if split := console.time_split(the_plan):
         print(split)
-    dispatches = [rec for rec in read_jsonl(the_plan.folder / JOBS) if rec.get("event") == "dispatch"]
-    if dispatches:
-        last = dispatches[-1]
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last["dispatcher"]["time"]))
-        jobs = f" as Slurm job array {last['jobs'][0].split('_')[0]}" if last["jobs"] else ""
-        print(f"last dispatch: {len(last['runs'])} runs on the {last['executor']} executor{jobs}, {when}")
-    print(
-        f"a run whose trainer is silent for {console.duration(stale_after_s())} is taken as dead and resumes "
-        "on the next `vitbench run` (VITBENCH_LOCK_STALE_S)"
-    )
+    if dispatches := [rec for rec in read_jsonl(the_plan.folder / JOBS) if rec.get("event") == "dispatch"]:
+        print(console.dispatch_line(dispatches[-1]))
+    print(console.stale_line(stale_after_s()))
     return 0
 
 
@@ -447,7 +294,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     if args.all or args.study is None:
-        if args.study is not None or not args.all or args.set or args.preset != DEFAULT_PRESET:
+        if args.study is not None or not args.all or args.set or args.preset != options.DEFAULT_PRESET:
             raise UserError("give a study (`vitbench report STUDY`) or --all alone (every study and preset)")
         from benchmark.scorecard import build_scorecard
 

@@ -1,18 +1,20 @@
-"""What the terminal shows: a plan's runs, their cost and state, its time estimate and its
-verdicts, as plain text. Pure formatting of what the engine computed; reads and writes nothing,
-so the CLI prints it and the docs quote it (README's verdicts example) from one place."""
+"""What the terminal shows: the studies, a plan's runs, their cost and state, its time estimate
+and its verdicts, and the lines that say what a command did and what to type next, as plain text.
+Pure formatting of what the engine computed; reads and writes nothing, so the CLI prints it and
+the docs quote it (README's verdicts example) from one place."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
 if TYPE_CHECKING:
-    from benchmark import cost
     from benchmark.plan import Bill, Plan
-    from benchmark.study import Verdict
+    from benchmark.study import Study, Verdict
 
 VERDICT_HEADERS = ["claim", "outcome", "effect [90% interval]; predicted; MDE; power"]
 
@@ -51,21 +53,47 @@ def plan_table(the_plan: Plan, bill: Bill) -> str:
 
 
 def bill_lines(the_plan: Plan, bill: Bill) -> list[str]:
-    """What the runs cost in all, what is left, and what the prices rest on."""
+    """`vitbench plan`'s bill: what the runs cost in all, what this preset can decide, what is
+    left to run, and what the prices rest on."""
+    first, *left = cost_lines(bill)
+    return [first, *power_lines(the_plan), *left, *basis_lines(bill)]
+
+
+def cost_lines(bill: Bill) -> list[str]:
+    """What the runs cost in all and, when some are done, what is left to run."""
     from benchmark import cost
 
     lines = [f"cost of all runs: {cost.total(bill.runs, bill.table)}"]
-    if the_plan.todo and len(the_plan.todo) < len(the_plan.runs):
-        lines.append(f"cost of what is left to run: {cost.total(bill.todo, bill.table)}")
-    lines.append(f"GPU-hours on {bill.table.label}: {cost.bases(bill.runs)}")
-    lines.append(f"FLOPs: {cost.CONVENTION}")
+    if bill.todo and len(bill.todo) < len(bill.runs):
+        lines.append(todo_cost_line(bill))
     return lines
 
 
-def todo_cost_line(bill: Bill, table: cost.ThroughputTable) -> str:
+def todo_cost_line(bill: Bill, source: bool = False) -> str:
+    """What the runs left to do cost; with `source`, the throughput table that priced them."""
     from benchmark import cost
 
-    return f"cost of what is left to run: {cost.total(bill.todo, table)} ({table.source})"
+    line = f"cost of what is left to run: {cost.total(bill.todo, bill.table)}"
+    return f"{line} ({bill.table.source})" if source else line
+
+
+def basis_lines(bill: Bill) -> list[str]:
+    """What the prices rest on: how each run's hours were obtained, and how FLOPs are counted."""
+    from benchmark import cost
+
+    return [f"GPU-hours on {bill.table.label}: {cost.bases(bill.runs)}", f"FLOPs: {cost.CONVENTION}"]
+
+
+def no_preset_line(study: Study, preset: str) -> str:
+    """`vitbench plan --all`'s line for a study that has no such preset."""
+    return f"{study.name}: no preset {preset!r}; its presets: {', '.join(study.presets)}"
+
+
+def total_header(preset: str, priced: int, studies: int) -> str:
+    """The line above the total of `vitbench plan --all`: over which studies it sums."""
+    if priced == studies:
+        return f"total over the {studies} studies at {preset}:"
+    return f"total over the {priced} of {studies} studies that have {preset}:"
 
 
 def power_lines(the_plan: Plan) -> list[str]:
@@ -166,3 +194,99 @@ def detail(info: dict[str, Any]) -> str:
     if info["mixed"]:
         parts.append(info["mixed"])  # attempts under different revisions or thread counts
     return "; ".join(parts)
+
+
+# --- what a command did, and what to type next ------------------------------------------------
+
+
+def study_lines(name: str, study: Study | Exception) -> list[str]:
+    """`vitbench list`'s lines for one study: its title, paper reference, claim and presets; or
+    why it does not load."""
+    if isinstance(study, Exception):
+        return [f"{name:12s}  (broken) {study}"]
+    return [
+        f"{name:12s}  {study.title} — {study.reference}",
+        f"{'':12s}  claim: {study.claim}",
+        f"{'':12s}  presets: {', '.join(study.presets)}",
+    ]
+
+
+def refused_write(exc: OSError, reports: Path | None) -> str | None:
+    """The one line for a write the filesystem refused (read-only, full), naming the path and the
+    flag that moves it (--reports for a path under `reports`, else --results); None for any other
+    error."""
+    from benchmark.storage import storage_error
+
+    kind = storage_error(exc)
+    if kind is None:
+        return None
+    path = Path(str(exc.filename)) if exc.filename else None
+    inside_reports = (
+        path is not None and reports is not None and path.resolve().is_relative_to(reports.resolve())
+    )
+    flag = "--reports" if inside_reports else "--results"
+    if kind == "no space":
+        return f"cannot write {path or 'the results'}: no space left on the device; make room, or give {flag} DIR elsewhere"
+    return f"cannot write {path}: {exc.strerror} (read-only); give a writable folder with {flag} DIR"
+
+
+def submitted_line(job_ids: Sequence[str]) -> str:
+    first, last = job_ids[0], job_ids[-1]
+    return f"Submitted Slurm job array {first.split('_')[0]}: jobs {first} … {last}, one per run."
+
+
+def follow_line(name: str, flags: str) -> str:
+    """What to type after a Slurm submission that `run` does not follow (no --wait)."""
+    return (
+        f"Follow with `vitbench status {name}{flags}`; cancel with `vitbench cancel {name}{flags}`; "
+        f"once done, `vitbench report {name}{flags}`."
+    )
+
+
+def stopped_following_line(name: str, flags: str) -> str:
+    return f"stopped following; the jobs keep running (`vitbench cancel {name}{flags}`)."
+
+
+def interrupted_line(after: Plan, flags: str) -> str:
+    """What a Ctrl-C stopped, from the run folders as they stand after it, and the command that
+    resumes it."""
+    counts = after.counts
+    started = counts["interrupted"] + counts["running"]
+    return (
+        f"interrupted {after.study.name}/{after.variant}: {counts['done']} of {len(after.runs)} runs done, "
+        f"{started} stopped mid-training (they resume from their last checkpoint), "
+        f"{counts['pending']} not started; resume with `vitbench run {after.study.name}{flags}`"
+    )
+
+
+def busy_line(busy: int, name: str, flags: str) -> str:
+    return (
+        f"{busy} run(s) were being trained by another process; run "
+        f"`vitbench run {name}{flags}` again once they are done to include them."
+    )
+
+
+def unrecorded_line(label: str, run_dir: Path, state: str, error: str) -> str:
+    """A run that failed but could not record it (e.g. a read-only folder): it stays `state`."""
+    return f"{label}: failed and could not record it in {run_dir} (it stays {state}): {error}"
+
+
+def failed_line(failed: int, name: str, flags: str, report_written: bool, retried: bool) -> str:
+    """How many runs failed, where to see why, and (unless they were retried) how to rerun them."""
+    listed = "; the report lists them" if report_written else ""
+    retry = "" if retried else f"; rerun them with `vitbench run {name}{flags} --retry-failed`"
+    return f"{failed} run(s) failed{listed}. `vitbench status {name}{flags}` shows why{retry}."
+
+
+def dispatch_line(record: dict[str, Any]) -> str:
+    """`vitbench status`'s line for the study's last dispatch (a record of the jobs log)."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record["dispatcher"]["time"]))
+    jobs = f" as Slurm job array {record['jobs'][0].split('_')[0]}" if record["jobs"] else ""
+    return f"last dispatch: {len(record['runs'])} runs on the {record['executor']} executor{jobs}, {when}"
+
+
+def stale_line(stale_after_s: float) -> str:
+    return (
+        f"a run whose trainer is silent for {duration(stale_after_s)} is taken as dead and resumes "
+        "on the next `vitbench run` (VITBENCH_LOCK_STALE_S)"
+    )

@@ -129,6 +129,14 @@ def bill(plan: Plan, table: cost.ThroughputTable) -> Bill:
     return Bill(table, [costs[r.run_id] for r in plan.runs], [costs[r.run_id] for r in plan.todo])
 
 
+def total_bill(priced: list[tuple[Plan, Bill]], table: cost.ThroughputTable) -> Bill:
+    """One bill over several studies' plans (`vitbench plan --all`): a run that two of them
+    declare (`Study.reuse`) trains once, so it is counted once."""
+    runs = {r.run_id: c for p, b in priced for r, c in zip(p.runs, b.runs, strict=True)}
+    todo = {r.run_id: c for p, b in priced for r, c in zip(p.todo, b.todo, strict=True)}
+    return Bill(table, list(runs.values()), list(todo.values()))
+
+
 @dataclass(frozen=True)
 class Declared:
     """A study's runs at a preset with the overrides applied, duplicates collapsed."""

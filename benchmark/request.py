@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmark import plan
 from benchmark.config import RunConfig, check, parse_overrides
 from benchmark.errors import UserError
-from benchmark.study import load_study
+from benchmark.study import Study, list_studies, load_study
 
 
 def reports_folder(results: Path, reports: Path | None) -> Path:
@@ -54,6 +54,22 @@ def study_plan(
         if to_train:
             validate(cfg)
     return the_plan
+
+
+def every_study_plan(preset: str, sets: Sequence[str], results: Path) -> list[tuple[Study, plan.Plan | None]]:
+    """`vitbench plan --all`: every study with its plan at `preset`, checked as `study_plan` checks
+    one to be trained, or None for a study that has no such preset. Every study is loaded and
+    planned before the CLI prints any of them, so bad input is the one line and nothing else."""
+    studies = [load_study(name) for name in list_studies()]
+    if not any(preset in study.presets for study in studies):
+        presets = dict.fromkeys(name for study in studies for name in study.presets)
+        raise UserError(f"no study has a preset {preset!r}; valid: {', '.join(presets)}")
+    plans = {
+        study.name: study_plan(study.name, preset, sets, results, to_train=True)
+        for study in studies
+        if preset in study.presets
+    }
+    return [(study, plans.get(study.name)) for study in studies]
 
 
 def validate(cfg: RunConfig) -> None:

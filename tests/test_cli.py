@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmark import cli
-from benchmark.study import load_study
+from benchmark.study import list_studies, load_study
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +41,10 @@ def snapshot(folder: Path) -> dict[str, int]:
         # The studies read 5-shot: this trained every run, then the report failed (KeyError 5shot).
         (["run", "pos_embed", "--set", "eval.shots=1"], "--set eval.shots=1 drops 5, which pos_embed's"),
         (["plan", "pos_embed", "--set", "eval.evaluators=upstream"], "drops fewshot"),
+        # `plan` takes a study or --all: neither, or both, names the studies.
+        (["plan"], "give a study (`vitbench plan STUDY`) or --all (every study), not both; valid studies: "),
+        (["plan", "pos_embed", "--all"], "or --all (every study), not both; valid studies: compute, "),
+        (["plan", "--all", "--preset", "huge"], "no study has a preset 'huge'; valid: smoke, cpu"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(argv, message, tmp_path, capsys):
@@ -93,6 +97,52 @@ def test_plan_and_status_print_one_table_each_with_a_summary(tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # looking never writes
 
 
+SHARED = '''"""Two small runs; the config of seed 1 is declared by alpha too (REUSE)."""
+from benchmark.config import DataConfig, ModelConfig, RunConfig
+
+TITLE = CLAIM = REFERENCE = "plan --all"
+PRESETS = {{"smoke": "small runs"}}
+CELL = ()
+REUSE = {reuse}
+
+
+def runs(preset):
+    return [RunConfig(model=ModelConfig(arch="Mu/7"), data=DataConfig(dataset="mnist5k"), seed=s) for s in {seeds}]
+
+
+table = checks = figures = None
+'''
+
+
+def test_plan_all_prices_every_study_at_a_preset_and_totals_them(tmp_path, capsys, monkeypatch):
+    """`plan --all --preset P`: each study's runs, cost and power lines, a line for a study without
+    P naming its presets, and the total over the studies that have it, where a run two studies
+    declare counts once."""
+    import studies
+    import studies.inspect as lacking
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "alpha.py").write_text(SHARED.format(reuse="()", seeds=(0, 1)))
+    (extra / "beta.py").write_text(SHARED.format(reuse='("alpha",)', seeds=(1, 2)))
+    monkeypatch.setattr(studies, "__path__", [*studies.__path__, str(extra)])
+    monkeypatch.setattr(lacking, "PRESETS", {k: v for k, v in lacking.PRESETS.items() if k != "smoke"})
+    results = tmp_path / "r"
+    assert cli.main(["plan", "--all", "--preset", "smoke", "--results", str(results)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    priced = [name for name in list_studies() if name != "inspect"]
+    assert {"alpha", "beta", "pos_embed"} <= set(priced)
+    summaries = [line for line in out if line.startswith(tuple(f"{name}/smoke: " for name in priced))]
+    assert [line.split("/")[0] for line in summaries] == priced
+    assert "inspect: no preset 'smoke'; its presets: cpu, gpu, paper" in out
+    assert sum(line.startswith("power at smoke ") for line in out) == len(priced)
+    total = out.index(f"total over the {len(priced)} of {len(priced) + 1} studies that have smoke:")
+    runs = sum(int(line.split(": ")[1].split()[0]) for line in summaries)
+    assert out[total + 1].startswith(f"cost of all runs: {runs - 1} runs, ")  # seed 1 of alpha and beta
+    assert out[-1].startswith("FLOPs: ")
+    assert not results.exists()  # looking never writes
+
+
 def test_status_shows_each_runs_attempts_and_a_history_mixed_across_code(tmp_path, capsys):
     from benchmark import plan
     from benchmark.results import META, PROGRESS, init_run_dir
@@ -124,6 +174,18 @@ def test_a_results_or_reports_folder_that_is_a_file_is_refused(flag, tmp_path, c
     expected = f"{flag} {taken / 'sub'}: {taken} is a file, not a folder; give a folder (created if missing)"
     assert err == f"vitbench: error: {expected}\n"
     assert snapshot(tmp_path) == before
+
+
+def test_every_slurm_setting_has_its_flag_and_the_repeatable_ones_append():
+    """The flags are declared apart from `SlurmSettings` (so the parser imports no torch): the two
+    must name the same settings, the tuple-valued ones repeatable."""
+    from dataclasses import fields
+
+    from benchmark.dispatch import SlurmSettings
+    from benchmark.options import REPEATABLE, SLURM_FLAGS, dest
+
+    assert [dest(flag) for flag in SLURM_FLAGS] == [f.name for f in fields(SlurmSettings)]
+    assert {dest(flag) for flag in REPEATABLE} == {f.name for f in fields(SlurmSettings) if f.default == ()}
 
 
 def test_list_into_a_closed_pipe_exits_quietly():
