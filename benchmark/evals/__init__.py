@@ -77,7 +77,7 @@ def check(cfg: RunConfig) -> None:
     then each evaluator's own rules (`Evaluator.check`: fine-tuning's datasets, warm-up and
     resolution; two probe datasets at least for fewshot_lso's leave-self-out choice of l2) where they
     bind the run (`binds`). A dataset whose images are not here (JFT-300M, an absent ImageNet) is
-    checked by its published shape only: `plan` prices it, and `run` refuses it (cli.check_readable)."""
+    checked by its published shape only: `plan` prices it, and `run` refuses it (request.ready_to_train)."""
     check_names(cfg.eval.evaluators)
     pretrained_on = cfg.data.dataset
     data.check_name(pretrained_on)
