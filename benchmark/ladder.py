@@ -204,6 +204,9 @@ def draw_claims(points: pd.DataFrame, out: Path) -> dict[str, str]:
         name = slug(code, claim)
         write_figure(out, name, fig, rows.drop(columns="preset_order"))
         written[name] = f"{code}: {claim}"
+    for stale in out.glob("claim-*"):  # a claim since renamed or dropped: its old chart goes too
+        if stale.stem not in written:
+            stale.unlink()
     return written
 
 

@@ -31,7 +31,10 @@ def test_a_claim_at_one_preset_gets_its_point_and_the_papers(tmp_path):
     name = next(n for n in written if n != "claims")
     for ext in ("png", "pdf", "csv"):
         assert (tmp_path / "a" / f"{name}.{ext}").stat().st_size > 0
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "claim-c9-a-claim-since-renamed.png").write_bytes(b"old")
     again = ladder.draw_claims(points, tmp_path / "b")
+    assert not (tmp_path / "b" / "claim-c9-a-claim-since-renamed.png").exists()
     for n in again:
         for ext in ("png", "pdf", "csv"):
             assert (tmp_path / "a" / f"{n}.{ext}").read_bytes() == (
