@@ -206,6 +206,12 @@ def test_only_download_true_fetches_and_then_by_the_hub_download_timm_does(tmp_p
     assert calls == [(f"timm/{B32}", "model.safetensors")]
     assert loaded.file == tmp_path / "fetched" / "model.safetensors"
     assert not equal_weights(model, small_model(seed=3))
+    # A file already there is used, download=True or not.
+    write(small_model(), tmp_path / "weights" / f"{B32}.safetensors", "safetensors")
+    assert (
+        rel.load_released(B32, tmp_path / "weights", download=True, **SMALL)[1].file.parent.name == "weights"
+    )
+    assert len(calls) == 1
 
 
 # --- verifying the file -------------------------------------------------------------------------
