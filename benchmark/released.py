@@ -20,20 +20,23 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from benchmark.config import Interpolation
 from benchmark.errors import UserError
 from benchmark.sizes import family_of, parse_model
+
+# torch, timm, numpy and the hub are imported where used: the catalog, finding a file and its
+# sha256 are read by planning, which imports none of them.
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 WEIGHTS_ENV = "VITBENCH_WEIGHTS"
 
@@ -52,19 +55,18 @@ HUB_FILES = ("model.safetensors", "pytorch_model.bin")
 class Released:
     """One released checkpoint. `name` is timm's (architecture.tag); `arch` the suite's variant
     string (benchmark.sizes); `original` the file's path in the authors' bucket; `img_size` and
-    `num_classes` what timm's pretrained config gives the checkpoint (0 classes: no head, as timm
-    distributes the ImageNet-21k ViTs, whose released heads are zero); `hub_id` its Hugging Face
-    repository; `url` the address timm downloaded it from before the hub, if any."""
+    `num_classes` those of timm's pretrained config (0 classes: no head, as timm distributes the
+    ImageNet-21k ViTs, whose released heads are zero); `legacy` the file timm downloaded before
+    the Hugging Face hub, if any. A test holds every field timm also knows to timm's value."""
 
     name: str
     arch: str
     original: str
-    pretrained_on: str
-    fine_tuned_on: str
     img_size: int
     num_classes: int
-    hub_id: str
-    url: str
+    fine_tuned_on: str = ""
+    legacy: str = ""
+    pretrained_on: str = "ImageNet-21k"
 
     @property
     def family(self) -> str:
@@ -76,6 +78,11 @@ class Released:
         """The paper's name for the model: "ViT-B/16", "R50x1+ViT-B/16", "BiT-M R50x1"."""
         name = parse_model(self.arch).name
         return f"BiT-M {name}" if self.family == "BiT" else name
+
+    @property
+    def hub_id(self) -> str:
+        """Its Hugging Face repository, where timm fetches it from."""
+        return f"timm/{self.name}"
 
     @property
     def params(self) -> int:
@@ -95,26 +102,6 @@ class Released:
         return f"{self.bucket}/{self.original}"
 
 
-def _record(name: str, arch: str, original: str, fine_tuned_on: str = "") -> Released:
-    """A record with timm's own facts about the checkpoint filled in from its pretrained config."""
-    from timm.models import get_pretrained_cfg
-
-    cfg = get_pretrained_cfg(name)
-    if cfg is None:
-        raise ValueError(f"timm has no pretrained checkpoint {name!r}")
-    return Released(
-        name=name,
-        arch=arch,
-        original=original,
-        pretrained_on="ImageNet-21k",
-        fine_tuned_on=fine_tuned_on,
-        img_size=cfg.input_size[-1],
-        num_classes=cfg.num_classes,
-        hub_id=cfg.hf_hub_id or "",
-        url=cfg.url or "",
-    )
-
-
 def _catalog(*records: Released) -> dict[str, Released]:
     table: dict[str, Released] = {}
     for record in records:
@@ -127,34 +114,55 @@ def _catalog(*records: Released) -> dict[str, Released]:
 # Every name below is in timm 1.0.31's `list_pretrained()` (tests check it). The ImageNet-1k
 # fine-tuned files are the bucket's "imagenet21k+imagenet2012" ones: at 384 px except "-224".
 _FT = "ImageNet-1k"
+_IN21K = "imagenet21k/"
+_IN1K = "imagenet21k+imagenet2012/"
 CATALOG: dict[str, Released] = _catalog(
-    _record("vit_base_patch16_224.orig_in21k", "ViT-B/16", "imagenet21k/ViT-B_16.npz"),
-    _record("vit_base_patch32_224.orig_in21k", "ViT-B/32", "imagenet21k/ViT-B_32.npz"),
-    _record("vit_large_patch16_224.orig_in21k", "ViT-L/16", "imagenet21k/ViT-L_16.npz"),
-    _record("vit_large_patch32_224.orig_in21k", "ViT-L/32", "imagenet21k/ViT-L_32.npz"),
-    _record("vit_huge_patch14_224.orig_in21k", "ViT-H/14", "imagenet21k/ViT-H_14.npz"),
-    _record("vit_base_r50_s16_224.orig_in21k", "R50x1+ViT-B/16", "imagenet21k/R50+ViT-B_16.npz"),
-    _record(
+    # timm name, the suite's arch, the authors' file, resolution, classes[, fine-tuned on, legacy file]
+    Released("vit_base_patch16_224.orig_in21k", "ViT-B/16", _IN21K + "ViT-B_16.npz", 224, 0),
+    Released("vit_base_patch32_224.orig_in21k", "ViT-B/32", _IN21K + "ViT-B_32.npz", 224, 0),
+    Released("vit_large_patch16_224.orig_in21k", "ViT-L/16", _IN21K + "ViT-L_16.npz", 224, 0),
+    Released("vit_large_patch32_224.orig_in21k", "ViT-L/32", _IN21K + "ViT-L_32.npz", 224, 0),
+    Released("vit_huge_patch14_224.orig_in21k", "ViT-H/14", _IN21K + "ViT-H_14.npz", 224, 0),
+    Released("vit_base_r50_s16_224.orig_in21k", "R50x1+ViT-B/16", _IN21K + "R50+ViT-B_16.npz", 224, 0),
+    Released(
         "vit_base_patch16_224.orig_in21k_ft_in1k",
         "ViT-B/16",
-        "imagenet21k+imagenet2012/ViT-B_16-224.npz",
+        _IN1K + "ViT-B_16-224.npz",
+        224,
+        1000,
         _FT,
+        "jx_vit_base_p16_224-80ecf9dd.pth",
     ),
-    _record(
-        "vit_base_patch16_384.orig_in21k_ft_in1k", "ViT-B/16", "imagenet21k+imagenet2012/ViT-B_16.npz", _FT
+    Released(
+        "vit_base_patch16_384.orig_in21k_ft_in1k",
+        "ViT-B/16",
+        _IN1K + "ViT-B_16.npz",
+        384,
+        1000,
+        _FT,
+        "jx_vit_base_p16_384-83fb41ba.pth",
     ),
-    _record(
-        "vit_large_patch32_384.orig_in21k_ft_in1k", "ViT-L/32", "imagenet21k+imagenet2012/ViT-L_32.npz", _FT
+    Released(
+        "vit_large_patch32_384.orig_in21k_ft_in1k",
+        "ViT-L/32",
+        _IN1K + "ViT-L_32.npz",
+        384,
+        1000,
+        _FT,
+        "jx_vit_large_p32_384-9b920ba8.pth",
     ),
-    _record(
+    Released(
         "vit_base_r50_s16_384.orig_in21k_ft_in1k",
         "R50x1+ViT-B/16",
-        "imagenet21k+imagenet2012/R50+ViT-B_16.npz",
+        _IN1K + "R50+ViT-B_16.npz",
+        384,
+        1000,
         _FT,
+        "jx_vit_base_resnet50_384-9fd3c705.pth",
     ),
-    _record("resnetv2_50x1_bit.goog_in21k", "R50x1", "BiT-M-R50x1.npz"),
-    _record("resnetv2_101x1_bit.goog_in21k", "R101x1", "BiT-M-R101x1.npz"),
-    _record("resnetv2_152x2_bit.goog_in21k", "R152x2", "BiT-M-R152x2.npz"),
+    Released("resnetv2_50x1_bit.goog_in21k", "R50x1", "BiT-M-R50x1.npz", 224, 21843),
+    Released("resnetv2_101x1_bit.goog_in21k", "R101x1", "BiT-M-R101x1.npz", 224, 21843),
+    Released("resnetv2_152x2_bit.goog_in21k", "R152x2", "BiT-M-R152x2.npz", 224, 21843),
 )
 
 
@@ -169,6 +177,7 @@ def released(name: str) -> Released:
 @cache
 def _count_params(name: str) -> int:
     import timm
+    import torch
 
     with torch.device("meta"):
         model = timm.create_model(name, pretrained=False)
@@ -193,8 +202,8 @@ def file_names(record: Released) -> tuple[str, ...]:
         shared = sum(Path(r.original).name == base for r in CATALOG.values()) > 1
         if not shared or not record.fine_tuned_on:
             names.append(base)
-    if record.url:
-        names.append(record.url.rsplit("/", 1)[-1])
+    if record.legacy:
+        names.append(record.legacy)
     return tuple(names)
 
 
@@ -211,24 +220,31 @@ def hf_cache() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
+def torch_hub_dir() -> Path:
+    """torch.hub.get_dir(), without importing torch: $TORCH_HOME/hub, else
+    $XDG_CACHE_HOME/torch/hub, else ~/.cache/torch/hub (torch.hub's documented order). Where
+    torch is imported already, torch's own answer (torch.hub.set_dir may have moved it)."""
+    if "torch" in sys.modules:
+        return Path(sys.modules["torch"].hub.get_dir())
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(os.environ.get("TORCH_HOME") or os.path.join(cache_home, "torch")).expanduser() / "hub"
+
+
 def torch_cache() -> Path:
-    """torch hub's checkpoint folder, where timm's downloads from a URL go (TORCH_HOME honoured)."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    """torch hub's checkpoint folder, where timm's downloads from a URL go."""
+    return torch_hub_dir() / "checkpoints"
 
 
 def _in_caches(record: Released) -> Path | None:
     """The checkpoint in timm's caches, looked up without touching the network or the disk."""
     from huggingface_hub import try_to_load_from_cache
 
-    if record.hub_id:
-        for hub_file in HUB_FILES:
-            found = try_to_load_from_cache(record.hub_id, hub_file, cache_dir=hf_cache())
-            if isinstance(found, str):
-                return Path(found)
-    if record.url:
-        legacy = torch_cache() / record.url.rsplit("/", 1)[-1]
-        if legacy.is_file():
-            return legacy
+    for hub_file in HUB_FILES:
+        found = try_to_load_from_cache(record.hub_id, hub_file, cache_dir=hf_cache())
+        if isinstance(found, str):
+            return Path(found)
+    if record.legacy and (torch_cache() / record.legacy).is_file():
+        return torch_cache() / record.legacy
     return None
 
 
@@ -281,10 +297,6 @@ def fetch(record: Released) -> Path:
     Hugging Face cache); the only function here that touches the network."""
     from huggingface_hub import hf_hub_download
 
-    if not record.hub_id:
-        raise UserError(
-            f"{record.name} has no Hugging Face repository to download from; {how_to_obtain(record)}"
-        )
     return Path(hf_hub_download(repo_id=record.hub_id, filename=HUB_FILES[0]))
 
 
@@ -334,6 +346,7 @@ def _safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 
 
 def _pth_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    import torch
     from timm.models import clean_state_dict
 
     try:
@@ -354,6 +367,8 @@ def _pth_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 
 
 def _npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    import numpy as np
+
     shapes = {}
     with zipfile.ZipFile(path) as archive:
         bad = archive.testzip()  # every member's CRC: a flipped byte anywhere is caught here
@@ -411,6 +426,8 @@ def expected_shapes(record: Released, fmt: str, **model_kwargs: Any) -> dict[str
     """The tensors a file of format `fmt` must hold for `record`'s model (with `model_kwargs`
     passed to timm.create_model), built on the meta device: timm's state dict, or for "npz" the
     authors' layout of it (`original_layout`)."""
+    import torch
+
     with torch.device("meta"):
         model = _build(record, model_kwargs)
     tensors = original_layout(model) if fmt == "npz" else model.state_dict()
@@ -500,7 +517,7 @@ def _same(w: torch.Tensor) -> torch.Tensor:
     return w
 
 
-_Rule = tuple[str, str, Callable[[torch.Tensor], torch.Tensor]]
+_Rule = tuple[str, str, Callable[["torch.Tensor"], "torch.Tensor"]]
 _NORM = (("weight", "scale"), ("bias", "bias"))
 _ABC = {"1": "a", "2": "b", "3": "c"}
 

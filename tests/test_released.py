@@ -4,6 +4,8 @@ models. Nothing downloads: every network path of timm and the hub is made to fai
 
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,13 +84,30 @@ def test_every_catalog_entry_is_a_timm_checkpoint_with_timms_own_facts():
         assert name in listed, name
         cfg = timm.models.get_pretrained_cfg(name)
         assert (record.img_size, record.num_classes) == (cfg.input_size[-1], cfg.num_classes)
-        assert record.hub_id == f"timm/{name}"
+        assert record.hub_id == cfg.hf_hub_id
+        assert record.legacy == (cfg.url.rsplit("/", 1)[-1] if cfg.url else "")
         assert record.original.endswith(".npz") and record.pretrained_on == "ImageNet-21k"
     labels = {r.label for r in rel.CATALOG.values()}
     assert {"ViT-B/16", "ViT-H/14", "R50x1+ViT-B/16", "BiT-M R152x2"} <= labels
     assert {r.family for r in rel.CATALOG.values()} == {"ViT", "hybrid", "BiT"}
     assert rel.CATALOG["vit_base_patch16_384.orig_in21k_ft_in1k"].fine_tuned_on == "ImageNet-1k"
     assert rel.CATALOG[B16].original_uri == "gs://vit_models/imagenet21k/ViT-B_16.npz"
+
+
+def test_the_catalog_and_finding_files_import_neither_torch_nor_timm(tmp_path):
+    """Planning reads them (which weights are present) without paying for torch."""
+    code = (
+        "import sys, benchmark.released as r; r.present(); r.file_names(r.released('" + B16 + "')); "
+        "print(sorted(m for m in ('torch', 'timm', 'numpy') if m in sys.modules))"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(rel.__file__).parents[1]),
+        "TORCH_HOME": str(tmp_path),
+        "HF_HUB_CACHE": str(tmp_path),
+    }
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_parameter_counts_are_timms_and_agree_with_the_suites_builders_and_table_1():
@@ -162,6 +181,18 @@ def test_files_are_found_in_timms_caches_without_downloading(tmp_path):
     legacy.parent.mkdir(parents=True)
     legacy.touch()
     assert rel.locate(ft) == legacy
+
+
+@pytest.mark.parametrize("env", [{"TORCH_HOME": "th"}, {"XDG_CACHE_HOME": "xdg"}, {}])
+def test_torch_hubs_folder_is_found_as_torch_finds_it_without_importing_torch(monkeypatch, tmp_path, env):
+    monkeypatch.delenv("TORCH_HOME")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(tmp_path / value))
+    with_torch = rel.torch_hub_dir()
+    monkeypatch.delitem(sys.modules, "torch")  # as in a process that has not imported torch
+    assert rel.torch_hub_dir() == with_torch == Path(torch.hub.get_dir())
 
 
 def test_a_missing_file_is_one_line_naming_the_files_the_folders_and_how_to_obtain_it(tmp_path):
