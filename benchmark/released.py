@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from benchmark.config import Interpolation
 from benchmark.errors import UserError
@@ -673,9 +673,10 @@ def load_released(
 
     The model is loaded at the checkpoint's own resolution and head, then set to the fine-tuning
     protocol's where asked (§3.2): `img_size` resizes the position table by benchmark.models.resize
-    (the original code's bilinear zoom by default; timm's own loaders would resample bicubic, or
-    bilinear without the corners kept, and only while loading), and a `num_classes` other than the
-    checkpoint's replaces the head with a zero-initialised one (§3.1; 0: no head).
+    (the original code's bilinear zoom by default, "bicubic" for timm's resampling; timm's own
+    loaders would resample bicubic for a state dict, bilinear without the corners kept for an .npz,
+    and only while loading), and a `num_classes` other than the checkpoint's replaces the head with
+    a zero-initialised one (§3.1; 0: no head, the model returns its pooled features).
     """
     record = released(name)
     for reserved in ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "num_classes", "img_size"):
@@ -692,6 +693,10 @@ def load_released(
         )
     if num_classes is not None and num_classes < 0:
         raise UserError(f"num_classes={num_classes} is not valid; it must be 0 (no head) or more")
+    if interpolation not in get_args(Interpolation):
+        raise UserError(
+            f"interpolation={interpolation!r} is not valid; choose one of: {', '.join(get_args(Interpolation))}"
+        )
     path = locate(record, weights)
     if path is None and download:
         path = fetch(record)
@@ -710,7 +715,10 @@ def load_released(
     if num_classes is not None and num_classes != record.num_classes:
         from benchmark.models.heads import replace_head
 
-        replace_head(model, num_classes)
+        if num_classes:
+            replace_head(model, num_classes)
+        else:
+            model.reset_classifier(0)  # the pooled features: what few-shot probes read
     if img_size is not None and img_size != record.img_size:
         from benchmark.models.resize import resize_model
 

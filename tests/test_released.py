@@ -364,6 +364,23 @@ def test_each_format_round_trips_through_timms_loaders(tmp_path, fmt, file_name)
     )
 
 
+def test_the_checkpoints_head_is_kept_replaced_by_a_zero_one_or_dropped(tmp_path):
+    name = "vit_base_patch16_224.orig_in21k_ft_in1k"
+    source = small_model(name, seed=1)
+    write(source, tmp_path / f"{name}.safetensors", "safetensors")
+    x = torch.randn(1, 3, 224, 224)
+    kept, _ = rel.load_released(name, tmp_path, **SMALL)
+    assert torch.equal(kept.head.weight, source.head.weight)
+    zero, loaded = rel.load_released(name, tmp_path, num_classes=5, **SMALL)
+    assert loaded.num_classes == 5 and zero.head.weight.shape == (5, 768) and not zero.head.weight.any()
+    features, loaded = rel.load_released(name, tmp_path, num_classes=0, **SMALL)
+    assert loaded.params == sum(p.numel() for p in source.parameters()) - 768 * 1000 - 1000
+    with torch.no_grad():
+        assert features(x).shape == (1, 768)
+    with pytest.raises(UserError, match="interpolation='nearest' is not valid"):
+        rel.load_released(name, tmp_path, img_size=384, interpolation="nearest", **SMALL)
+
+
 def test_the_hybrids_npz_layout_round_trips(tmp_path):
     """The R50+ViT-B/16 file's ResNet (conv_root, gn_root, blockN/unitM) as timm's reader reads it."""
     name = "vit_base_r50_s16_224.orig_in21k"
