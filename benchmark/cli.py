@@ -299,7 +299,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         from benchmark.scorecard import build_scorecard
 
         args.reports = request.reports_folder(args.results, args.reports)
-        print(f"Scorecard: {build_scorecard(args.results, args.reports)}")
+        path, summary = build_scorecard(args.results, args.reports)
+        print("\n".join([*summary, f"Scorecard: {path}"]))
         return 0
     the_plan = _planned(args)
     _report(the_plan, args)

@@ -78,8 +78,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def build_scorecard(results_root: Path, reports_root: Path) -> Path:
-    """Rebuild every study's report at every preset with results, and write the scorecard page."""
+def build_scorecard(results_root: Path, reports_root: Path) -> tuple[Path, list[str]]:
+    """Rebuild every study's report at every preset with results, and write the scorecard page;
+    return its path and what the terminal says of it (the outcomes per preset, the crossovers)."""
     from benchmark.report import build_report, with_fit
 
     judged: dict[tuple[str, str], tuple[list[Verdict], str]] = {}
@@ -158,7 +159,9 @@ def build_scorecard(results_root: Path, reports_root: Path) -> Path:
     ])  # fmt: skip
     path = Path(reports_root) / SCORECARD
     write_atomic(path, (text + "\n").encode())
-    return path
+    crossings = [f"{r.race.code} ({r.race.ahead} overtakes {r.race.behind}, against {r.axis}): "
+                 f"{r.crossover.outcome}" for r in races]  # fmt: skip
+    return path, [_counts(rows).replace("\n\n", "\n"), *crossings]
 
 
 def _across(charts: dict[str, str]) -> list[str]:
