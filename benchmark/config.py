@@ -31,6 +31,9 @@ Interpolation = Literal["bilinear", "bicubic"]
 # the canonical JSON, so adding it keeps every existing run's id (and its stored results). A field
 # that changes what a run computes at its default must not carry it.
 ADDED = types.MappingProxyType({"omit_at_default": True})
+# Metadata of a section whose fields a run's identity stores flat in the enclosing section, as
+# "<section>_<field>": the spelling of run ids published before the section existed.
+FLAT = types.MappingProxyType({"flat": True})
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,32 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class FinetuneConfig:
+    """The finetune evaluator's settings: fine-tuning a pre-trained model on downstream tasks, the
+    paper's transfer protocol (§3.2, App. B.1.1; benchmark.evals.finetune). Set as
+    `eval.finetune.steps=...`; a run's identity stores them flat, as `finetune_steps` in `eval`, the
+    spelling of the run ids published before this section existed."""
+
+    # The steps, and the learning rates it chooses from on the validation split.
+    steps: int = 80
+    lrs: tuple[float, ...] = (0.003, 0.01, 0.03)
+    # The datasets fine-tuned on (empty: the probe datasets), the resolution (0: the pre-training
+    # one; another one resizes the position embeddings by 2-D interpolation of the patch grid,
+    # bilinear as the original code did), the batch and the micro-batch its gradients accumulate
+    # over (0: the whole batch at once), the linear warm-up, and the training pre-processing
+    # (inception crop + horizontal flip, or none).
+    datasets: tuple[str, ...] = field(default=(), metadata=ADDED)
+    image_size: int = field(default=0, metadata=ADDED)
+    batch: int = field(default=64, metadata=ADDED)
+    micro_batch: int = field(default=0, metadata=ADDED)
+    warmup: int = field(default=0, metadata=ADDED)
+    augment: FinetuneAugment = field(default="none", metadata=ADDED)
+    interpolation: Interpolation = field(default="bilinear", metadata=ADDED)
+    # Table 4's steps differ per dataset: "NAME=STEPS" entries override `steps` for NAME.
+    steps_by_dataset: tuple[str, ...] = field(default=(), metadata=ADDED)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Evaluations of the frozen representation (§4.1) and of the upstream head (benchmark/evals)."""
 
@@ -107,23 +136,8 @@ class EvalConfig:
     representation: Representation = "pre_tanh"
     # Also evaluate every N training steps (0: only at the end). Fig. 9 needs the curve.
     every_steps: int = 0
-    # The finetune evaluator: steps, and the learning rates it chooses from on the validation split.
-    finetune_steps: int = 80
-    finetune_lrs: tuple[float, ...] = (0.003, 0.01, 0.03)
-    # The paper's transfer protocol (§3.2, App. B.1.1): the datasets fine-tuned on (empty: the
-    # probe datasets), the resolution (0: the pre-training one; another one resizes the position
-    # embeddings by 2-D interpolation of the patch grid, bilinear as the original code did), the
-    # batch and the micro-batch its gradients accumulate over (0: the whole batch at once), the
-    # linear warm-up, and the training pre-processing (inception crop + horizontal flip, or none).
-    finetune_datasets: tuple[str, ...] = field(default=(), metadata=ADDED)
-    finetune_image_size: int = field(default=0, metadata=ADDED)
-    finetune_batch: int = field(default=64, metadata=ADDED)
-    finetune_micro_batch: int = field(default=0, metadata=ADDED)
-    finetune_warmup: int = field(default=0, metadata=ADDED)
-    finetune_augment: FinetuneAugment = field(default="none", metadata=ADDED)
-    finetune_interpolation: Interpolation = field(default="bilinear", metadata=ADDED)
-    # Table 4's steps differ per dataset: "NAME=STEPS" entries override finetune_steps for NAME.
-    finetune_steps_by_dataset: tuple[str, ...] = field(default=(), metadata=ADDED)
+    # The finetune evaluator's settings (benchmark.evals.finetune), its own section.
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig, metadata=FLAT)
     # §4.3: keep the model at its best validation score among the evaluations during training
     # (`every_steps`): the 5-shot few-shot accuracy on the validation splits, averaged over
     # `fewshot_datasets`. The final evaluators then run on that model, and the result says its step.
@@ -164,7 +178,9 @@ def _identity(obj: Any) -> dict[str, Any]:
     out = {}
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
+        if dataclasses.is_dataclass(value) and f.metadata.get("flat"):
+            out.update({f"{f.name}_{key}": v for key, v in _identity(value).items()})
+        elif dataclasses.is_dataclass(value):
             out[f.name] = _identity(value)
         elif not (f.metadata.get("omit_at_default") and value == _default(f)):
             out[f.name] = list(value) if isinstance(value, tuple) else value
@@ -188,6 +204,13 @@ def run_id(cfg: RunConfig) -> str:
 def from_dict(data: dict[str, Any], cls: type = RunConfig) -> Any:
     """Rebuild a config from its JSON form; unknown keys are an error (never silently dropped)."""
     hints = typing.get_type_hints(cls)
+    data = dict(data)
+    for f in dataclasses.fields(cls):  # a flat-stored section: gather its "<section>_<field>" keys
+        if f.metadata.get("flat"):
+            inner = {
+                k.removeprefix(f"{f.name}_"): data.pop(k) for k in list(data) if k.startswith(f"{f.name}_")
+            }
+            data[f.name] = {**data.get(f.name, {}), **inner}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
@@ -249,12 +272,12 @@ LIMITS: dict[str, tuple[float | None, float | None]] = {
     "eval.fewshot_seeds": (1, None),
     "eval.l2": (0.0, None),
     "eval.every_steps": (0, None),  # 0: only at the end
-    "eval.finetune_steps": (1, None),
-    "eval.finetune_lrs": (0.0, None),
-    "eval.finetune_image_size": (0, None),  # 0: the pre-training resolution
-    "eval.finetune_batch": (1, None),
-    "eval.finetune_micro_batch": (0, None),  # 0: the whole batch at once
-    "eval.finetune_warmup": (0, None),
+    "eval.finetune.steps": (1, None),
+    "eval.finetune.lrs": (0.0, None),
+    "eval.finetune.image_size": (0, None),  # 0: the pre-training resolution
+    "eval.finetune.batch": (1, None),
+    "eval.finetune.micro_batch": (0, None),  # 0: the whole batch at once
+    "eval.finetune.warmup": (0, None),
     # The data order seeds torch generators with seed * 1_000_003 + epoch, which must fit 64 bits.
     "seed": (0, 2**32 - 1),
 }
@@ -268,7 +291,7 @@ EXCLUSIVE: dict[str, tuple[bool, bool]] = {
     "optim.clip_norm": (True, False),
     "optim.label_smoothing": (False, True),
     "eval.l2": (True, False),
-    "eval.finetune_lrs": (True, False),
+    "eval.finetune.lrs": (True, False),
 }
 
 
@@ -321,18 +344,18 @@ def check(cfg: RunConfig) -> None:
             "eval.every_steps > 0, 5 in eval.shots and the fewshot evaluator",
         ),
         (
-            bool(ev.finetune_lrs) or "finetune" not in ev.evaluators,
-            "eval.finetune_lrs is empty but eval.evaluators runs finetune: give the learning rates to try",
+            bool(ev.finetune.lrs) or "finetune" not in ev.evaluators,
+            "eval.finetune.lrs is empty but eval.evaluators runs finetune: give the learning rates to try",
         ),
         (
-            all(re.fullmatch(r"[^=]+=[1-9][0-9]*", entry) for entry in ev.finetune_steps_by_dataset),
-            f"eval.finetune_steps_by_dataset={','.join(ev.finetune_steps_by_dataset)}: each entry is "
+            all(re.fullmatch(r"[^=]+=[1-9][0-9]*", entry) for entry in ev.finetune.steps_by_dataset),
+            f"eval.finetune.steps_by_dataset={','.join(ev.finetune.steps_by_dataset)}: each entry is "
             "DATASET=STEPS with STEPS a positive integer, e.g. cifar100=10000,pets=500",
         ),
         (
-            ev.finetune_micro_batch == 0 or ev.finetune_batch % ev.finetune_micro_batch == 0,
-            f"eval.finetune_micro_batch={ev.finetune_micro_batch} does not divide eval.finetune_batch="
-            f"{ev.finetune_batch}: the gradients accumulate over whole micro-batches",
+            ev.finetune.micro_batch == 0 or ev.finetune.batch % ev.finetune.micro_batch == 0,
+            f"eval.finetune.micro_batch={ev.finetune.micro_batch} does not divide eval.finetune.batch="
+            f"{ev.finetune.batch}: the gradients accumulate over whole micro-batches",
         ),
     ]
     for ok, message in rules:

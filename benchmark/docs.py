@@ -184,24 +184,29 @@ def _default(value: Any) -> str:
 
 
 def config_reference() -> str:
-    """One table per config section: key, type, default, allowed values, meaning."""
+    """One table per config section (a nested one, e.g. `eval.finetune`, after its parent): key,
+    type, default, allowed values, meaning."""
     sections = []
     hints = typing.get_type_hints(config.RunConfig)
     top = [f for f in dataclasses.fields(config.RunConfig) if not dataclasses.is_dataclass(hints[f.name])]
-    for section in dataclasses.fields(config.RunConfig):
-        cls = hints[section.name]
-        if not dataclasses.is_dataclass(cls):
-            continue
+    todo = [(f.name, hints[f.name]) for f in dataclasses.fields(config.RunConfig) if f not in top]
+    while todo:
+        name, cls = todo.pop(0)
         rows = ["| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
         comments = _field_comments(cls)
+        nested = []
         for f, tp in zip(dataclasses.fields(cls), typing.get_type_hints(cls).values(), strict=True):
-            key = f"{section.name}.{f.name}"
+            key = f"{name}.{f.name}"
+            if dataclasses.is_dataclass(tp):
+                nested.append((key, tp))
+                continue
             rows.append(
                 f"| `{key}` | {_type_name(tp)} | `{_default(f.default)}` | {_allowed(key, tp)} "
                 f"| {comments.get(f.name, '')} |"
             )
         doc = " ".join((inspect.getdoc(cls) or "").split())
-        sections.append(f"### `{section.name}`\n\n{doc}\n\n" + "\n".join(rows))
+        sections.append(f"### `{name}`\n\n{doc}\n\n" + "\n".join(rows))
+        todo[:0] = nested  # right after its parent
     for f in top:
         sections.append(
             f"### `{f.name}`\n\n{_type_name(hints[f.name])}, default `{f.default}`, "

@@ -17,7 +17,15 @@ from typing import Any
 import pandas as pd
 
 from benchmark import metrics
-from benchmark.config import DataConfig, EvalConfig, ModelConfig, OptimConfig, RunConfig, steps_for_epochs
+from benchmark.config import (
+    DataConfig,
+    EvalConfig,
+    FinetuneConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    steps_for_epochs,
+)
 from benchmark.errors import UserError
 from benchmark.paper import IMAGENET21K_IMAGES, JFT_IMAGES
 from benchmark.power import Pilot
@@ -29,12 +37,17 @@ PAPER_TRANSFER = ("cifar100", "pets", "flowers102")
 # over 8 micro-batches, 384 px, SGD momentum 0.9 with 500 warm-up steps then cosine decay, lrs
 # {0.001, 0.003, 0.01, 0.03}, 10,000 steps on CIFAR and 500 on Pets and Flowers (the released code has
 # no preset for those two: its 500 warm-up steps then span the whole run), inception crop + flip.
-FINETUNE = {
-    "finetune_datasets": PAPER_TRANSFER, "finetune_image_size": 384, "finetune_batch": 512,
-    "finetune_micro_batch": 64, "finetune_warmup": 500, "finetune_augment": "inception_flip",
-    "finetune_lrs": (0.001, 0.003, 0.01, 0.03), "finetune_steps": 500,
-    "finetune_steps_by_dataset": ("cifar100=10000",),
-}  # fmt: skip
+FINETUNE = FinetuneConfig(
+    datasets=PAPER_TRANSFER,
+    image_size=384,
+    batch=512,
+    micro_batch=64,
+    warmup=500,
+    augment="inception_flip",
+    lrs=(0.001, 0.003, 0.01, 0.03),
+    steps=500,
+    steps_by_dataset=("cifar100=10000",),
+)
 # JFT-300M, for the studies whose claims are about its scale (data_scaling, compute): planned and
 # priced only. Table 3's ViT-B recipe: 7 epochs at batch 4096, lr 8e-4, weight decay 0.1, no dropout;
 # judged by ImageNet 5-shot (ImageNet is not inside JFT), fine-tuned on ImageNet at 224 px (384 is
@@ -42,8 +55,8 @@ FINETUNE = {
 JFT = {
     "data.dataset": "jft300m", "model.dropout": 0.0, "optim.lr": 8e-4, "optim.weight_decay": 0.1,
     "optim.steps": steps_for_epochs(7, JFT_IMAGES, 4096), "eval.fewshot_datasets": ("imagenet1k",),
-    "eval.finetune_datasets": ("imagenet1k",), "eval.finetune_image_size": 0,
-    "eval.finetune_steps_by_dataset": ("imagenet1k=20000",), "eval.finetune_lrs": (0.003, 0.01, 0.03, 0.06),
+    "eval.finetune.datasets": ("imagenet1k",), "eval.finetune.image_size": 0,
+    "eval.finetune.steps_by_dataset": ("imagenet1k=20000",), "eval.finetune.lrs": (0.003, 0.01, 0.03, 0.06),
 }  # fmt: skip
 
 
@@ -93,7 +106,9 @@ BASES: dict[str, RunConfig] = {
             steps=steps_for_epochs(90, IMAGENET21K_IMAGES, 4096),
             warmup_steps=10_000,
         ),
-        eval=EvalConfig(fewshot_datasets=PAPER_TRANSFER, shots=(1, 5, 10, 25), fewshot_seeds=3, **FINETUNE),
+        eval=EvalConfig(
+            fewshot_datasets=PAPER_TRANSFER, shots=(1, 5, 10, 25), fewshot_seeds=3, finetune=FINETUNE
+        ),
     ),
 }
 
@@ -149,8 +164,8 @@ def probes(df: pd.DataFrame) -> tuple[str, ...]:
 
 
 def finetuned_on(df: pd.DataFrame) -> tuple[str, ...]:
-    """The datasets the finetune evaluator ran on (eval.finetune_datasets, else the probe datasets)."""
-    return _same(df, "eval.finetune_datasets") or probes(df)
+    """The datasets the finetune evaluator ran on (eval.finetune.datasets, else the probe datasets)."""
+    return _same(df, "eval.finetune.datasets") or probes(df)
 
 
 def _same(df: pd.DataFrame, column: str) -> tuple[str, ...]:

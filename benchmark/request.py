@@ -100,7 +100,7 @@ def ready_to_train(the_plan: plan.Plan, download: bool = False) -> None:
 
 
 def datasets_of(cfg: RunConfig) -> tuple[str, ...]:
-    return (cfg.data.dataset, *cfg.eval.fewshot_datasets, *cfg.eval.finetune_datasets)
+    return (cfg.data.dataset, *cfg.eval.fewshot_datasets, *cfg.eval.finetune.datasets)
 
 
 def _download_missing(names: set[str]) -> None:

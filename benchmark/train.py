@@ -439,7 +439,7 @@ def record_of_data(cfg: RunConfig) -> dict[str, dict[str, Any]]:
         return {"role": role, "provenance": data.describe(name), "classes": data.spec(name).num_classes}
 
     out = {cfg.data.dataset: record(cfg.data.dataset, "upstream (pre-training)")}
-    for name in (*cfg.eval.fewshot_datasets, *cfg.eval.finetune_datasets):
+    for name in (*cfg.eval.fewshot_datasets, *cfg.eval.finetune.datasets):
         out.setdefault(name, record(name, data.role(name, cfg.data.dataset)))
     return out
 

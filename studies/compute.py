@@ -88,14 +88,14 @@ STEPS = {
 SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "cpu-long": (0, 1, 2), "gpu": (0, 1, 2), "paper": (0,)}
 REUSE_PRESETS = {"cpu-long": "cpu"}  # cpu-long extends cpu: the runs both declare train once
 _CPU_TRAINING = {"data.dataset": "fractal100x1000", "optim.batch_size": 128, "eval.shots": (5,),
-                 "eval.finetune_steps": 30, "eval.finetune_lrs": (0.01, 0.03)}  # fmt: skip
+                 "eval.finetune.steps": 30, "eval.finetune.lrs": (0.01, 0.03)}  # fmt: skip
 TRAINING = {
     "smoke": {"data.dataset": "fractal10x40", "data.train_examples": 0, "optim.batch_size": 32, "optim.warmup_steps": 2, "eval.shots": (5,),
-              "eval.finetune_steps": 5, "eval.finetune_lrs": (0.01,)},
+              "eval.finetune.steps": 5, "eval.finetune.lrs": (0.01,)},
     "cpu": _CPU_TRAINING,
     "cpu-long": _CPU_TRAINING,
     "gpu": {"data.dataset": "fractal1000x1000@64", "optim.warmup_steps": 500, "eval.shots": (5,),
-            "eval.finetune_steps": 500, "eval.finetune_lrs": (0.003, 0.01, 0.03)},
+            "eval.finetune.steps": 500, "eval.finetune.lrs": (0.003, 0.01, 0.03)},
     "paper": {**JFT, "eval.shots": (5,)},
 }  # fmt: skip
 JUDGED, FEWSHOT = "transfer fine-tuned", "transfer 5-shot"
@@ -388,7 +388,7 @@ def power(preset: str, noise: Noise) -> list[Planned]:
     cfgs, n = runs(preset), len(SEEDS[preset])
     finetuned = noise.measure(cfgs, lambda g: g[[metrics.key("finetune", d, "top1") for d in finetuned_on(g)]].mean(axis=1),
                               judged=False)  # fmt: skip
-    floor = noise.chance(base(preset).eval.finetune_datasets or base(preset).eval.fewshot_datasets)
+    floor = noise.chance(base(preset).eval.finetune.datasets or base(preset).eval.fewshot_datasets)
     ratio = unknown(CLAIMS["ratio"], "a ratio read off two fronts: its noise depends on their slopes")
     if finetuned is None or floor is None:
         return [ratio, *(unknown(CLAIMS[k], "no finished run measures the fine-tuned accuracy's noise yet")

@@ -99,19 +99,19 @@ REUSE_PRESETS = {"cpu-long": "cpu"}  # cpu-long extends cpu: the runs both decla
 _CPU_TRAINING = {
     "optim.batch_size": 128,
     "eval.shots": (5,),
-    "eval.finetune_steps": 30,
-    "eval.finetune_lrs": (0.01, 0.03),
+    "eval.finetune.steps": 30,
+    "eval.finetune.lrs": (0.01, 0.03),
 }
 TRAINING = {
     "smoke": {"data.train_examples": 0, "optim.steps": 20, "optim.warmup_steps": 4, "optim.batch_size": 32, "eval.every_steps": 5,
-              "eval.shots": (5,), "eval.finetune_steps": 5, "eval.finetune_lrs": (0.01,)},
+              "eval.shots": (5,), "eval.finetune.steps": 5, "eval.finetune.lrs": (0.01,)},
     # Batch 128 (the steps are per family, above): the ViT's 3,200 steps see the 1k pool 410 times
     # and the 100k pool 4 times.
     "cpu": _CPU_TRAINING,
     "cpu-long": _CPU_TRAINING,
     # 10,000 steps of 256 = 2.56M images: the 1k pool seen 2,560 times, the 1M pool 2.6 times.
     "gpu": {"optim.steps": 10_000, "optim.warmup_steps": 500, "eval.every_steps": 1000, "eval.shots": (5,),
-            "eval.finetune_steps": 500, "eval.finetune_lrs": (0.003, 0.01, 0.03)},
+            "eval.finetune.steps": 500, "eval.finetune.lrs": (0.003, 0.01, 0.03)},
     # §4.3: the same hyper-parameters (the preset's: 7 epochs of all of JFT) for every subset.
     "paper": {**JFT, "eval.every_steps": 50_000, "eval.shots": (5,)},
 }  # fmt: skip

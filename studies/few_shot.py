@@ -112,7 +112,7 @@ LADDER_GAIN = 0.01
 
 def _config(preset: str) -> RunConfig:
     return base(preset).replace(
-        **{"eval.evaluators": EVALUATORS, "eval.finetune_steps": FINETUNE_STEPS[preset]}
+        **{"eval.evaluators": EVALUATORS, "eval.finetune.steps": FINETUNE_STEPS[preset]}
     )
 
 

@@ -15,7 +15,7 @@ from studies import compute, data_scaling, few_shot, head_type, pos_embed
 CLASSES = {"mnist5to9": 5, "digits": 10, "shapes": 10}
 COMMON = {
     "eval.fewshot_datasets": TRANSFER,
-    "eval.finetune_datasets": (),
+    "eval.finetune.datasets": (),
     "datasets": {d: {"role": "transfer", "provenance": "", "classes": k} for d, k in CLASSES.items()},
     "fit_ok": True,
     "fit_text": "train 99.0%, test 95.0%: levelled off",

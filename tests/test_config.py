@@ -80,10 +80,11 @@ def test_run_id_is_a_stable_hash_of_the_config():
 
 def test_a_field_added_later_keeps_run_ids_at_its_default_and_changes_them_when_set():
     cfg = RunConfig()
-    # The id of the default config as published before the eval.finetune_* protocol fields existed.
+    # The id of the default config as published before the fine-tuning protocol fields existed; they are
+    # stored flat (finetune_batch), the spelling of the ids published before eval.finetune was a section.
     assert run_id(cfg) == "17818bc8ba89"
     assert "finetune_batch" not in canonical_json(cfg)
-    batch = cfg.replace(**{"eval.finetune_batch": 512})
+    batch = cfg.replace(**{"eval.finetune.batch": 512})
     assert run_id(batch) != run_id(cfg) and '"finetune_batch":512' in canonical_json(batch)
     # config.json holds the canonical form; reading it back fills the omitted defaults
     assert from_dict(json.loads(canonical_json(batch))) == batch
@@ -140,12 +141,15 @@ def _numeric(tp) -> bool:
 def test_every_numeric_field_has_a_range():
     """A new numeric field without a range would pass any value: add it to config.LIMITS."""
     hints = {}
-    for section in dataclasses.fields(RunConfig):
-        tp = typing.get_type_hints(RunConfig)[section.name]
-        if dataclasses.is_dataclass(tp):
-            hints |= {f"{section.name}.{k}": v for k, v in typing.get_type_hints(tp).items()}
-        else:
-            hints[section.name] = tp
+
+    def walk(cls: type, prefix: str) -> None:  # sections nest (eval.finetune)
+        for name, tp in typing.get_type_hints(cls).items():
+            if dataclasses.is_dataclass(tp):
+                walk(tp, f"{prefix}{name}.")
+            else:
+                hints[prefix + name] = tp
+
+    walk(RunConfig, "")
     assert {k for k, tp in hints.items() if _numeric(tp)} == set(LIMITS)
     assert set(EXCLUSIVE) <= set(LIMITS)
 
@@ -173,7 +177,7 @@ def test_defaults_and_every_study_preset_pass_the_checks():
         ("eval.shots=1,-5", "eval.shots=1,-5 is out of range: allowed [1, ∞)"),
         ("eval.fewshot_seeds=0", "eval.fewshot_seeds=0 is out of range: allowed [1, ∞)"),
         ("model.dropout=1", "model.dropout=1.0 is out of range: allowed [0, 1)"),
-        ("eval.finetune_lrs=0.01,0", "eval.finetune_lrs=0.01,0.0 is out of range: allowed (0, ∞)"),
+        ("eval.finetune.lrs=0.01,0", "eval.finetune.lrs=0.01,0.0 is out of range: allowed (0, ∞)"),
         ("optim.warmup_steps=400", "optim.warmup_steps=400 exceeds optim.steps=300"),
         ("optim.end_lr=0.1", "optim.end_lr=0.1 exceeds optim.lr=0.001"),
         ("eval.shots=", "eval.shots is empty"),
@@ -188,9 +192,9 @@ def test_out_of_range_and_contradictory_values_are_refused(override, message):
 
 
 def test_finetune_without_learning_rates_is_refused_only_when_finetuning():
-    check(RunConfig().replace(**{"eval.finetune_lrs": ""}))  # not evaluated: nothing to choose
-    with pytest.raises(UserError, match=r"eval\.finetune_lrs is empty but eval\.evaluators runs finetune"):
-        check(RunConfig().replace(**{"eval.finetune_lrs": "", "eval.evaluators": "upstream,finetune"}))
+    check(RunConfig().replace(**{"eval.finetune.lrs": ""}))  # not evaluated: nothing to choose
+    with pytest.raises(UserError, match=r"eval\.finetune\.lrs is empty but eval\.evaluators runs finetune"):
+        check(RunConfig().replace(**{"eval.finetune.lrs": "", "eval.evaluators": "upstream,finetune"}))
 
 
 @pytest.mark.parametrize("override", ["optim.steps=-5", "eval.fewshot_datasets=", "optim.batch_size=0"])
@@ -206,7 +210,7 @@ def test_the_cli_refuses_bad_values_before_writing_anything(override, tmp_path, 
 
 
 def test_per_dataset_finetune_steps_are_checked():
-    cfg = RunConfig().replace(**{"eval.finetune_steps_by_dataset": "cifar100=10000,pets=500"})
+    cfg = RunConfig().replace(**{"eval.finetune.steps_by_dataset": "cifar100=10000,pets=500"})
     check(cfg)
     with pytest.raises(UserError, match="each entry is DATASET=STEPS"):
-        check(RunConfig().replace(**{"eval.finetune_steps_by_dataset": "cifar100:10000"}))
+        check(RunConfig().replace(**{"eval.finetune.steps_by_dataset": "cifar100:10000"}))

@@ -19,7 +19,7 @@ def test_every_eval_setting_is_shared_or_owned_by_exactly_one_evaluator():
     assert sorted(fields - set(owners) - set(evals.SHARED_SETTINGS)) == []  # a field nobody declares
     assert sorted(set(owners) - fields) == []  # a declared setting EvalConfig lacks
     assert sorted(s for s, n in owners.items() if n > 1 or s in evals.SHARED_SETTINGS) == []
-    assert {s for s in fields if s.startswith("finetune_")} == set(evals.EVALUATORS["finetune"].owns)
+    assert evals.EVALUATORS["finetune"].owns == ("finetune",)  # its own section, config.FinetuneConfig
 
 
 def test_a_run_is_checked_for_the_evaluators_it_names_or_whose_settings_it_sets(monkeypatch):
@@ -28,15 +28,15 @@ def test_a_run_is_checked_for_the_evaluators_it_names_or_whose_settings_it_sets(
     with pytest.raises(UserError, match=r"^evaluator fewshot_lso chooses l2 by leave-self-out and needs"):
         evals.check(one_probe.replace(**{"eval.evaluators": ("upstream", "fewshot_lso")}))
     # A setting given is checked whether or not its evaluator runs, as before settings had owners.
-    with pytest.raises(UserError, match=r"^eval\.finetune_warmup=90 exceeds eval\.finetune_steps=80$"):
-        evals.check(one_probe.replace(**{"eval.finetune_warmup": 90}))
+    with pytest.raises(UserError, match=r"^eval\.finetune\.warmup=90 exceeds eval\.finetune\.steps=80$"):
+        evals.check(one_probe.replace(**{"eval.finetune.warmup": 90}))
     finetune, called = evals.EVALUATORS["finetune"], []
     finetune.check(one_probe)  # at its defaults it passes: not running it refuses nothing refused before
     monkeypatch.setitem(evals.EVALUATORS, "finetune", dataclasses.replace(finetune, check=called.append))
     evals.check(one_probe)  # neither named nor set: its settings are not read
     assert called == []
     named = one_probe.replace(**{"eval.evaluators": ("finetune",)})
-    set_only = one_probe.replace(**{"eval.finetune_steps": 40})
+    set_only = one_probe.replace(**{"eval.finetune.steps": 40})
     evals.check(named)
     evals.check(set_only)
     assert called == [named, set_only]

@@ -9,7 +9,7 @@ import torch
 from helpers import write_cifar
 
 from benchmark import data, evals, metrics
-from benchmark.config import EvalConfig, ModelConfig, RunConfig
+from benchmark.config import FinetuneConfig, ModelConfig, RunConfig
 from benchmark.errors import UserError
 from benchmark.evals import Split
 from benchmark.evals.finetune import batch_order, finetune_accuracy, schedule
@@ -27,8 +27,8 @@ def test_finetune_learns_leaves_the_model_alone_and_chooses_its_lr_on_validation
     x = ((x + 1) * 127.5).clamp(0, 255).round().to(torch.uint8)  # stored as a dataset stores it
     train, val, test = (Split(x[s], y[s], 28, 1) for s in (slice(90), slice(90, 120), slice(120, None)))
     full = Split(x[:120], y[:120], 28, 1)
-    ev = EvalConfig(finetune_steps=30, finetune_lrs=(1e-6, 0.03))
-    acc, val_acc, lr = finetune_accuracy(model, train, val, full, test, 3, ev)
+    ft = FinetuneConfig(steps=30, lrs=(1e-6, 0.03))
+    acc, val_acc, lr = finetune_accuracy(model, train, val, full, test, 3, ft)
     assert acc > 0.9 and val_acc > 0.9
     assert lr == 0.03  # 1e-6 cannot learn in 30 steps: the validation split must see that
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -65,7 +65,7 @@ def test_accumulated_micro_batches_make_the_full_batch_step():
 
 
 def test_the_schedule_warms_up_linearly_then_decays_by_cosine_to_zero():
-    sched = schedule(EvalConfig(finetune_steps=20, finetune_warmup=4), lr=0.1)
+    sched = schedule(FinetuneConfig(steps=20, warmup=4), lr=0.1)
     lrs = [lr_at(step, sched) for step in range(20)]
     assert lrs[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])
     # Cosine over the 16 steps after the warm-up: full at step 4, half at 4 + 8, → 0 at 20.
@@ -114,10 +114,10 @@ def test_inception_crops_cover_5_to_100_percent_with_aspect_ratios_from_3_4_to_4
 
 
 def test_the_protocol_is_described_with_its_numbers():
-    ev = {"eval.evaluators": ("finetune",), "eval.finetune_datasets": ("digits",), "eval.finetune_image_size": 24,
-          "eval.finetune_batch": 512, "eval.finetune_micro_batch": 128, "eval.finetune_warmup": 10,
-          "eval.finetune_augment": "inception_flip", "eval.finetune_interpolation": "bicubic",
-          "eval.finetune_steps": 500, "eval.finetune_lrs": (0.001, 0.003)}  # fmt: skip
+    ev = {"eval.evaluators": ("finetune",), "eval.finetune.datasets": ("digits",), "eval.finetune.image_size": 24,
+          "eval.finetune.batch": 512, "eval.finetune.micro_batch": 128, "eval.finetune.warmup": 10,
+          "eval.finetune.augment": "inception_flip", "eval.finetune.interpolation": "bicubic",
+          "eval.finetune.steps": 500, "eval.finetune.lrs": (0.001, 0.003)}  # fmt: skip
     text = evals.protocol(RunConfig().replace(**ev))["finetune"]
     for needle in ("on digits at 24 px", "resized bicubic", "10 warm-up steps", "batch 512 accumulated over "
                    "micro-batches of 128", "inception crop + horizontal flip", "500 steps", "0.001, 0.003"):  # fmt: skip
@@ -131,10 +131,10 @@ def test_the_protocol_is_described_with_its_numbers():
 @pytest.mark.parametrize(
     "overrides, needle",
     [
-        ({"eval.finetune_datasets": ("cifar11",)}, "unknown dataset 'cifar11'"),
-        ({"eval.finetune_warmup": 90}, "eval.finetune_warmup=90 exceeds eval.finetune_steps=80"),
+        ({"eval.finetune.datasets": ("cifar11",)}, "unknown dataset 'cifar11'"),
+        ({"eval.finetune.warmup": 90}, "eval.finetune.warmup=90 exceeds eval.finetune.steps=80"),
         (
-            {"model.arch": "Mu/7", "eval.finetune_image_size": 30},
+            {"model.arch": "Mu/7", "eval.finetune.image_size": 30},
             "not a multiple of the model's patch size 7",
         ),
     ],
@@ -152,9 +152,9 @@ def test_a_model_finetuned_at_a_new_resolution_evaluates():
     warm-up, the bilinear resize of the position table."""
     cfg = RunConfig().replace(**{
         "model.arch": "Mu/8", "eval.evaluators": ("finetune",), "eval.fewshot_datasets": ("shapes",),
-        "eval.finetune_datasets": ("digits",), "eval.finetune_image_size": 24, "eval.finetune_steps": 40,
-        "eval.finetune_lrs": (0.03,), "eval.finetune_batch": 32, "eval.finetune_micro_batch": 16,
-        "eval.finetune_warmup": 5, "eval.finetune_augment": "inception_flip",
+        "eval.finetune.datasets": ("digits",), "eval.finetune.image_size": 24, "eval.finetune.steps": 40,
+        "eval.finetune.lrs": (0.03,), "eval.finetune.batch": 32, "eval.finetune.micro_batch": 16,
+        "eval.finetune.warmup": 5, "eval.finetune.augment": "inception_flip",
     })  # fmt: skip
     torch.manual_seed(0)
     model = build_model(cfg.model, 5, 16, 1).eval()
@@ -184,9 +184,9 @@ def test_the_paper_protocol_end_to_end_on_a_cifar_fixture_32_to_48_px(tiny_cfg, 
     write_cifar(tmp_path / "data", "cifar100", n_per_class=3, n_test_per_class=1)
     cfg = tiny_cfg.replace(**{
         "model.arch": "Mu/8", "data.dataset": "cifar10", "data.train_examples": 0, "eval.fewshot_datasets": ("cifar100",), "eval.evaluators": ("upstream", "finetune"),
-        "eval.finetune_datasets": ("cifar100",), "eval.finetune_image_size": 48, "eval.finetune_batch": 16,
-        "eval.finetune_micro_batch": 8, "eval.finetune_warmup": 2, "eval.finetune_steps": 6,
-        "eval.finetune_augment": "inception_flip", "eval.finetune_lrs": (0.01, 0.03),
+        "eval.finetune.datasets": ("cifar100",), "eval.finetune.image_size": 48, "eval.finetune.batch": 16,
+        "eval.finetune.micro_batch": 8, "eval.finetune.warmup": 2, "eval.finetune.steps": 6,
+        "eval.finetune.augment": "inception_flip", "eval.finetune.lrs": (0.01, 0.03),
     })  # fmt: skip
     result = train.run(cfg, tmp_path / "run")
     assert result["status"] == "done", result

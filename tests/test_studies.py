@@ -140,7 +140,7 @@ def test_the_gpu_presets_code_path_on_cpu_scaled_down(tmp_path):
     small = {"model.depth": 2, "data.dataset": "fractal10x8@64", "optim.steps": 3, "optim.warmup_steps": 1,
              "optim.batch_size": 16, "eval.every_steps": 2, "eval.early_stop": True, "eval.shots": (1, 5),
              "eval.fewshot_seeds": 1, "eval.fewshot_datasets": ("digits",),
-             "eval.evaluators": ("upstream", "fewshot", "finetune"), "eval.finetune_steps": 1, "eval.finetune_lrs": (0.01,)}  # fmt: skip
+             "eval.evaluators": ("upstream", "fewshot", "finetune"), "eval.finetune.steps": 1, "eval.finetune.lrs": (0.01,)}  # fmt: skip
     result = train.run(base("gpu").replace(**small), tmp_path / "run")
     assert result["status"] == "done" and result["image_size"] == 64 and result["patch_grid"] == [8, 8]
     assert result["execution"] == {"compiled": False, "channels_last": False, "precision": "fp32",

@@ -160,8 +160,9 @@ SHARED_SETTINGS = ("evaluators", "fewshot_datasets", "representation", "every_st
 @dataclass(frozen=True)
 class Evaluator:
     """A registered evaluator: `fn` measures, `describe` says what it measured (for the run's record
-    and its report), `owns` names the EvalConfig fields that are its settings, and `check` refuses,
-    before anything runs, a config it cannot run with (a UserError of one line naming the fix)."""
+    and its report), `owns` names the EvalConfig fields that are its settings (a section of its own,
+    as `finetune`, or single fields), and `check` refuses, before anything runs, a config it cannot
+    run with (a UserError of one line naming the fix)."""
 
     name: str
     fn: Callable[[EvalContext], dict[str, float]]
@@ -196,7 +197,7 @@ def register(
 def check_probe(cfg: RunConfig, name: str, channels: int, probed: bool) -> None:
     """One probe (or fine-tuning) dataset against the model pre-trained on cfg.data.dataset."""
     data.check_name(name)
-    role = "eval.fewshot_datasets" if probed else "eval.finetune_datasets"
+    role = "eval.fewshot_datasets" if probed else "eval.finetune.datasets"
     if not data.available(name):
         return  # priced by its published shape (a paper preset's ImageNet); `run` refuses it
     if data.is_streaming(name):  # (the upstream may stream; probes hold their splits in memory)
