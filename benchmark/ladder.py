@@ -34,6 +34,7 @@ from benchmark.study import CONTRADICTED, INCONCLUSIVE, REPRODUCED, Study, Verdi
 
 OUTCOME_COLORS = {REPRODUCED: "#2a9d4b", CONTRADICTED: "#d1382f", INCONCLUSIVE: "#8c8c8c"}
 PIPELINE_CHECK = "smoke"  # a preset whose numbers mean nothing: charted, never fitted
+RUNGS = ("smoke", "cpu", "cpu-long", "gpu", "paper")  # the presets from the cheapest up
 
 
 def claim_key(claim: str) -> str:
@@ -82,9 +83,9 @@ def unit_of(rows: pd.DataFrame) -> str:
 
 
 def _ylabel(unit: str) -> str:
-    return {"pts": "effect (pts)", "×": "ratio (×)"}.get(
-        unit, f"effect ({unit})" if isinstance(unit, str) else "effect"
-    )
+    if unit == "×":
+        return "ratio (×)"
+    return f"effect ({unit})" if isinstance(unit, str) and unit else "effect"
 
 
 def slug(code: str, claim: str) -> str:
@@ -92,6 +93,12 @@ def slug(code: str, claim: str) -> str:
     words = re.sub(r"[^a-z0-9]+", "-", claim.lower()).strip("-").split("-")
     kept = [w for i, w in enumerate(words) if len("-".join(words[: i + 1])) <= 44]
     return f"claim-{code.lower()}-{'-'.join(kept)}"
+
+
+def _title(code: str, claim: str, rows: pd.DataFrame, width: int) -> str:
+    """The claim, and a second line where the paper tabulates no effect to draw beside ours."""
+    text = "\n".join(textwrap.wrap(f"{code}: {claim}", width))
+    return text if rows["paper_effect"].notna().any() else f"{text}\n(the paper tabulates no effect)"
 
 
 def _draw_one(ax: plt.Axes, rows: pd.DataFrame, small: bool = False) -> None:
@@ -130,16 +137,6 @@ def _draw_one(ax: plt.Axes, rows: pd.DataFrame, small: bool = False) -> None:
                 min(rows["compute"].min(), p["paper_compute"]) / 10,
                 max(rows["compute"].max(), p["paper_compute"]) * 10,
             )
-    else:
-        ax.text(
-            0.02,
-            0.96,
-            "the paper tabulates no effect",
-            transform=ax.transAxes,
-            fontsize=7,
-            color="0.3",
-            va="top",
-        )
     if not (len(paper) and not math.isnan(paper.iloc[0]["paper_compute"])):
         ax.set_xlim(rows["compute"].min() / 10, rows["compute"].max() * 10)
 
@@ -183,7 +180,7 @@ def draw_claims(points: pd.DataFrame, out: Path) -> dict[str, str]:
                              squeeze=False)  # fmt: skip
     for ax, ((code, claim), rows) in zip(axes.flat, groups, strict=False):
         _draw_one(ax, rows, small=True)
-        ax.set_title("\n".join(textwrap.wrap(f"{code}: {claim}", 48)), fontsize=8)
+        ax.set_title(_title(code, claim, rows, 48), fontsize=8)
         ax.set_ylabel(_ylabel(unit_of(rows)), fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(groups) :]:
@@ -197,7 +194,7 @@ def draw_claims(points: pd.DataFrame, out: Path) -> dict[str, str]:
     for (code, claim), rows in groups:
         fig, ax = plt.subplots(figsize=(6.2, 4.0))
         _draw_one(ax, rows)
-        ax.set_title("\n".join(textwrap.wrap(f"{code}: {claim}", 70)), fontsize=10)
+        ax.set_title(_title(code, claim, rows, 70), fontsize=10)
         ax.set_xlabel("training compute of the largest run at the preset (FLOPs)")
         ax.set_ylabel(_ylabel(unit_of(rows)))
         ax.legend(handles=_legend_handles(), fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))

@@ -258,6 +258,8 @@ def _counts(rows: list[dict[str, str]]) -> str:
         return "No claim has been judged yet."
     outcome = claims["outcome"].str.extract(r"\*\*(\w+)\*\*", expand=False)
     counts = pd.crosstab(claims["preset"], outcome).reindex(columns=list(OUTCOMES), fill_value=0)
+    rungs = [p for p in ladder.RUNGS if p in counts.index]
+    counts = counts.reindex(rungs + sorted(set(counts.index) - set(rungs)))  # the rungs in order
     return (
         "Outcomes per preset (claims only; controls and Table 1 apart):\n\n"
         + counts.reset_index().to_markdown(index=False)
