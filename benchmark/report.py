@@ -322,7 +322,9 @@ def _provenance(
         f"clip {_unique(df['optim.clip_norm'])}, augmentation {_unique(df['data.augment'])}.",
         f"- **Seeds**: {_unique(df['seed'])} (model init and data order).",
         f"- **Hardware**: {_unique(pd.Series([m.get('device') for m in metas]))}{_math(metas)}. Numbers move "
-        "across CPU models, math libraries and thread counts by about a seed's spread; compare outcomes, not digits.",
+        "across CPU models, math libraries and thread counts by about a seed's spread, and an outcome whose interval "
+        "lies near its threshold can move with them, between inconclusive and decided (the README gives a measured "
+        "case).",
         f"- **Software**: {_versions(metas)}; git revision {_revisions(metas)}.",
         f"- **Compute**: {df['wall_s'].sum() / 60:.1f} min of run wall time in total "
         f"({df['wall_s'].mean():.0f} s per run on average{_split(df)}); "
