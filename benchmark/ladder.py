@@ -282,7 +282,7 @@ def crossovers_table(races: list[RaceFit]) -> pd.DataFrame:
 
 def draw_fits(races: list[RaceFit], out: Path) -> str | None:
     """The runs and each identifiable fit per claim and axis, written as `scaling_fits`; its name."""
-    shown = [r for r in races if r.points[r.axis].nunique() > 1]
+    shown = [r for r in races if any(len(f.xs) > 1 for f in r.fits)]  # an axis along which some family varies
     if not shown:
         return None
     paper_style()
