@@ -251,7 +251,7 @@ def _finish(args: argparse.Namespace, before: plan.Plan, outcomes: list, flags: 
 def _report(the_plan: plan.Plan, args: argparse.Namespace) -> None:
     from benchmark.report import build_report
 
-    path, verdicts = build_report(
+    built = build_report(
         the_plan.study,
         the_plan.variant,
         args.results,
@@ -259,8 +259,8 @@ def _report(the_plan: plan.Plan, args: argparse.Namespace) -> None:
         [r.cfg for r in the_plan.runs],
         the_plan.overrides,
     )
-    print(console.verdicts_table(verdicts))
-    print(f"Report: {path}")
+    print(console.verdicts_table(built.verdicts))
+    print(f"Report: {built.path}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import io
 import json
 import numbers
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import matplotlib
@@ -23,7 +23,7 @@ import seaborn as sns
 from benchmark import fit
 from benchmark.config import RunConfig, run_id
 from benchmark.errors import UserError
-from benchmark.results import scan
+from benchmark.results import StudyRecords, scan
 from benchmark.storage import write_atomic
 from benchmark.study import REPRODUCED, Study, Verdict
 
@@ -35,6 +35,17 @@ def paper_style() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
 
 
+@dataclass(frozen=True)
+class Built:
+    """A report as written: its path, the verdicts it states, and what it read to judge them (the
+    finished runs with their fit gate, and their records), for a caller that needs them too."""
+
+    path: Path
+    verdicts: list[Verdict]
+    runs: pd.DataFrame
+    records: StudyRecords
+
+
 def build_report(
     study: Study,
     variant: str,
@@ -42,9 +53,9 @@ def build_report(
     reports_root: Path,
     runs: list[RunConfig],
     overrides: dict[str, str] | None = None,
-) -> tuple[Path, list[Verdict]]:
-    """Write reports/<study>/<variant>/ from the stored results of `runs`; return the report's path
-    and the verdicts it states.
+) -> Built:
+    """Write reports/<study>/<variant>/ from the stored results of `runs`; return the report's path,
+    the verdicts it states and what it judged them on (`Built`).
 
     `variant` is the preset's name, suffixed with a hash when overrides were given.
     """
@@ -61,7 +72,7 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     flags = "".join(f" --set {k}={v}" for k, v in (overrides or {}).items())
 
-    df, fits = with_fit(df, records.curves)
+    df, fits = _with_fit(df, records.curves)
     # A study returns one table, or several as {heading: table} (e.g. ours, then the paper's own).
     # Its words say "transfer"; where the runs' own records say a probe reads back pre-training
     # data, the report says so instead, in every table, verdict and figure (issue 23 item 3).
@@ -139,10 +150,10 @@ def build_report(
         sections += ["## Failed runs", _markdown(failed[["run_id", *study.cell, "seed", "error"]])]
     path = out / REPORT
     write_atomic(path, ("\n\n".join(sections) + "\n").encode())
-    return path, verdicts
+    return Built(path, verdicts, df, records)
 
 
-def with_fit(df: pd.DataFrame, curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _with_fit(df: pd.DataFrame, curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The finished runs with each one's upstream fit from its stored curve (benchmark.fit): the gate
     a comparison between two families or variants is judged behind (`fit_ok`, `fit_text`), and the
     fit table itself."""

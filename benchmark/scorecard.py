@@ -21,7 +21,7 @@ import pandas as pd
 
 from benchmark import ladder, scaling
 from benchmark.errors import UserError
-from benchmark.results import StudyRecords, scan
+from benchmark.results import StudyRecords
 from benchmark.storage import write_atomic
 from benchmark.study import OUTCOMES, REPRODUCED, Verdict, list_studies, load_study
 
@@ -81,7 +81,7 @@ def _cell(text: str) -> str:
 def build_scorecard(results_root: Path, reports_root: Path) -> tuple[Path, list[str]]:
     """Rebuild every study's report at every preset with results, and write the scorecard page;
     return its path and what the terminal says of it (the outcomes per preset, the crossovers)."""
-    from benchmark.report import build_report, with_fit
+    from benchmark.report import build_report
 
     judged: dict[tuple[str, str], tuple[list[Verdict], str]] = {}
     compute: dict[tuple[str, str], float] = {}  # the training FLOPs of each one's largest run
@@ -90,14 +90,12 @@ def build_scorecard(results_root: Path, reports_root: Path) -> tuple[Path, list[
         study = load_study(name)
         for preset in study.presets:
             try:
-                _, verdicts = build_report(study, preset, results_root, reports_root, study.runs(preset))
+                built = build_report(study, preset, results_root, reports_root, study.runs(preset))
             except UserError:  # no finished runs of this preset
                 continue
-            records = scan(results_root, name, preset, study.runs(preset))
-            judged[(name, preset)] = (verdicts, _provenance(records))
-            runs, _ = with_fit(records.results, records.curves)
-            compute[(name, preset)] = float(runs["train_flops"].max())
-            points.setdefault(name, {})[preset] = study.points(runs)
+            judged[(name, preset)] = (built.verdicts, _provenance(built.records))
+            compute[(name, preset)] = float(built.runs["train_flops"].max())
+            points.setdefault(name, {})[preset] = study.points(built.runs)
     rows, tests, charted = [_parameter_row()], [], []
     controls = {key: [v for v in verdicts if v.control] for key, (verdicts, _) in judged.items()}
     for key, found in sorted(controls.items()):
