@@ -17,6 +17,7 @@ import warnings
 
 from benchmark import console, options, plan, request
 from benchmark.errors import UserError
+from benchmark.released import WEIGHTS_ENV
 from benchmark.study import Study, list_studies, load_study
 
 
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "data_root", None) is not None:  # the environment carries it into every job
         os.environ["VITBENCH_DATA"] = str(args.data_root.resolve())
+    if getattr(args, "weights", None) is not None:  # likewise the released checkpoints' folder
+        os.environ[WEIGHTS_ENV] = str(args.weights.resolve())
     with warnings.catch_warnings():
         warnings.showwarning = _warning_line
         try:
@@ -178,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     dispatch.listen_for_ctrl_c()  # so `vitbench cancel` stops a run started in the background
     the_plan = _planned(args, to_train=True)
-    request.ready_to_train(the_plan, download=args.download)
+    the_plan = request.ready_to_train(the_plan, download=args.download)
     table = cost.load_table(args.gpu_table)
     slurm_flags = {key: getattr(args, key) for key in dispatch.SLURM_KEYS}
     settings = dispatch.launch_settings(args.executor, args.jobs, slurm_flags, args.slurm_config, args.wait)

@@ -60,6 +60,12 @@ class ModelConfig:
     # The ResNet's base width (its stem's channels; 64 in every paper size "RNxK" times K), for BiT
     # ResNets and a hybrid's ResNet stem (0: the named size's), so CPU presets can shrink them.
     resnet_width: int = 0
+    # A released checkpoint (benchmark.released.CATALOG, by timm's name) the run starts from instead
+    # of pre-training (optim.steps=0); `arch` and the rest say what it is (benchmark.released.model_config).
+    checkpoint: str = field(default="", metadata=ADDED)
+    # The sha256 of the checkpoint's file, pinned when the run is planned (benchmark.released.pin),
+    # so that the run id covers the very file.
+    checkpoint_sha256: str = field(default="", metadata=ADDED)
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,9 @@ class EvalConfig:
     # few-shot transfer on the validation and test splits at every shot count (Fig. 9's curves), or,
     # when False, only the 5-shot validation score that `early_stop` selects on (nothing without it).
     transfer_curves: bool = field(default=True, metadata=ADDED)
+    # The dataset whose test images the inspect evaluator measures on (empty: the upstream's test
+    # split): a run from a released checkpoint has no upstream images here.
+    inspect_images: str = field(default="", metadata=ADDED)
 
 
 @dataclass(frozen=True)
@@ -263,7 +272,7 @@ LIMITS: dict[str, tuple[float | None, float | None]] = {
     "optim.beta1": (0.0, 1.0),
     "optim.beta2": (0.0, 1.0),
     "optim.batch_size": (1, None),
-    "optim.steps": (1, None),
+    "optim.steps": (0, None),  # 0: no pre-training, only with model.checkpoint (a rule below)
     "optim.warmup_steps": (0, None),
     "optim.end_lr": (0.0, None),
     "optim.clip_norm": (0.0, None),
@@ -324,6 +333,11 @@ def check(cfg: RunConfig) -> None:
                 raise UserError(f"{key}={shown} is out of range: allowed {describe(key)}")
     optim, ev = cfg.optim, cfg.eval
     rules = [
+        (
+            (optim.steps == 0) == bool(cfg.model.checkpoint),
+            f"optim.steps={optim.steps} with model.checkpoint={cfg.model.checkpoint!r}: a run pre-trains "
+            "(optim.steps of 1 or more) or starts from a released checkpoint (optim.steps=0), not both",
+        ),
         (
             optim.warmup_steps <= optim.steps,
             f"optim.warmup_steps={optim.warmup_steps} exceeds optim.steps={optim.steps}",

@@ -246,6 +246,9 @@ def preset_bases() -> str:
             f"{o.steps:,} steps of batch {o.batch_size:,} ({o.steps * o.batch_size:,} images), lr {o.lr:g}, "
             f"{o.warmup_steps:,} warm-up, {o.schedule} decay, weight decay {o.weight_decay:g}"
         ) + (f", dropout {cfg.model.dropout:g}" if cfg.model.dropout else "")
+        if cfg.model.checkpoint:
+            training = f"none: each run names a released checkpoint (`{cfg.model.checkpoint}` here)"
+            upstream += " (named: the checkpoints' own, never read)"
         probes = f"{_codes(e.fewshot_datasets)}; {_default(e.shots)}-shot, {e.fewshot_seeds} seeds"
         rows.append(f"| `{preset}` | {_model_text(cfg.model)} | {upstream} | {training} | {probes} |")
     return "\n".join(rows)

@@ -51,6 +51,13 @@ def study() -> Options:
             "default": None,
             "help": "where CIFAR, Pets, Flowers and ImageNet trees live (default: $VITBENCH_DATA, else ~/data)",
         },
+        "--weights": {
+            "type": Path,
+            "default": None,
+            "metavar": "DIR",
+            "help": "where the paper's released checkpoints are, for the `released` presets: files named as timm "
+            "or the authors name them (default: $VITBENCH_WEIGHTS; then timm's own caches)",
+        },
     }
 
 
@@ -76,7 +83,8 @@ RUN: Options = {
     "--retry-failed": {"action": "store_true", "help": "run failed runs again (skipped by default)"},
     "--download": {
         "action": "store_true",
-        "help": "fetch missing CIFAR-10/100, Pets and Flowers-102 with torchvision's downloaders (needs internet)",
+        "help": "fetch missing CIFAR-10/100, Pets and Flowers-102 with torchvision's downloaders, and missing "
+        "released checkpoints as timm does, from the Hugging Face hub (needs internet)",
     },
     "--no-report": {"action": "store_true", "help": "do not write the report at the end"},
     "--wait": {
@@ -166,4 +174,6 @@ def study_flags(args: argparse.Namespace) -> str:
         flags += f" --results {shlex.quote(str(args.results))}"
     if getattr(args, "data_root", None) is not None:  # the data the runs read, as given
         flags += f" --data-root {shlex.quote(str(args.data_root))}"
+    if getattr(args, "weights", None) is not None:  # the checkpoints the runs were pinned to
+        flags += f" --weights {shlex.quote(str(args.weights))}"
     return flags

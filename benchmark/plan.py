@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark import cost, results
+from benchmark import cost, released, results
 from benchmark.config import RunConfig, apply_overrides, flatten, from_dict, run_id
 from benchmark.errors import UserError
 from benchmark.results import CONFIG, META, STATES, read_result, run_dir, run_info, study_dir
@@ -231,6 +231,8 @@ def make_plan(
     declared = declare(study, preset, overrides)
     variant = variant_name(preset, declared.overrides)
     folder = study_dir(results_root, study.name, variant)
+    # A run from a released checkpoint is named by its file too: its sha256, pinned here.
+    configs = [released.pin(cfg, folder) for cfg in declared.configs]
     # Before variants were named by their effect, they were named by the overrides as spelled.
     legacy = study_dir(results_root, study.name, variant_name(preset, overrides))
     if overrides and legacy != folder and legacy.is_dir():
@@ -245,7 +247,7 @@ def make_plan(
         else {}
     )
     runs = []
-    for cfg in declared.configs:
+    for cfg in configs:
         path = run_dir(results_root, study.name, variant, cfg)
         problem = results.problem(path, cfg)
         own = dict(results.NOT_STARTED) if problem else run_info(path, now)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark import metrics
+from benchmark import metrics, released
 from benchmark.config import (
     DataConfig,
     EvalConfig,
@@ -29,6 +29,7 @@ from benchmark.config import (
 from benchmark.errors import UserError
 from benchmark.paper import IMAGENET21K_IMAGES, JFT_IMAGES
 from benchmark.power import Pilot
+from benchmark.sizes import parse_model
 
 UPSTREAM = "mnist0to4"
 TRANSFER = ("mnist5to9", "digits", "shapes")
@@ -129,6 +130,33 @@ def base(preset: str) -> RunConfig:
 
 
 BASES["cpu-long"] = BASES["cpu"]  # the cpu scale with longer sweeps (data_scaling, compute)
+# The authors' released ImageNet-21k checkpoints (benchmark.released): nothing is pre-trained (0
+# steps); each run names its checkpoint (`checkpoint`), whose file the plan pins by its sha256, and
+# goes straight to its evaluators. The upstream is named for the record, never read. Transfer is the
+# paper's: 5-shot on CIFAR-100, Pets and Flowers-102 at the checkpoints' 224 px, Table 4's fine-tuning.
+BASES["released"] = RunConfig(
+    model=released.model_config("vit_base_patch16_224.orig_in21k"),
+    data=DataConfig(dataset="imagenet21k", image_size=224),
+    optim=OptimConfig(steps=0, warmup_steps=0),
+    eval=EvalConfig(
+        fewshot_datasets=PAPER_TRANSFER, shots=(1, 5, 10, 25), fewshot_seeds=3, finetune=FINETUNE
+    ),
+)
+
+
+def checkpoint(name: str) -> dict[str, Any]:
+    """A cell that starts from the released checkpoint `name`: the model section it implies, and
+    Table 4's fine-tuning resolution where its patch divides it, else the nearest multiple (H/14:
+    378, the 27x27 patches the original code's unpadded convolution takes from 384 px)."""
+    model = released.model_config(name)
+    patch, size = parse_model(model.arch).patch, FINETUNE.image_size
+    fine_tune = {"eval.finetune.image_size": round(size / patch) * patch} if patch and size % patch else {}
+    return {
+        "model.arch": model.arch,
+        "model.prelogits": model.prelogits,
+        "model.checkpoint": name,
+        **fine_tune,
+    }
 
 
 def grid(base_cfg: RunConfig, cells: Iterable[Mapping[str, Any]], seeds: Sequence[int]) -> list[RunConfig]:

@@ -17,6 +17,7 @@ into a ViT-B/16 without a word). Every refusal is a one-line `UserError`; nothin
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -28,7 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from benchmark.config import Interpolation
+from benchmark.config import Interpolation, ModelConfig, RunConfig
 from benchmark.errors import UserError
 from benchmark.sizes import family_of, parse_model
 
@@ -734,3 +735,109 @@ def load_released(
         num_classes=record.num_classes if num_classes is None else num_classes,
     )
     return model, loaded
+
+
+# --- runs that start from a checkpoint ----------------------------------------------------------
+
+
+def model_config(name: str) -> ModelConfig:
+    """The `model` section of a run that starts from checkpoint `name` instead of pre-training: its
+    architecture as timm builds it (a 1-D position table at the stem, class-token pooling, and no
+    tanh pre-logits layer: timm drops the one the ImageNet-21k ViTs were released with, so their
+    few-shot features are the pooled token), its sha256 not yet pinned (`pin`)."""
+    return ModelConfig(arch=released(name).arch, prelogits=False, checkpoint=name)
+
+
+def check_model(cfg: ModelConfig) -> None:
+    """A one-line UserError unless `cfg` describes checkpoint `cfg.checkpoint` as `model_config`
+    does (the architecture under any of its spellings, any pinned sha256): a field set otherwise
+    would describe a model the file is not."""
+    expected = model_config(cfg.checkpoint)
+    if parse_model(cfg.arch).name == parse_model(expected.arch).name:
+        expected = dataclasses.replace(expected, arch=cfg.arch)
+    expected = dataclasses.replace(expected, checkpoint_sha256=cfg.checkpoint_sha256)
+    wrong = [
+        f"model.{f.name}={getattr(cfg, f.name)!r} (the checkpoint's: {getattr(expected, f.name)!r})"
+        for f in dataclasses.fields(ModelConfig)
+        if getattr(cfg, f.name) != getattr(expected, f.name)
+    ]
+    if wrong:
+        raise UserError(
+            f"model.checkpoint={cfg.checkpoint!r} is {released(cfg.checkpoint).label}, but {'; '.join(wrong)}: "
+            "leave the model section as benchmark.released.model_config gives it"
+        )
+
+
+def pin(cfg: RunConfig, folder: Path | None = None) -> RunConfig:
+    """`cfg` with `model.checkpoint_sha256` pinned, so that its run id covers the very file: the
+    sha256 of the checkpoint's file where it is found (`locate`), else that of the finished runs of
+    it in `folder` (a study's results: `status` and `report` then read them on a machine without
+    the weights), else left empty (`require` refuses to run it). A config that names no checkpoint,
+    or pins one already, is returned as it is."""
+    name = cfg.model.checkpoint
+    if not name or cfg.model.checkpoint_sha256:
+        return cfg
+    path = locate(released(name))
+    digest = sha256(path) if path is not None else _stored_sha256(folder, name)
+    return cfg.replace(**{"model.checkpoint_sha256": digest}) if digest else cfg
+
+
+def _stored_sha256(folder: Path | None, name: str) -> str:
+    """The sha256 of the newest finished run of checkpoint `name` in a study's results folder."""
+    import json
+
+    found: list[tuple[float, str]] = []
+    for config in folder.glob("*/config.json") if folder is not None and folder.is_dir() else ():
+        result = config.with_name("result.json")
+        try:
+            model = json.loads(config.read_text()).get("model", {})
+        except (OSError, ValueError):
+            continue
+        if model.get("checkpoint") == name and model.get("checkpoint_sha256") and result.is_file():
+            found.append((result.stat().st_mtime, model["checkpoint_sha256"]))
+    return max(found)[1] if found else ""
+
+
+def require(cfg: RunConfig, download: bool = False) -> Path:
+    """Before a run of checkpoint `cfg.model.checkpoint` is started (nothing written yet): its
+    file (fetched first only with `download`), read through and checked against the architecture,
+    and the sha256 the run was pinned to. Each refusal is one line naming the file and the fix."""
+    record = released(cfg.model.checkpoint)
+    path = locate(record)
+    if path is None and download:
+        path = fetch(record)
+    if path is None:
+        path = find_weights(record)  # raises, naming what was looked for and how to obtain it
+    verify(record, path)
+    if sha256(path) != cfg.model.checkpoint_sha256:
+        raise UserError(
+            f"{path} (sha256 {sha256(path)[:12]}…) is not the file these runs were planned with (sha256 "
+            f"{cfg.model.checkpoint_sha256[:12] or 'none'}…): run the command again to plan them with it"
+        )
+    return path
+
+
+def load_pinned(cfg: RunConfig, img_size: int) -> tuple[nn.Module, Loaded]:
+    """The checkpoint a run names, at `img_size` with no head (its pooled features), refused unless
+    its file is the one the run was pinned to: the file found may have changed since the plan."""
+    model, loaded = load_released(cfg.model.checkpoint, img_size=img_size, num_classes=0)
+    if loaded.sha256 != cfg.model.checkpoint_sha256:
+        raise RuntimeError(
+            f"{loaded.file} has sha256 {loaded.sha256}, but this run was planned with "
+            f"{cfg.model.checkpoint_sha256 or 'no file'}: the file changed since; plan and run again"
+        )
+    return model, loaded
+
+
+def untrained(name: str, img_size: int, seed: int) -> nn.Module:
+    """The checkpoint's architecture as timm initialises it, untrained, at `img_size` with no head:
+    the null a released model's structure is compared with (benchmark.evals.inspect), from a fixed
+    seed; the caller's random state is left as it was."""
+    import torch
+
+    record = released(name)
+    kwargs = {"img_size": img_size} if record.family != "BiT" else {}
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return _build(record, {**kwargs, "num_classes": 0})

@@ -84,23 +84,36 @@ def validate(cfg: RunConfig) -> None:
     evals.check(cfg)
 
 
-def ready_to_train(the_plan: plan.Plan, download: bool = False) -> None:
+def ready_to_train(the_plan: plan.Plan, download: bool = False) -> plan.Plan:
     """What the runs left to do read must be here: with `download`, the missing on-disk datasets
-    are fetched first; then each run's upstream, probe and fine-tuning datasets must be found (JFT-300M
-    never is), or the one-line error comes before any run folder is written."""
-    from benchmark import data, evals
+    and released checkpoints are fetched first (the plan is then made again, pinned to the files
+    fetched, and returned); then each run's upstream, probe and fine-tuning datasets must be found
+    (JFT-300M never is), and a released checkpoint's file must be the one it was pinned to, whole
+    and of its architecture, or the one-line error comes before any run folder is written."""
+    from benchmark import data, evals, released
 
     configs = {r.run_id: r.cfg for r in the_plan.todo}.values()
     if download:
         _download_missing({name for cfg in configs for name in datasets_of(cfg)})
+        fetched = [released.require(cfg, download=True) for cfg in configs if cfg.model.checkpoint]
+        if fetched:
+            the_plan = plan.again(the_plan)
+            configs = {r.run_id: r.cfg for r in the_plan.todo}.values()
     for cfg in configs:
+        if cfg.model.checkpoint:
+            released.require(cfg)
         for name in datasets_of(cfg):
             data.describe(name)  # an in-memory dataset is decoded here: a bad image is named now
         evals.check(cfg)  # again, now with every dataset present: its classes and channels are known
+    return the_plan
 
 
 def datasets_of(cfg: RunConfig) -> tuple[str, ...]:
-    return (cfg.data.dataset, *cfg.eval.fewshot_datasets, *cfg.eval.finetune.datasets)
+    """The datasets a run reads: its upstream (not a released checkpoint's: it pre-trains nothing),
+    the images it inspects, its probe and its fine-tuning datasets."""
+    upstream = () if cfg.model.checkpoint else (cfg.data.dataset,)
+    inspected = (cfg.eval.inspect_images,) if cfg.eval.inspect_images else ()
+    return (*upstream, *inspected, *cfg.eval.fewshot_datasets, *cfg.eval.finetune.datasets)
 
 
 def _download_missing(names: set[str]) -> None:

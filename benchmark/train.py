@@ -10,6 +10,7 @@ its slice of every batch and only the lead writes the run's files.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from benchmark import data, distributed, environment, evals, flops, locks, sizes
+from benchmark import data, distributed, environment, evals, flops, locks, released, sizes
 from benchmark.config import RunConfig
 from benchmark.data import loader
 from benchmark.evals.fewshot import SELECTION_SHOTS
@@ -438,10 +439,32 @@ def record_of_data(cfg: RunConfig) -> dict[str, dict[str, Any]]:
     def record(name: str, role: str) -> dict[str, Any]:
         return {"role": role, "provenance": data.describe(name), "classes": data.spec(name).num_classes}
 
-    out = {cfg.data.dataset: record(cfg.data.dataset, "upstream (pre-training)")}
+    upstream = cfg.data.dataset
+    if not cfg.model.checkpoint:
+        out = {upstream: record(upstream, "upstream (pre-training)")}
+        role = functools.partial(data.role, upstream=upstream)
+    else:  # pre-trained by the checkpoint's authors: its images need not be here
+        shape = data.spec(upstream)
+        out = {
+            upstream: {
+                "role": f"upstream (pre-training, by the authors of {cfg.model.checkpoint}; not read by this run)",
+                "provenance": shape.provenance,
+                "classes": shape.num_classes,
+            }
+        }
+        role = functools.partial(_role_after_release, upstream=upstream)
+    if cfg.eval.inspect_images and "inspect" in cfg.eval.evaluators:
+        out.setdefault(cfg.eval.inspect_images, record(cfg.eval.inspect_images, "images inspected"))
     for name in (*cfg.eval.fewshot_datasets, *cfg.eval.finetune.datasets):
-        out.setdefault(name, record(name, data.role(name, cfg.data.dataset)))
+        out.setdefault(name, record(name, role(name)))
     return out
+
+
+def _role_after_release(name: str, upstream: str) -> str:
+    """`data.role` where the upstream's images are here to compare classes with, else what is known."""
+    if data.available(upstream):
+        return data.role(name, upstream)
+    return f"transfer: images of another source than {upstream} (its classes not compared: its images are not here)"
 
 
 def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
@@ -462,6 +485,10 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     meta = start_attempt(run_dir, {**environment.collect(), "threads": torch.get_num_threads()})
     try:
+        if cfg.model.checkpoint:
+            result = evaluate_released(cfg, run_dir, started, meta["device"])
+            write_json(run_dir / RESULT, result)  # last: the "done" marker
+            return result
         trainer = Trainer(cfg, run_dir, started)
         resumed_from = trainer.step if trainer.try_resume() else None
         flops_per_image = flops.train_flops_per_image(
@@ -507,6 +534,55 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     for name in (CHECKPOINT, PREVIOUS_CHECKPOINT, BEST):
         (run_dir / name).unlink(missing_ok=True)
     return result
+
+
+def evaluate_released(cfg: RunConfig, run_dir: Path, started: float, device_name: str) -> dict[str, Any]:
+    """A run from a released checkpoint (model.checkpoint): no pre-training; the checkpoint, refused
+    unless it is the file the run was pinned to, goes straight to the run's evaluators. Its result
+    has the fields of a trained run's (no pre-training: 0 steps, images and FLOPs) and what was loaded."""
+    clock, t0 = PhaseClock(started), time.perf_counter()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    upstream = data.spec(cfg.data.dataset)
+    size = cfg.data.image_size or upstream.image_size
+    model, loaded = released.load_pinned(cfg, size)
+    model.to(device).eval()
+    clock.switch("final_eval")
+    ctx = evals.EvalContext(
+        model, cfg, evals.ProbeData(size, upstream.channels, device), None, run_dir=run_dir
+    )
+    metrics = evals.evaluate(ctx, final=True)
+    append_jsonl(run_dir / METRICS, {"kind": "eval", "step": 0, **metrics})
+    return {
+        "status": "done",
+        "metrics": metrics,
+        "params": loaded.params,
+        "image_size": size,
+        "patch_grid": list(grid) if (grid := token_grid(model)) else None,
+        "train_examples": 0,
+        "train_flops_per_image": 0.0,
+        "train_flops": 0.0,
+        "train_images_per_s": None,
+        "resumed_from_step": None,
+        "selected_step": 0,
+        "wall_s": time.perf_counter() - t0,
+        "wall_split": clock.split(),
+        "device": device_name,
+        "execution": {
+            "compiled": False,
+            "channels_last": False,
+            "precision": precision(device),
+            "data": "none",
+        },
+        "datasets": record_of_data(cfg),
+        "protocol": evals.protocol(cfg),
+        "end": time.time(),
+        "released": {
+            "name": loaded.name,
+            "file": str(loaded.file),
+            "sha256": loaded.sha256,
+            "format": loaded.format,
+        },
+    }
 
 
 def _follow_lead(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:

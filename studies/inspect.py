@@ -38,7 +38,7 @@ from benchmark.config import flatten
 from benchmark.figures import FAMILY_COLORS
 from benchmark.judge import Prediction, inconclusive, judge
 from benchmark.power import Noise, Planned, planned
-from benchmark.presets import base, grid
+from benchmark.presets import base, checkpoint, grid
 from benchmark.stats import difference, too_few_seeds
 from benchmark.study import Verdict
 
@@ -54,6 +54,8 @@ PRESETS = {
     "cpu": "laptop-scale models on 2 CPU cores, 7x7 tokens: 5 seeds per judged cell, 1 per figure-only cell",
     "gpu": "one GPU: ViT-S/8 and R26x1+S/8 at 64 px (8x8 tokens), 3 seeds per judged cell",
     "paper": "ViT-L/16 beside R50+ViT-L/16 (Fig. 11's pair) on ImageNet-21k, 3 seeds per judged cell",
+    "released": "the authors' ImageNet-21k checkpoints, no training: ViT-B/16, L/16 and H/14 (the released ViTs, "
+    "each one replicate) and R50+ViT-B/16, on 128 Pets test images at 224 px",
 }
 CELL = ("model.arch", "model.pos_embed", "model.pos_inject")
 # Per preset: the ViT of every ViT cell, and a hybrid of its width on its token grid.
@@ -63,13 +65,24 @@ MODELS = {
     "gpu": ("S/8", {"model.arch": "R26x1+S/8"}),
     "paper": ("L/16", {"model.arch": "R50x1+L/16"}),
 }
+# The released preset: the authors' ImageNet-21k ViTs, each a replicate of "a ViT pre-trained at
+# scale" (the statistical unit is the released model), beside the one released hybrid, all measured
+# on natural images: Pets' test split (a download with --download, unlike ImageNet).
+RELEASED_VITS = (
+    "vit_base_patch16_224.orig_in21k",
+    "vit_large_patch16_224.orig_in21k",
+    "vit_huge_patch14_224.orig_in21k",
+)
+RELEASED_HYBRID = "vit_base_r50_s16_224.orig_in21k"
+RELEASED_IMAGES = "pets"
 VIT, HYBRID = "ViT 1-D", "hybrid"
 POSITIONS = {VIT: ("1d", "stem"), "ViT 2-D": ("2d", "stem"), "ViT 1-D every layer": ("1d", "every_layer")}
 JUDGED_CELLS = (VIT, HYBRID)
 # Seeds of the judged cells (the others: seed 0). cpu's 5, not 3, were chosen for power before any
 # verdict was seen: a one-sided t-test over seeds has 4 degrees of freedom instead of 2.
-SEEDS = {"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2), "paper": (0, 1, 2)}
+SEEDS = {"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2), "paper": (0, 1, 2), "released": (0,)}
 EVALUATORS = ("upstream", "inspect")  # no probe judges a claim here
+RELEASED_EVALUATORS = ("inspect",)  # a released checkpoint's pre-training head and images are not here
 STATES = ("trained", "init")
 PAPER = {  # §4.5 states these in words and figures only: paper_values.csv holds no numbers for them
     "global": "§4.5 / Fig. 7 right (ViT-L/16): some heads attend to most of the image already in the lowest "
@@ -90,31 +103,52 @@ CONTROLS = {
 }
 THRESHOLD_WORDS = "§4.5 gives no number: the suite's threshold, subtracted in the comparison"
 JUDGED_ON = "final weights and the run's untrained initialisation, 128 stratified upstream test images"
-PAIRED = "t over seeds of the per-seed difference from the same seed's untrained initialisation, α = 0.05"
 
 
-def cells(preset: str) -> dict[str, dict[str, object]]:
+def _paired(runs: pd.DataFrame) -> str:
+    """The test, in words: over seeds, or at `released` over the released models (the replicates)."""
+    if runs["released"].any():
+        return "t over the released models of each one's difference from its architecture's untrained initialisation, α = 0.05"
+    return "t over seeds of the per-seed difference from the same seed's untrained initialisation, α = 0.05"
+
+
+def _values(values: pd.Series, fmt: str = "") -> str:
+    """The distinct values of a column, in order: "16" or, across released models, "16 / 14"."""
+    return " / ".join(dict.fromkeys(format(v, fmt) for v in values))
+
+
+def cells(preset: str) -> list[tuple[str, dict[str, object]]]:
+    """(cell name, config changes) pairs; at `released` the ViT cell is one pair per checkpoint."""
+    if preset == "released":
+        look = {"eval.inspect_images": RELEASED_IMAGES}
+        return [(VIT, {**checkpoint(name), **look}) for name in RELEASED_VITS] + [
+            (HYBRID, {**checkpoint(RELEASED_HYBRID), **look})
+        ]
     vit, hybrid = MODELS[preset]
-    vits = {
-        name: {"model.arch": vit, "model.pos_embed": p, "model.pos_inject": i}
+    vits = [
+        (name, {"model.arch": vit, "model.pos_embed": p, "model.pos_inject": i})
         for name, (p, i) in POSITIONS.items()
-    }
-    return {**vits, HYBRID: hybrid}
+    ]
+    return [*vits, (HYBRID, hybrid)]
 
 
 def runs(preset: str):
     out = []
-    for name, cell in cells(preset).items():
+    for name, cell in cells(preset):
         seeds = SEEDS[preset] if name in JUDGED_CELLS else (0,)
-        out += grid(base(preset), [{**cell, "eval.evaluators": EVALUATORS}], seeds)
+        out += grid(base(preset), [{**cell, "eval.evaluators": _evaluators(preset)}], seeds)
     return out
+
+
+def _evaluators(preset: str) -> tuple[str, ...]:
+    return RELEASED_EVALUATORS if preset == "released" else EVALUATORS
 
 
 def _names() -> dict[tuple, str]:
     """Each cell's name by the config columns that tell cells apart, over every preset."""
     out = {}
     for preset in PRESETS:
-        for name, cell in cells(preset).items():
+        for name, cell in cells(preset):
             config = flatten(base(preset).replace(**cell))
             out[tuple(config[k] for k in CELL)] = name
     return out
@@ -135,21 +169,26 @@ MEASURES = (
 
 def _stored(row: pd.Series, measure: str) -> float:
     """One of the inspect evaluator's metrics of a run (NaN for a table the model does not have)."""
-    return row.get(metrics.key("inspect", row["data.dataset"], measure), np.nan)
+    images = row["eval.inspect_images"] or row["data.dataset"]
+    return row.get(metrics.key("inspect", images, measure), np.nan)
 
 
 def _runs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per run: its cell and seed, and the inspect evaluator's summaries, trained and init."""
     names, rows = _names(), []
     for _, row in df.iterrows():
+        name = names[tuple(row[k] for k in CELL)]
         out = {
-            "cell": names[tuple(row[k] for k in CELL)],
+            "cell": name,
+            # a figure's panel and a table's row: the cell, or at `released` each checkpoint's model
+            "panel": f"{row['model.arch']} (released)" if row["model.checkpoint"] else name,
+            "released": bool(row["model.checkpoint"]),
             "seed": row["seed"],
             "run_dir": row["run_dir"],
             "grid": "x".join(map(str, row["patch_grid"])),
             "uniform": _stored(row, "uniform_px"),
             "step": _stored(row, "token_px"),
-            "upstream top-1": row[metrics.UPSTREAM_TOP1],
+            "upstream top-1": row.get(metrics.UPSTREAM_TOP1, np.nan),
         }
         for state in STATES:
             out |= {f"{state} {m}": _stored(row, f"{state}_{m}") for m in MEASURES}
@@ -157,7 +196,7 @@ def _runs(df: pd.DataFrame) -> pd.DataFrame:
         rows.append(out)
     order = {name: i for i, name in enumerate((*POSITIONS, HYBRID))}
     out = pd.DataFrame(rows).sort_values(
-        ["cell", "seed"], key=lambda c: c.map(order) if c.name == "cell" else c
+        ["cell", "seed"], key=lambda c: c.map(order) if c.name == "cell" else c, kind="stable"
     )
     return out.reset_index(drop=True)
 
@@ -176,40 +215,40 @@ def _threshold(unit: str, step: float) -> Prediction:
 
 
 def _global(vit: pd.DataFrame) -> Verdict:
-    n, step, uniform = len(vit), vit["step"].iloc[0], vit["uniform"].iloc[0]
+    step, uniform = vit["step"], vit["uniform"]  # per run: the released models' grids differ
     widest, nearer = vit["trained layer1_max_px"], -_change(vit, "layer1_min_px")
     comparisons = [
-        difference(widest, np.full(n, uniform - step), "most distant head − (uniform − 1 step)"),
-        difference(nearer, np.full(n, step), "nearest head, init − trained − 1 step"),
+        difference(widest, (uniform - step).to_numpy(), "most distant head − (uniform − 1 step)"),
+        difference(nearer, step.to_numpy(), "nearest head, init − trained − 1 step"),
     ]
     return judge(
         comparisons,
-        _threshold("px", step),
+        _threshold("px", step.mean()),
         unit="px",
         claim=CLAIMS["global"],
         paper=PAPER["global"],
         judged_on=f"{VIT}; {JUDGED_ON}",
         measured=f"layer 1's nearest head {_both(vit, 'layer1_min_px')} px, most distant "
-        f"{_both(vit, 'layer1_max_px')} px; uniform attention {uniform:.1f} px, one patch step {step:g} px "
-        f"({vit['grid'].iloc[0]} tokens)",
-        rule=f"{PAIRED}: layer 1's most distant head comes within one patch step of uniform attention (a head "
+        f"{_both(vit, 'layer1_max_px')} px; uniform attention {_values(uniform, '.1f')} px, one patch step "
+        f"{_values(step, 'g')} px ({_values(vit['grid'])} tokens)",
+        rule=f"{_paired(vit)}: layer 1's most distant head comes within one patch step of uniform attention (a head "
         "blind to position), and its nearest head is over one patch step nearer than the nearest head of the "
         "same seed's untrained initialisation",
     )
 
 
 def _depth(vit: pd.DataFrame) -> Verdict:
-    n, step = len(vit), vit["step"].iloc[0]
+    step = vit["step"]
     return judge(
-        [difference(_change(vit, "growth"), np.full(n, step), "growth, trained − init − 1 step")],
-        _threshold("px", step),
+        [difference(_change(vit, "growth"), step.to_numpy(), "growth, trained − init − 1 step")],
+        _threshold("px", step.mean()),
         unit="px",
         claim=CLAIMS["depth"],
         paper=PAPER["depth"],
         judged_on=f"{VIT}; {JUDGED_ON}",
         measured=f"mean over heads: layer 1 {_both(vit, 'layer1_mean_px')} px, last layer "
-        f"{_both(vit, 'last_mean_px')} px; one patch step {step:g} px",
-        rule=f"{PAIRED}: the growth from the first to the last layer (mean over heads) exceeds the same seed's "
+        f"{_both(vit, 'last_mean_px')} px; one patch step {_values(step, 'g')} px",
+        rule=f"{_paired(vit)}: the growth from the first to the last layer (mean over heads) exceeds the same seed's "
         "initialisation's by more than one patch step",
     )
 
@@ -250,7 +289,7 @@ def _rowcol(vit: pd.DataFrame) -> Verdict:
         judged_on=f"{VIT}: the learned stem table, final weights and the run's untrained initialisation",
         measured=f"cosine similarity of same-row pairs minus pairs sharing neither "
         f"{_both(vit, 'row_contrast', '+.3f')}; same-column {_both(vit, 'column_contrast', '+.3f')}",
-        rule=f"{PAIRED}: the row contrast and the column contrast (pairs sharing a row, or a column, against "
+        rule=f"{_paired(vit)}: the row contrast and the column contrast (pairs sharing a row, or a column, against "
         "pairs sharing neither) each exceed the same seed's initialisation's; raster order alone can teach "
         "rows, columns need the image",
     )  # fmt: skip
@@ -259,10 +298,16 @@ def _rowcol(vit: pd.DataFrame) -> Verdict:
 def checks(df: pd.DataFrame) -> list[Verdict]:
     per_run = _runs(df)
     vit, hyb = (per_run[per_run["cell"] == name] for name in JUDGED_CELLS)
-    if short := too_few_seeds({VIT: vit["seed"], HYBRID: hyb["seed"]}):
+    # Replicates: seeds, or at `released` the released models (one hybrid is released: its claim
+    # cannot be judged there).
+    if short := too_few_seeds({VIT: vit["seed"]}):
         controls = [inconclusive(c, short, judged_on=JUDGED_ON, control=True) for c in CONTROLS.values()]
         return [*controls, *(inconclusive(CLAIMS[k], short, PAPER[k], JUDGED_ON) for k in CLAIMS)]
-    return [*_controls(vit), _global(vit), _depth(vit), _hybrid(vit, hyb), _rowcol(vit)]
+    if short := too_few_seeds({VIT: vit["seed"], HYBRID: hyb["seed"]}):
+        hybrid = inconclusive(CLAIMS["hybrid"], short, PAPER["hybrid"], JUDGED_ON)
+    else:
+        hybrid = _hybrid(vit, hyb)
+    return [*_controls(vit), _global(vit), _depth(vit), hybrid, _rowcol(vit)]
 
 
 def _controls(vit: pd.DataFrame) -> list[Verdict]:
@@ -273,11 +318,11 @@ def _controls(vit: pd.DataFrame) -> list[Verdict]:
         judge([difference(_change(vit, "rowcol_contrast"), np.zeros(n), "row/column contrast, trained − init")],
               _threshold("cos", step), unit="cos", control=True, claim=CONTROLS["rowcol"],
               paper="the null: an untrained model has no learned structure", judged_on=f"{VIT}; {JUDGED_ON}",
-              measured=f"row/column contrast {_both(vit, 'rowcol_contrast', '+.3f')}", rule=PAIRED),
+              measured=f"row/column contrast {_both(vit, 'rowcol_contrast', '+.3f')}", rule=_paired(vit)),
         judge([difference(_change(vit, "off_uniform_px"), np.zeros(n), "distance from uniform, trained − init")],
               Prediction(0.0, THRESHOLD_WORDS, null=0.0, power_at=0.5), unit="px", control=True,
               claim=CONTROLS["distance"], paper="the null: an untrained model has no learned structure",
-              judged_on=f"{VIT}; {JUDGED_ON}", rule=f"{PAIRED}; power stated at half a pixel",
+              judged_on=f"{VIT}; {JUDGED_ON}", rule=f"{_paired(vit)}; power stated at half a pixel",
               measured=f"heads' mean |distance − uniform| {_both(vit, 'off_uniform_px', '.2f')} px"),
     ]  # fmt: skip
 
@@ -299,7 +344,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
         "filters: top-4 PCs' variance": ("filters_top4_explained", ".0%"),
     }
     rows = []
-    for name, runs in per_run.groupby("cell", sort=False):
+    for name, runs in per_run.groupby("panel", sort=False):
         row = {
             "cell": name,
             "seeds": len(runs),
@@ -459,25 +504,25 @@ def _similarity(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
 
 
 def _distance(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
-    names = [n for n in (*POSITIONS, HYBRID) if (per_run["cell"] == n).any()]
+    names = list(dict.fromkeys(per_run["panel"]))  # a panel per cell, or per released model
     rows = []
-    for r in per_run[per_run["cell"].isin(names)].itertuples():
+    for r in per_run.itertuples():
         stored = _arrays(r.run_dir)
         for state in STATES:
             heads = np.ndenumerate(stored[f"{state}/distance"])
-            common = {"model": r.cell, "seed": r.seed, "state": state}
+            common = {"model": r.panel, "seed": r.seed, "state": state}
             rows += [
                 {**common, "layer": layer + 1, "head": head + 1, "distance": d} for (layer, head), d in heads
             ]
     data = pd.DataFrame(rows)
-    uniform, step = per_run["uniform"].iloc[0], per_run["step"].iloc[0]
-    top = max(data["distance"].max(), uniform) * 1.12
+    top = max(data["distance"].max(), per_run["uniform"].max()) * 1.12
     size = (2.9 * len(names), 3.5)
     fig, axes = plt.subplots(1, len(names), figsize=size, sharey=True, squeeze=False, layout="constrained")
     for ax, name in zip(axes[0], names, strict=True):
-        part = data[data["model"] == name]
-        family = "hybrid" if name == HYBRID else "ViT"
-        for state, shift, colour in (("trained", -0.15, _colour(name)), ("init", 0.15, "grey")):
+        part, runs = data[data["model"] == name], per_run[per_run["panel"] == name]
+        uniform, step, cell = runs["uniform"].iloc[0], runs["step"].iloc[0], runs["cell"].iloc[0]
+        family = "hybrid" if cell == HYBRID else "ViT"
+        for state, shift, colour in (("trained", -0.15, _colour(cell)), ("init", 0.15, "grey")):
             heads = part[part["state"] == state]
             label = f"{family}, trained" if state == "trained" else "untrained init"
             ax.scatter(heads["layer"] + shift, heads["distance"], s=9, alpha=0.5, color=colour, label=label)
@@ -487,7 +532,7 @@ def _distance(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
         ax.axhline(uniform, ls="--", c="black", lw=1, label="uniform attention")
         ax.axhline(uniform - step, ls=":", c="black", lw=1, label="uniform − one patch step")
         ax.set(
-            title=f"{name} (seeds: {part['seed'].nunique()})",
+            title=f"{name} (seeds: {part['seed'].nunique()}; {runs['grid'].iloc[0]} tokens of {step:g} px)",
             xlabel="layer",
             ylim=(0, top),
             xticks=sorted(part["layer"].unique()),
@@ -500,7 +545,7 @@ def _distance(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
     fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncol=len(legend), fontsize=7)
     fig.suptitle(
         "Figs. 7 right / 11: each head's mean attention distance, trained beside its untrained init "
-        f"(dots: heads × seeds; lines: each seed's mean; {per_run['grid'].iloc[0]} tokens of {step:g} px)",
+        "(dots: heads × seeds; lines: each seed's mean)",
         fontsize=8,
     )
     return fig, data
@@ -558,22 +603,26 @@ def _rollout(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
 
 
 def power(preset: str, noise: Noise) -> list[Planned]:
-    """Each claim's design at `preset` (benchmark.power): a per-seed change from the initialisation
-    against a threshold, with the noise of that change in finished runs of these configs."""
-    by_cell = {name: grid(base(preset), [{**cell, "eval.evaluators": EVALUATORS}], SEEDS[preset])
-               for name, cell in cells(preset).items()}  # fmt: skip
+    """Each claim's design at `preset` (benchmark.power): a per-seed (at `released`, per-model) change
+    from the initialisation against a threshold, with the noise of that change in finished runs of
+    these configs."""
+    by_cell: dict[str, list] = {}
+    for name, cell in cells(preset):
+        by_cell.setdefault(name, []).extend(
+            grid(base(preset), [{**cell, "eval.evaluators": _evaluators(preset)}], SEEDS[preset])
+        )
     vit, hyb = by_cell[VIT], by_cell[HYBRID]
-    n = len(SEEDS[preset])
+    n, n_hybrid = len(vit), len(hyb)
 
     def change(measure: str):
         def of(rows: pd.DataFrame) -> pd.Series:
-            key = "inspect/{}/{}_" + measure
-            return rows.apply(lambda r: r.get(key.format(r["data.dataset"], "trained"), np.nan)
-                              - r.get(key.format(r["data.dataset"], "init"), np.nan), axis=1)  # fmt: skip
+            return rows.apply(
+                lambda r: _stored(r, f"trained_{measure}") - _stored(r, f"init_{measure}"), axis=1
+            )
 
         return of
 
-    step = 4.0 if preset in ("smoke", "cpu") else 8.0  # the cells' patch step in px (MODELS)
+    step = {"smoke": 4.0, "cpu": 4.0, "released": 16.0}.get(preset, 8.0)  # the ViT cells' patch step in px
     px, cos = _threshold("px", step), _threshold("cos", step)
 
     def one(claim: str, measure: str, prediction: Prediction, cfgs, unit: str, k: int = 1) -> Planned:
@@ -586,7 +635,12 @@ def power(preset: str, noise: Noise) -> list[Planned]:
         one(CLAIMS["global"], "layer1_min_px", px, vit, "px", k=2),
         one(CLAIMS["depth"], "last_mean_px", px, vit, "px"),
         planned(
-            CLAIMS["hybrid"], px, noise.measure(hyb, change("layer1_mean_px"), judged=False), n, n, unit="px"
+            CLAIMS["hybrid"],
+            px,
+            noise.measure(hyb, change("layer1_mean_px"), judged=False),
+            n,
+            n_hybrid,
+            unit="px",
         ),
         one(CLAIMS["rowcol"], "row_contrast", cos, vit, "cos", k=2),
     ]

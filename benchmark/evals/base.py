@@ -116,7 +116,7 @@ class EvalContext:
     model: nn.Module
     cfg: RunConfig
     probes: ProbeData
-    upstream_test: Split
+    upstream_test: Split | None  # None for a run from a released checkpoint: no upstream images here
     upstream_train: Split | None = None  # a fixed sample of the run's training images (evals.upstream)
     run_dir: Path | None = None  # the run's folder, for an evaluator that stores arrays there (inspect)
     final: bool = True
@@ -194,10 +194,11 @@ def register(
     return add
 
 
-def check_probe(cfg: RunConfig, name: str, channels: int, probed: bool) -> None:
-    """One probe (or fine-tuning) dataset against the model pre-trained on cfg.data.dataset."""
+def check_probe(cfg: RunConfig, name: str, channels: int, probed: bool, key: str = "") -> None:
+    """One probe (or fine-tuning) dataset against the model pre-trained on cfg.data.dataset; `key`
+    the setting that names it, as errors say it (default: the probes' or fine-tuning's)."""
     data.check_name(name)
-    role = "eval.fewshot_datasets" if probed else "eval.finetune.datasets"
+    role = key or ("eval.fewshot_datasets" if probed else "eval.finetune.datasets")
     if not data.available(name):
         return  # priced by its published shape (a paper preset's ImageNet); `run` refuses it
     if data.is_streaming(name):  # (the upstream may stream; probes hold their splits in memory)

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark import inspection, metrics
+from benchmark import data, inspection, metrics, released
 from benchmark.config import RunConfig
-from benchmark.evals.base import EvalContext, register
+from benchmark.errors import UserError
+from benchmark.evals.base import EvalContext, check_probe, register
 from benchmark.models import build_model
 from benchmark.storage import write_atomic
 
@@ -31,7 +32,10 @@ TOP_COMPONENTS = 4  # the filter summary: variance share of the first 4 principa
 
 def initial_model(cfg: RunConfig, num_classes: int, size: int, channels: int) -> nn.Module:
     """The run's model as it was before its first step, rebuilt as the trainer builds it
-    (torch.manual_seed(cfg.seed), then build_model on the CPU), leaving the caller's RNG untouched."""
+    (torch.manual_seed(cfg.seed), then build_model on the CPU), leaving the caller's RNG untouched.
+    For a released checkpoint: its architecture as timm initialises it from the run's seed."""
+    if cfg.model.checkpoint:
+        return released.untrained(cfg.model.checkpoint, size, cfg.seed)
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.seed)
@@ -81,26 +85,54 @@ def arrays_of(measured: dict[str, inspection.Measurement]) -> dict[str, np.ndarr
     return out
 
 
+def images_of(cfg: RunConfig) -> str:
+    """The dataset whose test images are inspected: eval.inspect_images, else the upstream."""
+    return cfg.eval.inspect_images or cfg.data.dataset
+
+
 def _describe(cfg: RunConfig) -> str:
+    model = (
+        f"the released checkpoint {cfg.model.checkpoint} and its architecture as timm initialises it, untrained "
+        f"(seed {cfg.seed})"
+        if cfg.model.checkpoint
+        else f"the final model and its untrained initialisation (seed {cfg.seed}, rebuilt as the trainer builds it)"
+    )
     return (
-        f"the final model and its untrained initialisation (seed {cfg.seed}, rebuilt as the trainer builds "
-        f"it), each on {IMAGES} test images of {cfg.data.dataset} stratified by class (seed {SAMPLE_SEED}): "
+        f"{model}, each on {IMAGES} test images of {images_of(cfg)} stratified by class (seed {SAMPLE_SEED}): "
         "mean attention distance per head (weights from an explicit, non-fused pass), attention rollout "
         f"of {ROLLOUT_IMAGES} images, position-embedding cosine similarity, patch-filter PCA; arrays in "
         f"{ARRAYS}"
     )
 
 
-@register("inspect", _describe)
+def _check(cfg: RunConfig) -> None:
+    """A run from a released checkpoint has no upstream images here: it names the images to inspect."""
+    if cfg.eval.inspect_images:
+        check_probe(
+            cfg, cfg.eval.inspect_images, data.spec(cfg.data.dataset).channels, False, "eval.inspect_images"
+        )
+    elif cfg.model.checkpoint:
+        raise UserError(
+            f"the inspect evaluator measures a released checkpoint ({cfg.model.checkpoint}) on images this run "
+            "reads: set eval.inspect_images to a dataset held in memory, e.g. eval.inspect_images=pets"
+        )
+
+
+@register("inspect", _describe, owns=("inspect_images",), check=_check)
 @torch.no_grad()
 def inspect_model(ctx: EvalContext) -> dict[str, float]:
-    model, test = ctx.model, ctx.upstream_test
+    images_from = images_of(ctx.cfg)
+    model = ctx.model
+    test = ctx.probes.split(images_from, "test") if ctx.cfg.eval.inspect_images else ctx.upstream_test
+    if test is None:
+        raise ValueError("the inspect evaluator has no images: the run has no upstream test split")
     if getattr(model, "patch_embed", None) is None:
         raise ValueError(f"{ctx.cfg.model.arch} has no attention to inspect (a BiT ResNet)")
     sample = inspection.stratified_sample(test.y.numpy(), IMAGES, SAMPLE_SEED)
     images = test.x(torch.from_numpy(sample).to(test.images.device))
     device = next(model.parameters()).device
-    init = initial_model(ctx.cfg, model.num_classes, test.size, test.channels).to(device).eval()
+    classes = getattr(model, "num_classes", 0)
+    init = initial_model(ctx.cfg, classes, test.size, test.channels).to(device).eval()
     grid = tuple(model.patch_embed.grid_size)
     token_px = (test.size / grid[0], test.size / grid[1])
     uniform = inspection.uniform_distance(grid, token_px, model.num_prefix_tokens)
@@ -120,4 +152,4 @@ def inspect_model(ctx: EvalContext) -> dict[str, float]:
             "the inspect evaluator stores its arrays in the run's folder: give the context a run_dir"
         )
     write_atomic(ctx.run_dir / ARRAYS, lambda f: np.savez_compressed(f, **arrays))
-    return metrics_of(measured, uniform, token_px[0], ctx.cfg.data.dataset)
+    return metrics_of(measured, uniform, token_px[0], images_from)

@@ -10,6 +10,7 @@ import numpy as np
 
 from benchmark import metrics
 from benchmark.config import RunConfig
+from benchmark.errors import UserError
 from benchmark.evals.base import EvalContext, register, top1
 
 # Training images the train top-1 is measured on. The same images at every evaluation, so the
@@ -44,7 +45,15 @@ def _describe(cfg: RunConfig) -> str:
     )
 
 
-@register("upstream", _describe, during_training=True)
+def _check(cfg: RunConfig) -> None:
+    if cfg.model.checkpoint:
+        raise UserError(
+            f"eval.evaluators names upstream, but model.checkpoint={cfg.model.checkpoint!r} is a released "
+            "checkpoint: its pre-training head and images are not here; leave upstream out"
+        )
+
+
+@register("upstream", _describe, during_training=True, check=_check)
 def upstream_top1(ctx: EvalContext) -> dict[str, float]:
     out = {metrics.UPSTREAM_TOP1: ctx.cached("upstream/test", lambda: top1(ctx.model, ctx.upstream_test))}
     if ctx.upstream_train is not None:

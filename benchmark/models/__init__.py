@@ -80,7 +80,7 @@ def _check_fields(cfg: ModelConfig, family: ModelFamily) -> None:
             f"{cfg.arch!r}; set model.prelogits=false"
         )
     for field in fields(ModelConfig):
-        if field.name in ("arch", "prelogits", *family.fields):
+        if field.name in ("arch", "prelogits", "checkpoint", "checkpoint_sha256", *family.fields):
             continue
         value = getattr(cfg, field.name)
         if value != field.default:
@@ -95,6 +95,10 @@ def validate_model(cfg: ModelConfig) -> ModelShape:
     combination for its family; else return its shape. Builds nothing (the CLI checks every run
     before starting one)."""
     check_choices(cfg)
+    if cfg.checkpoint:  # a released checkpoint: its architecture is the file's
+        from benchmark.released import check_model
+
+        check_model(cfg)
     shape = resolve_model(cfg)
     family = FAMILIES[shape.family]
     _check_fields(cfg, family)
