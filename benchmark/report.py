@@ -123,12 +123,7 @@ def build_report(
         *_unreliable(verdicts),
         _markdown(_verdict_table(verdicts)),
         *[_verdict_details(v) for v in verdicts],
-        "## Upstream fit: the gate comparisons are judged behind",
-        f"A run passes when its upstream curve has plateaued: neither its train nor its test top-1 rose, over the "
-        f"last quarter of training, by {fit.PLATEAU_FRACTION:.0%} or more of its train top-1 above chance "
-        "(benchmark.fit). A comparison between families (data_scaling, compute) is judged only when the runs it "
-        "compares pass; the other studies report the gate so a reader sees whether the variants trained alike.",
-        _markdown(_fit_table(df, fits, study.cell)),
+        *(_fit_section(df, fits, study.cell) if not _released(df).all() else []),
         "## Our results beside the paper",
         *[
             f"### {heading}\n\n{_markdown(table)}" if heading else _markdown(table)
@@ -286,8 +281,31 @@ def _unique(series: pd.Series) -> str:
     return ", ".join(sorted(values, key=order)) if values else "–"
 
 
+def _fit_section(df: pd.DataFrame, fits: pd.DataFrame, cell: Iterable[str]) -> list[str]:
+    return [
+        "## Upstream fit: the gate comparisons are judged behind",
+        f"A run passes when its upstream curve has plateaued: neither its train nor its test top-1 rose, over the "
+        f"last quarter of training, by {fit.PLATEAU_FRACTION:.0%} or more of its train top-1 above chance "
+        "(benchmark.fit). A comparison between families (data_scaling, compute) is judged only when the runs it "
+        "compares pass; the other studies report the gate so a reader sees whether the variants trained alike.",
+        _markdown(_fit_table(df, fits, cell)),
+    ]
+
+
+def _released(df: pd.DataFrame) -> pd.Series:
+    """Which runs start from a released checkpoint (trained by its authors, not here)."""
+    return df["model.checkpoint"].astype(bool)
+
+
 def _scale(df: pd.DataFrame, cell: Iterable[str]) -> str:
     """The scale as the runs recorded it: models, data, steps, epochs, seeds per cell."""
+    if _released(df).all():
+        return (
+            f"The authors' released checkpoints {', '.join(f'`{n}`' for n in sorted(set(df['model.checkpoint'])))} "
+            f"({df['params'].min():,}–{df['params'].max():,} parameters, evaluated at {_unique(df['image_size'])} px), "
+            f"pre-trained by the authors on `{'`, `'.join(sorted(set(df['data.dataset'])))}`, not trained here; "
+            "each file is pinned by its sha256 (the run ids cover it)."
+        )
     epochs = (
         df["optim.steps"] * df["optim.batch_size"].clip(upper=df["train_examples"]) / df["train_examples"]
     )
@@ -327,10 +345,7 @@ def _provenance(
         f"{len(expected) - len(started)} never started.",
         *[f"- **Record repaired or set aside**: {w}" for w in warnings],
         *[f"- **Run {r.run_id} trained across changes**: {r.mixed}." for r in mixed.itertuples()],
-        f"- **Pre-training**: AdamW lr {_unique(df['optim.lr'])}, weight decay {_unique(df['optim.weight_decay'])}, "
-        f"batch {_unique(df['optim.batch_size'])}, {_unique(df['optim.steps'])} steps "
-        f"({_unique(df['optim.warmup_steps'])} warm-up, {_unique(df['optim.schedule'])} decay), "
-        f"clip {_unique(df['optim.clip_norm'])}, augmentation {_unique(df['data.augment'])}.",
+        _pretraining(df),
         f"- **Seeds**: {_unique(df['seed'])} (model init and data order).",
         f"- **Hardware**: {_unique(pd.Series([m.get('device') for m in metas]))}{_math(metas)}. Numbers move "
         "across CPU models, math libraries and thread counts by about a seed's spread, and an outcome whose interval "
@@ -343,6 +358,23 @@ def _provenance(
         "a multiply-add counted as 2 FLOPs).",
     ]
     return "\n".join(lines)
+
+
+def _pretraining(df: pd.DataFrame) -> str:
+    if _released(df).all():
+        pinned = ", ".join(
+            f"`{name}` (sha256 {digest[:12]}…)"
+            for name, digest in sorted(
+                set(zip(df["model.checkpoint"], df["model.checkpoint_sha256"], strict=True))
+            )
+        )
+        return f"- **Pre-training**: none here; the released checkpoints, each file pinned: {pinned}."
+    return (
+        f"- **Pre-training**: AdamW lr {_unique(df['optim.lr'])}, weight decay {_unique(df['optim.weight_decay'])}, "
+        f"batch {_unique(df['optim.batch_size'])}, {_unique(df['optim.steps'])} steps "
+        f"({_unique(df['optim.warmup_steps'])} warm-up, {_unique(df['optim.schedule'])} decay), "
+        f"clip {_unique(df['optim.clip_norm'])}, augmentation {_unique(df['data.augment'])}."
+    )
 
 
 def _math(metas: list[dict]) -> str:

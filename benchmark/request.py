@@ -110,10 +110,15 @@ def ready_to_train(the_plan: plan.Plan, download: bool = False) -> plan.Plan:
 
 def datasets_of(cfg: RunConfig) -> tuple[str, ...]:
     """The datasets a run reads: its upstream (not a released checkpoint's: it pre-trains nothing),
-    the images it inspects, its probe and its fine-tuning datasets."""
+    the images it inspects, its probe datasets and, where it fine-tunes, its fine-tuning datasets."""
     upstream = () if cfg.model.checkpoint else (cfg.data.dataset,)
     inspected = (cfg.eval.inspect_images,) if cfg.eval.inspect_images else ()
-    return (*upstream, *inspected, *cfg.eval.fewshot_datasets, *cfg.eval.finetune.datasets)
+    return (*upstream, *inspected, *cfg.eval.fewshot_datasets, *finetuned(cfg))
+
+
+def finetuned(cfg: RunConfig) -> tuple[str, ...]:
+    """The datasets a run fine-tunes on: none unless it runs the finetune evaluator."""
+    return cfg.eval.finetune.datasets if "finetune" in cfg.eval.evaluators else ()
 
 
 def _download_missing(names: set[str]) -> None:

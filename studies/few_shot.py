@@ -30,7 +30,7 @@ from benchmark.config import RunConfig, steps_for_epochs
 from benchmark.judge import Prediction, inconclusive, judge
 from benchmark.paper import IMAGENET21K_IMAGES
 from benchmark.power import Noise, Planned
-from benchmark.presets import base, probes, transfer_mean
+from benchmark.presets import base, checkpoint, probes, transfer_mean
 from benchmark.stats import Comparison, agreement, difference, rank_agreement
 from benchmark.study import Verdict
 
@@ -45,9 +45,19 @@ PRESETS = {
     "cpu": "a laptop-scale comparison of 10 models on 2 CPU cores",
     "gpu": "one GPU: 10 ViT-Ti/S-class models at 64 px on 100k fractal images",
     "paper": "the paper's scale on public data: 8 ViTs (Ti/16 to L/16) on ImageNet-21k (JFT-300M is private)",
+    "released": "the authors' 9 ImageNet-21k checkpoints, no training: ViT-B/32 to H/14, R50+ViT-B/16 and BiT-M "
+    "R50x1 to R152x2, probed and fine-tuned (Table 4) on CIFAR-100, Pets and Flowers",
 }
 CELL = ("model.arch", "model.pos_embed", "model.pool", "optim.steps", "optim.lr", "data.train_examples")
 EVALUATORS = ("upstream", "fewshot", "fewshot_lso", "linear", "finetune")
+# A released checkpoint's pre-training head and images are not here: every other evaluator.
+RELEASED_EVALUATORS = tuple(e for e in EVALUATORS if e != "upstream")
+# The authors' ImageNet-21k checkpoints (benchmark.released): Table 5's ViTs, the hybrid and BiT-M.
+RELEASED = (
+    "vit_base_patch32_224.orig_in21k", "vit_base_patch16_224.orig_in21k", "vit_large_patch32_224.orig_in21k",
+    "vit_large_patch16_224.orig_in21k", "vit_huge_patch14_224.orig_in21k", "vit_base_r50_s16_224.orig_in21k",
+    "resnetv2_50x1_bit.goog_in21k", "resnetv2_101x1_bit.goog_in21k", "resnetv2_152x2_bit.goog_in21k",
+)  # fmt: skip
 # Each model is the preset's base with these changes: quality varies along several axes.
 MODELS = {
     "smoke": [{}, {"model.pos_embed": "none"}, {"model.arch": "Nano/7"}],
@@ -88,8 +98,10 @@ MODELS = {
         {"optim.steps": steps_for_epochs(30, IMAGENET21K_IMAGES, 4096)},
         {"model.pos_embed": "none"},
     ],
+    "released": [checkpoint(name) for name in RELEASED],
 }
-FINETUNE_STEPS = {"smoke": 5, "cpu": 80, "gpu": 500, "paper": 500}  # paper: and 10,000 on CIFAR (the base's)
+# paper and released: and 10,000 on CIFAR (the base's)
+FINETUNE_STEPS = {"smoke": 5, "cpu": 80, "gpu": 500, "paper": 500, "released": 500}
 PROBES = {
     "fewshot": "5-shot, closed form, fixed l2 = 2^10",
     "fewshot_lso": "5-shot, closed form, l2 leave-self-out",
@@ -111,8 +123,9 @@ LADDER_GAIN = 0.01
 
 
 def _config(preset: str) -> RunConfig:
+    evaluators = RELEASED_EVALUATORS if preset == "released" else EVALUATORS
     return base(preset).replace(
-        **{"eval.evaluators": EVALUATORS, "eval.finetune.steps": FINETUNE_STEPS[preset]}
+        **{"eval.evaluators": evaluators, "eval.finetune.steps": FINETUNE_STEPS[preset]}
     )
 
 
@@ -128,9 +141,12 @@ def _ladder(preset: str) -> list[RunConfig]:
 def runs(preset: str):
     models = [_config(preset).replace(**changes) for changes in MODELS[preset]]
     every = [
-        run.replace(**{"eval.every_steps": max(1, run.optim.steps // 8)}) for run in models + _ladder(preset)
+        run.replace(**{"eval.every_steps": max(1, run.optim.steps // 8) if run.optim.steps else 0})
+        for run in models + _ladder(preset)
     ]
-    return list(dict.fromkeys(every))  # eight upstream evaluations along each run, whatever its length
+    return list(
+        dict.fromkeys(every)
+    )  # eight upstream evaluations along each run that trains, whatever its length
 
 
 def _ranked(df: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +195,8 @@ def _per_seed(df: pd.DataFrame, probe: str) -> np.ndarray:
 def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     ranked = _ranked(df)
     scores = _scores(ranked).set_index("model") * 100
-    scores["upstream test top-1"] = ranked.set_index(scores.index)[metrics.UPSTREAM_TOP1].to_numpy() * 100
+    if metrics.UPSTREAM_TOP1 in ranked:  # a released checkpoint's upstream is not measured here
+        scores["upstream test top-1"] = ranked.set_index(scores.index)[metrics.UPSTREAM_TOP1].to_numpy() * 100
     models = scores.rename(columns={**PROBES, "finetune": "fine-tuning top-1"}).round(1).reset_index()
     base = df[_is_base(df)]
     scores = _scores(base).assign(steps=base["optim.steps"])
@@ -239,9 +256,10 @@ def _control(df: pd.DataFrame) -> Verdict:
     steps = df.groupby("optim.steps")["seed"].nunique()
     ladder = steps[steps >= len(LADDER_SEEDS)].index
     if len(ladder) < 2:
-        return inconclusive(
-            claim, "needs the ladder's two lengths with 3 seeds each", judged_on=judged_on, control=True
-        )
+        why = "needs the ladder's two lengths with 3 seeds each"
+        if (df["optim.steps"] == 0).all():
+            why = "the released checkpoints are not trained here, so there is no ladder to rise along"
+        return inconclusive(claim, why, judged_on=judged_on, control=True)
     scores = _scores(df)
     short, full = (
         (df["optim.steps"] == ladder.min()) & _is_base(df),

@@ -102,7 +102,10 @@ CONTROLS = {
     "distance": "Control: training moves the heads' attention distances off the untrained model's",
 }
 THRESHOLD_WORDS = "§4.5 gives no number: the suite's threshold, subtracted in the comparison"
-JUDGED_ON = "final weights and the run's untrained initialisation, 128 stratified upstream test images"
+JUDGED_ON = (
+    "final weights and the run's untrained initialisation, 128 stratified test images (the upstream's; at "
+    "released, Pets')"
+)
 
 
 def _paired(runs: pd.DataFrame) -> str:
@@ -120,7 +123,10 @@ def _values(values: pd.Series, fmt: str = "") -> str:
 def cells(preset: str) -> list[tuple[str, dict[str, object]]]:
     """(cell name, config changes) pairs; at `released` the ViT cell is one pair per checkpoint."""
     if preset == "released":
-        look = {"eval.inspect_images": RELEASED_IMAGES}
+        look = {
+            "eval.inspect_images": RELEASED_IMAGES,
+            "eval.fewshot_datasets": (RELEASED_IMAGES,),
+        }  # no probe runs
         return [(VIT, {**checkpoint(name), **look}) for name in RELEASED_VITS] + [
             (HYBRID, {**checkpoint(RELEASED_HYBRID), **look})
         ]
@@ -181,7 +187,9 @@ def _runs(df: pd.DataFrame) -> pd.DataFrame:
         out = {
             "cell": name,
             # a figure's panel and a table's row: the cell, or at `released` each checkpoint's model
-            "panel": f"{row['model.arch']} (released)" if row["model.checkpoint"] else name,
+            "panel": f"{row['model.arch']} ({row['model.checkpoint'].partition('.')[2]})"
+            if row["model.checkpoint"]
+            else name,
             "released": bool(row["model.checkpoint"]),
             "seed": row["seed"],
             "run_dir": row["run_dir"],

@@ -76,3 +76,31 @@ def write_cifar(root, kind: str = "cifar10", n_per_class: int = 5, n_test_per_cl
         }
         (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
     return tuple(out)
+
+
+RED, BLUE = (220, 30, 40), (20, 40, 210)
+
+
+def halves(path, w=48, h=40, fmt=None):
+    """An image whose left half is RED and right half BLUE: flat regions JPEG keeps within a few levels."""
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = np.empty((h, w, 3), np.uint8)
+    a[:, : w // 2], a[:, w // 2 :] = RED, BLUE
+    Image.fromarray(a).save(path, fmt)
+
+
+def write_pets(root, breeds=("Abyssinian", "american_bulldog", "yorkshire_terrier"), trainval=4, test=2):
+    """torchvision's OxfordIIITPet layout: images/<breed>_<n>.jpg and the two annotation lists."""
+    folder = root / "oxford-iiit-pet"
+    (folder / "annotations").mkdir(parents=True)
+    for split, n, offset in (("trainval", trainval, 0), ("test", test, 100)):
+        lines = []
+        for label, breed in enumerate(breeds, 1):
+            for i in range(offset, offset + n):
+                halves(folder / "images" / f"{breed}_{i}.jpg")
+                lines.append(f"{breed}_{i} {label} {1 + breed[0].isupper()} {i}")
+        (folder / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return folder

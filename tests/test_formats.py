@@ -7,14 +7,12 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from helpers import write_cifar
+from helpers import BLUE, RED, halves, write_cifar, write_pets
 from PIL import Image
 
 from benchmark import data
 from benchmark.data import formats
 from benchmark.errors import UserError
-
-RED, BLUE = (220, 30, 40), (20, 40, 210)
 
 
 @pytest.fixture
@@ -26,33 +24,11 @@ def root(tmp_path, monkeypatch):
     data.load.cache_clear()
 
 
-def halves(path, w=48, h=40, fmt=None):
-    """An image whose left half is RED and right half BLUE: flat regions JPEG keeps within a few levels."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    a = np.empty((h, w, 3), np.uint8)
-    a[:, : w // 2], a[:, w // 2 :] = RED, BLUE
-    Image.fromarray(a).save(path, fmt)
-
-
 def noise_png(path, w, h, seed):
     path.parent.mkdir(parents=True, exist_ok=True)
     a = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
     Image.fromarray(a).save(path)
     return a
-
-
-def write_pets(root, breeds=("Abyssinian", "american_bulldog", "yorkshire_terrier"), trainval=4, test=2):
-    """torchvision's OxfordIIITPet layout: images/<breed>_<n>.jpg and the two annotation lists."""
-    folder = root / "oxford-iiit-pet"
-    (folder / "annotations").mkdir(parents=True)
-    for split, n, offset in (("trainval", trainval, 0), ("test", test, 100)):
-        lines = []
-        for label, breed in enumerate(breeds, 1):
-            for i in range(offset, offset + n):
-                halves(folder / "images" / f"{breed}_{i}.jpg")
-                lines.append(f"{breed}_{i} {label} {1 + breed[0].isupper()} {i}")
-        (folder / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return folder
 
 
 def write_tree(folder, classes, per_class, size=(10, 8)):

@@ -3,6 +3,7 @@ each real format (timm's safetensors and torch files, the authors' .npz) from ra
 models. Nothing downloads: every network path of timm and the hub is made to fail here."""
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -444,3 +445,119 @@ def test_vit_b16_is_set_to_the_fine_tuning_protocol_at_384_px(vit_b16_file):
     with torch.no_grad():
         logits = model(torch.randn(1, 3, 384, 384))
     assert logits.shape == (1, 10) and not logits.any()
+
+
+# --- the released presets, end to end ------------------------------------------------------------
+
+B16_FT = "vit_base_patch16_224.orig_in21k_ft_in1k"
+HYBRID = "vit_base_r50_s16_224.orig_in21k"
+# One real-shape random checkpoint per format and naming: timm's safetensors, the authors' .npz
+# (flattened bucket path; the hybrid's under the bucket's own folder) and the legacy torch file.
+FILES = {
+    B16: (f"{B16}.safetensors", "safetensors"),
+    B32: ("imagenet21k_ViT-B_32.npz", "npz"),
+    B16_FT: ("jx_vit_base_p16_224-80ecf9dd.pth", "pth"),
+    HYBRID: ("imagenet21k/R50+ViT-B_16.npz", "npz"),
+}
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A weights folder holding FILES, each a randomly initialised model of the checkpoint's real
+    architecture (timm's ViT-B/16, B/32, the fine-tuned B/16 with its 1,000-class head, R50+ViT-B/16)."""
+    folder = tmp_path_factory.mktemp("weights")
+    for seed, (name, (file, fmt)) in enumerate(FILES.items()):
+        torch.manual_seed(seed)
+        write(timm.create_model(name), folder / file, fmt)
+    return folder
+
+
+@pytest.fixture
+def pets(tmp_path, monkeypatch):
+    """A data root with Pets in torchvision's layout: 3 breeds, 30 training and 4 test images each."""
+    from helpers import write_pets
+
+    from benchmark import data
+
+    monkeypatch.setenv("VITBENCH_DATA", str(tmp_path / "data"))
+    data.load.cache_clear()
+    write_pets(tmp_path / "data", trainval=30, test=4)
+    yield tmp_path / "data"
+    data.load.cache_clear()
+
+
+def vitbench(tmp_path, *argv: str) -> int:
+    from benchmark import cli
+
+    return cli.main([*argv, "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports")])
+
+
+# At 64 px: a 4x4 grid for the /16 models, 2x2 for B/32, so a test measures in seconds.
+SMALL_RUN = ("--set", "data.image_size=64")
+
+
+@pytest.mark.slow
+def test_inspect_runs_from_released_checkpoints_in_each_format_end_to_end(
+    weights, pets, tmp_path, monkeypatch, capsys
+):
+    import studies.inspect as study
+
+    monkeypatch.setattr(study, "RELEASED_VITS", (B16, B32, B16_FT))  # three ViT-B-sized replicates
+    argv = ("inspect", "--preset", "released", *SMALL_RUN)
+    assert vitbench(tmp_path, "run", *argv, "--weights", str(weights), "--executor", "debug") == 0
+    out = capsys.readouterr().out
+    assert "4 to run" in out and "inspect/released@" in out
+
+    results = sorted((tmp_path / "results" / "inspect").glob("released@*/*/result.json"))
+    assert len(results) == 4
+    for path in results:
+        result = json.loads(path.read_text())
+        record = result["released"]
+        assert (
+            record["sha256"] == rel.sha256(Path(record["file"]))
+            and record["format"] == FILES[record["name"]][1]
+        )
+        assert (
+            json.loads((path.parent / "config.json").read_text())["model"]["checkpoint_sha256"]
+            == record["sha256"]
+        )
+        assert result["train_flops"] == 0 and (path.parent / "inspect.npz").is_file()
+        assert not (path.parent / "model.pt").exists()  # the weights are the checkpoint's file, pinned
+    report = next((tmp_path / "reports" / "inspect").glob("released@*/report.md")).read_text()
+    assert "over the released models" in report  # the replicates are the released ViTs
+    assert "hybrid has 1" in report  # one hybrid is released: its claim cannot be judged
+    for figure in ("fig7_filters", "fig7_position_similarity", "fig7_attention_distance", "fig6_rollout"):
+        assert next((tmp_path / "reports" / "inspect").glob(f"released@*/{figure}.png")).is_file()
+
+    # Without the weights, the runs are still found by the file they were pinned to.
+    assert vitbench(tmp_path, "status", *argv) == 0
+    assert "4 done" in capsys.readouterr().out
+    # Another file under the same name is another run: it is planned again.
+    torch.manual_seed(99)
+    write(timm.create_model(B16), weights / FILES[B16][0], "safetensors")
+    assert vitbench(tmp_path, "plan", *argv, "--weights", str(weights)) == 0
+    assert "3 done, 1 to run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [
+        ("missing", f"no weights for {B16} (ViT-B/16, ImageNet-21k): looked for {B16}.safetensors"),
+        ("another architecture", f"is not {B16} (ViT-B/16"),
+        ("truncated", "cannot be read as a safetensors checkpoint: truncated, damaged or not that format"),
+    ],
+)
+def test_a_released_run_without_its_file_whole_and_right_is_refused_before_anything_is_written(
+    problem, message, tmp_path, capsys
+):
+    folder = tmp_path / "weights"
+    if problem != "missing":
+        path = write(small_model(B32), folder / f"{B16}.safetensors", "safetensors")
+        if problem == "truncated":
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    folder.mkdir(exist_ok=True)
+    argv = ("run", "inspect", "--preset", "released", "--weights", str(folder), "--executor", "debug")
+    assert vitbench(tmp_path, *argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "results").exists()
