@@ -30,7 +30,7 @@ from benchmark.config import RunConfig, steps_for_epochs
 from benchmark.judge import Prediction, inconclusive, judge
 from benchmark.paper import IMAGENET21K_IMAGES
 from benchmark.power import Noise, Planned
-from benchmark.presets import base, checkpoint, probes, transfer_mean
+from benchmark.presets import base, checkpoint, finetuned_on, probes, transfer_mean
 from benchmark.stats import Comparison, agreement, difference, rank_agreement
 from benchmark.study import Verdict
 
@@ -176,8 +176,8 @@ def _scores(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"model": _names(df)}, index=df.index)
     for probe in ("fewshot", "fewshot_lso"):
         out[probe] = transfer_mean(df, protocol=probe)
-    for evaluator in ("linear", "finetune"):
-        out[evaluator] = df[[metrics.key(evaluator, d, "top1") for d in probes(df)]].mean(axis=1)
+    out["linear"] = df[[metrics.key("linear", d, "top1") for d in probes(df)]].mean(axis=1)
+    out["finetune"] = df[[metrics.key("finetune", d, "top1") for d in finetuned_on(df)]].mean(axis=1)
     return out
 
 

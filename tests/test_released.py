@@ -561,3 +561,43 @@ def test_a_released_run_without_its_file_whole_and_right_is_refused_before_anyth
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_few_shot_runs_from_released_checkpoints_end_to_end(weights, pets, tmp_path, monkeypatch, capsys):
+    """Probed three ways and fine-tuned, straight from the checkpoints: 3 ViT-B-sized models at 32 px,
+    on Pets and a small folder dataset, fine-tuned on Pets for 1 step (the preset's protocol is
+    Table 4's, at 384 px, on CIFAR-100, Pets and Flowers)."""
+    from helpers import halves
+
+    import studies.few_shot as study
+    from benchmark.presets import checkpoint
+
+    monkeypatch.setitem(study.MODELS, "released", [checkpoint(name) for name in (B16, B32, B16_FT)])
+    folder = tmp_path / "folder"
+    for c, colour in enumerate(("a", "b", "c")):
+        for i in range(8):
+            halves(folder / colour / f"{i}.png", w=20 + 4 * c + i, h=16)
+    settings = {
+        "data.image_size": 32, "eval.fewshot_datasets": f"pets,folder:{folder}", "eval.shots": "1,5",
+        "eval.finetune.datasets": "pets", "eval.finetune.steps": 1, "eval.finetune.steps_by_dataset": "",
+        "eval.finetune.batch": 8, "eval.finetune.micro_batch": 0, "eval.finetune.warmup": 0,
+        "eval.finetune.image_size": 32, "eval.finetune.lrs": 0.01,
+    }  # fmt: skip
+    argv = (
+        "few_shot",
+        "--preset",
+        "released",
+        *(a for k, v in settings.items() for a in ("--set", f"{k}={v}")),
+    )
+    assert vitbench(tmp_path, "run", *argv, "--weights", str(weights), "--executor", "debug") == 0
+    results = [
+        json.loads(p.read_text())
+        for p in (tmp_path / "results" / "few_shot").glob("released@*/*/result.json")
+    ]
+    assert len(results) == 3 and all(r["released"]["name"] in FILES for r in results)
+    for r in results:
+        assert {"fewshot/pets/5shot", "linear/pets/top1", "finetune/pets/top1"} <= set(r["metrics"])
+        assert "upstream/test_top1" not in r["metrics"]  # no upstream head or images here
+    report = next((tmp_path / "reports" / "few_shot").glob("released@*/report.md")).read_text()
+    assert "no ladder to rise along" in report and "ranks models as fine-tuning does" in report
