@@ -8,7 +8,7 @@ import timm
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmark import cost, presets, released
+from benchmark import cli, console, cost, plan, presets, released
 from benchmark.flops import meta_train_flops_per_image
 from benchmark.models import math_attention
 
@@ -99,3 +99,80 @@ def test_a_pre_training_run_is_priced_as_before():
     assert c.work == cost.TRAINING and c.forward_flops == c.finetune_flops == 0 and c.flops > 0
     assert c.images == cfg.optim.steps * cfg.optim.batch_size
     assert "of training" in cost.total([c], cost.load_table())
+
+
+def test_plan_prints_the_forward_and_fine_tuning_cost_and_which_weights_are_here(
+    tmp_path, monkeypatch, capsys
+):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / f"{B16}.safetensors").write_bytes(b"")  # planning checks the name only
+    monkeypatch.setenv(released.WEIGHTS_ENV, str(weights))
+    results = tmp_path / "results"
+    assert cli.main(["plan", "inspect", "--preset", "released", "--results", str(results)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    header = out[1].split()
+    assert header[:6] == ["run", "id", "state", "steps", "model", "eval"]
+    assert "forward" in header and "fine-tune" in header and "train" not in header
+    rows = [line for line in out if line.split()[1:2] == ["pending"]]
+    assert len(rows) == 4  # ViT-B/16, L/16, H/14 and R50+ViT-B/16; 2 × 134 images through each
+    assert all(line.split()[4] == "268" for line in rows)
+    total = next(line for line in out if line.startswith("cost of all runs: 4 runs, "))
+    assert "forward + fine-tuning FLOPs (forward " in total and "no fine-tuning" in total
+    assert " GPU-seconds on NVIDIA H100 80GB" in total and "of training" not in total
+    basis = next(line for line in out if line.startswith("GPU-hours on NVIDIA H100 80GB"))
+    assert "forward + fine-tuning FLOPs at the model's training FLOP/s, 224 px" in basis
+    assert any(
+        line.startswith("forward + fine-tuning FLOPs: a run from a released checkpoint") for line in out
+    )
+    start = out.index(
+        next(line for line in out if line.startswith("released checkpoints the runs start from"))
+    )
+    assert f"looked for in {weights} (--weights / {released.WEIGHTS_ENV})" in out[start]
+    lines = out[start + 1 :]
+    assert len(lines) == 4
+    empty = "e3b0c44298fc"  # the sha256 of no bytes
+    assert (
+        lines[0]
+        == f"  {B16} (ViT-B/16): present at {weights / f'{B16}.safetensors'} (safetensors, sha256 {empty})"
+    )
+    huge = "vit_huge_patch14_224.orig_in21k"
+    assert lines[2].startswith(
+        f"  {huge} (ViT-H/14): absent; get it with `hf download timm/{huge} model.safetensors"
+    )
+    assert "--weights DIR" in lines[2]
+    assert not results.exists()
+
+
+def test_no_weights_lines_for_a_plan_without_checkpoints(tmp_path):
+    from benchmark.study import load_study
+
+    the_plan = plan.make_plan(load_study("pos_embed"), "smoke", {}, tmp_path)
+    assert console.weights_lines([the_plan]) == []
+
+
+def test_plan_all_at_released_totals_the_forward_cost_and_lists_the_weights(tmp_path, capsys):
+    assert cli.main(["plan", "--all", "--preset", "released", "--results", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    after = out[out.index("total over the ") :].splitlines()
+    assert after[1].startswith("cost of all runs: ") and "forward + fine-tuning FLOPs" in after[1]
+    assert "no weights folder given" in out and f"  {B16} (ViT-B/16): absent; get it with" in out
+
+
+def test_a_table_of_both_kinds_keeps_training_and_evaluation_flops_in_their_own_columns():
+    from types import SimpleNamespace
+
+    table = cost.load_table()
+    cfgs = [presets.base("smoke"), released_few_shot()]
+    costs = [cost.run_cost(cfg, table) for cfg in cfgs]
+    runs = [SimpleNamespace(run_id=f"r{i}", state="pending", cfg=cfg, label="") for i, cfg in enumerate(cfgs)]
+    text = console.plan_table(SimpleNamespace(runs=runs), plan.Bill(table, costs, costs))
+    header, _, trained, evaluated = text.splitlines()
+    unit = cost.flop_unit(max(c.flops for c in costs))[0]
+    assert f"train {unit}" in header and f"forward {unit}" in header and f"fine-tune {unit}" in header
+    assert trained.split()[5:8] == [
+        cost.significant(costs[0].flops / cost.flop_unit(costs[1].flops)[1]),
+        "–",
+        "–",
+    ]
+    assert evaluated.split()[5] == "–"
