@@ -76,3 +76,30 @@ def test_a_report_without_its_results_is_kept_and_named(tmp_path):
         and "[data_scaling/cpu-long](data_scaling/cpu-long/report.md)" in page
     )
     assert (kept / "report.md").read_text() == "# as committed\n"
+
+
+def test_a_released_preset_without_results_says_it_needs_the_weights(tmp_path):
+    """Every claim of a study with a `released` preset and no finished runs at it gets a row saying
+    that it needs the released weights, with the command; the outcome counts leave it out."""
+    args = ["report", "--all", "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports")]
+    assert cli.main(args) == 0
+    page = (tmp_path / "reports" / "README.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| C") and "| released " in line]
+    command = "`vitbench run inspect --preset released --weights DIR`"
+    # inspect's claims: C3's hybrid verdict and C7; both say what they need and how to run them.
+    assert [r.split(":")[0] for r in rows] == ["| C3", "| C7"]
+    assert all(f"not run: needs the released weights: {command}" in r for r in rows)
+    assert "No claim has been judged yet." in page
+    # A released report kept from elsewhere is linked from the row, and named among the kept ones.
+    kept = tmp_path / "reports" / "inspect" / "released"
+    kept.mkdir(parents=True)
+    (kept / "report.md").write_text("# as committed\n")
+    assert cli.main(args) == 0
+    page = (tmp_path / "reports" / "README.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| C") and "| released " in line]
+    assert len(rows) == 2 and all(
+        "not run here (its report is kept as it was" in r and command in r
+        and "[inspect/released](inspect/released/report.md)" in r
+        for r in rows
+    )  # fmt: skip
+    assert "Reports kept as they were" in page
