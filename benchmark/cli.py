@@ -150,6 +150,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(plan.summary(the_plan))
     print(console.estimate_line(the_plan, default_jobs()))
     print("\n".join(console.bill_lines(the_plan, bill)))
+    if weights := console.weights_lines([the_plan]):
+        print("\n".join(weights))
     return 0
 
 
@@ -173,6 +175,8 @@ def _plan_all(args: argparse.Namespace) -> int:
     total = plan.total_bill(priced, table)
     print(console.total_header(args.preset, len(priced), len(every)))
     print("\n".join([*console.cost_lines(total), *console.basis_lines(total)]))
+    if weights := console.weights_lines([p for p, _ in priced]):
+        print("\n".join(weights))
     return 0
 
 

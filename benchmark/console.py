@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
+from benchmark.errors import UserError
+
 if TYPE_CHECKING:
     from benchmark.plan import Bill, Plan
     from benchmark.study import Study, Verdict
@@ -31,10 +33,23 @@ def verdicts_table(verdicts: Sequence[Verdict]) -> str:
 
 
 def plan_table(the_plan: Plan, bill: Bill) -> str:
-    """Each run with its state, size and price (`vitbench plan`)."""
+    """Each run with its state, size and price (`vitbench plan`): a pre-training run's training
+    FLOPs; a run from a released checkpoint's forward and fine-tuning FLOPs, in columns of their own."""
     from benchmark import cost
 
     unit, scale = cost.flop_unit(max((c.flops for c in bill.runs), default=0.0))
+    trained = any(c.work == cost.TRAINING for c in bill.runs) or not bill.runs
+    evaluated = any(c.work == cost.EVALUATION for c in bill.runs)
+
+    def flops(c: cost.RunCost) -> list[str]:
+        mine = c.work == cost.EVALUATION
+        cells = [cost.significant(c.flops / scale) if not mine else "–"] if trained else []
+        if evaluated:
+            cells += [
+                cost.significant(f / scale) if mine else "–" for f in (c.forward_flops, c.finetune_flops)
+            ]
+        return cells
+
     rows = [
         [
             r.run_id,
@@ -42,14 +57,18 @@ def plan_table(the_plan: Plan, bill: Bill) -> str:
             str(r.cfg.optim.steps),
             c.model,
             f"{c.images:,}",
-            cost.significant(c.flops / scale),
+            *flops(c),
             "–" if c.seconds is None else cost.significant(c.seconds / 3600),
             r.label,
         ]
         for r, c in zip(the_plan.runs, bill.runs, strict=True)
     ]
-    headers = ["run id", "state", "steps", "model", "images", f"train {unit}", "GPU-hours", "run"]
-    return text_table(headers, rows, right=("steps", "images", f"train {unit}", "GPU-hours"))
+    columns = [f"train {unit}"] if trained else []
+    columns += [f"forward {unit}", f"fine-tune {unit}"] if evaluated else []
+    # A pre-training run's training images; a released checkpoint's run's evaluation images.
+    images = "eval images" if evaluated and not trained else "images"
+    headers = ["run id", "state", "steps", "model", images, *columns, "GPU-hours", "run"]
+    return text_table(headers, rows, right=("steps", images, *columns, "GPU-hours"))
 
 
 def bill_lines(the_plan: Plan, bill: Bill) -> list[str]:
@@ -78,10 +97,54 @@ def todo_cost_line(bill: Bill, source: bool = False) -> str:
 
 
 def basis_lines(bill: Bill) -> list[str]:
-    """What the prices rest on: how each run's hours were obtained, and how FLOPs are counted."""
+    """What the prices rest on: how each run's hours were obtained, and how FLOPs are counted (and,
+    for runs from a released checkpoint, what their forward + fine-tuning FLOPs count)."""
     from benchmark import cost
 
-    return [f"GPU-hours on {bill.table.label}: {cost.bases(bill.runs)}", f"FLOPs: {cost.CONVENTION}"]
+    lines = [f"GPU-hours on {bill.table.label}: {cost.bases(bill.runs)}", f"FLOPs: {cost.CONVENTION}"]
+    if any(c.work == cost.EVALUATION for c in bill.runs):
+        lines.append(f"forward + fine-tuning FLOPs: {cost.EVAL_CONVENTION}")
+    return lines
+
+
+def weights_lines(plans: Sequence[Plan]) -> list[str]:
+    """One line per released checkpoint the plans' runs name: present (where, its format and
+    sha256) or absent (and how to obtain it). Nothing when no run names one."""
+    from benchmark import released
+
+    pinned: dict[str, str] = {}
+    for p in plans:
+        for r in p.runs:
+            if name := r.cfg.model.checkpoint:
+                pinned[name] = pinned.get(name) or r.cfg.model.checkpoint_sha256
+    if not pinned:
+        return []
+    folder = released.weights_folder()
+    where = (
+        f"looked for in {folder} (--weights / {released.WEIGHTS_ENV}), then in timm's caches"
+        if folder is not None
+        else f"no weights folder given (--weights DIR or {released.WEIGHTS_ENV}): looked for in timm's caches"
+    )
+    lines = [
+        f"released checkpoints the runs start from ({where}; a file found is verified by `vitbench run`):"
+    ]
+    for name, digest in pinned.items():
+        record = released.released(name)
+        path = released.locate(record)
+        label = f"{name} ({record.label})"
+        if path is None:
+            get = f"hf download {record.hub_id} model.safetensors --local-dir DIR/{record.name}"
+            lines.append(
+                f"  {label}: absent; get it with `{get}` and pass --weights DIR (or run with --download)"
+            )
+            continue
+        try:
+            fmt = released.weight_format(path)
+        except UserError:  # a name `locate` finds has a known suffix; said, not raised, if not
+            fmt = "unknown format"
+        digest = digest or released.sha256(path)
+        lines.append(f"  {label}: present at {path} ({fmt}, sha256 {digest[:12]})")
+    return lines
 
 
 def no_preset_line(study: Study, preset: str) -> str:

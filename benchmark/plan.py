@@ -124,7 +124,9 @@ class Bill:
 
 
 def bill(plan: Plan, table: cost.ThroughputTable) -> Bill:
-    """Each run's images, training FLOPs and time on `table`'s device (the data need not be present)."""
+    """Each run's images, training FLOPs and time on `table`'s device (the data need not be present);
+    for a run from a released checkpoint, its evaluation's forward and fine-tuning FLOPs instead
+    (`cost.eval_cost`)."""
     costs = {r.run_id: cost.run_cost(r.cfg, table) for r in plan.runs}
     return Bill(table, [costs[r.run_id] for r in plan.runs], [costs[r.run_id] for r in plan.todo])
 

@@ -3,7 +3,7 @@
 
 import json
 
-from benchmark import cli, metrics
+from benchmark import cli, metrics, scorecard
 from benchmark.config import canonical_json, run_id
 from benchmark.presets import TRANSFER
 from benchmark.results import study_dir
@@ -76,3 +76,35 @@ def test_a_report_without_its_results_is_kept_and_named(tmp_path):
         and "[data_scaling/cpu-long](data_scaling/cpu-long/report.md)" in page
     )
     assert (kept / "report.md").read_text() == "# as committed\n"
+
+
+def test_a_released_preset_without_results_says_it_needs_the_weights(tmp_path):
+    """Every claim of a study with a `released` preset and no finished runs at it gets a row saying
+    that it needs the released weights, with the command; the outcome counts leave it out."""
+    args = ["report", "--all", "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports")]
+    assert cli.main(args) == 0
+    page = (tmp_path / "reports" / "README.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| C") and "| released " in line]
+    # One row per claim of a study with a released preset (inspect's: C3's hybrid verdict and C7),
+    # each saying what it needs and how to run it.
+    released = [c for c in scorecard.CLAIMS if "released" in load_study(c.study).presets]
+    assert {"C3", "C7"} <= {c.code for c in released}
+    assert [r.split(":")[0] for r in rows] == [f"| {c.code}" for c in released]
+    for claim, row in zip(released, rows, strict=True):
+        command = f"`vitbench run {claim.study} --preset released --weights DIR`"
+        assert f"| released | not run: needs the released weights: {command}" in " ".join(row.split())
+    assert "No claim has been judged yet." in page
+    # A released report kept from elsewhere is linked from the row, and named among the kept ones.
+    kept = tmp_path / "reports" / "inspect" / "released"
+    kept.mkdir(parents=True)
+    (kept / "report.md").write_text("# as committed\n")
+    assert cli.main(args) == 0
+    page = (tmp_path / "reports" / "README.md").read_text()
+    command = "`vitbench run inspect --preset released --weights DIR`"
+    rows = [line for line in page.splitlines() if line.startswith("| C") and command in line]
+    assert len(rows) == 2 and all(
+        "not run here (its report is kept as it was" in r
+        and "[inspect/released](inspect/released/report.md)" in r
+        for r in rows
+    )
+    assert "Reports kept as they were" in page
