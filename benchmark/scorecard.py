@@ -100,7 +100,8 @@ def build_scorecard(results_root: Path, reports_root: Path) -> tuple[Path, list[
                 continue
             judged[(name, preset)] = (built.verdicts, _provenance(built.records))
             compute[(name, preset)] = float(built.runs["train_flops"].max())
-            points.setdefault(name, {})[preset] = study.points(built.runs)
+            if preset in ladder.RUNGS:  # the scaling fits pool the runs trained here
+                points.setdefault(name, {})[preset] = study.points(built.runs)
     rows, tests, charted = [_parameter_row()], [], []
     controls = {key: [v for v in verdicts if v.control] for key, (verdicts, _) in judged.items()}
     for key, found in sorted(controls.items()):
@@ -118,7 +119,8 @@ def build_scorecard(results_root: Path, reports_root: Path) -> tuple[Path, list[
             for v in _selected(claim, [v for v in verdicts if not v.control]):
                 rows.append(_row(claim.code, v, preset, claim.study, controls[(claim.study, preset)]))
                 tests.append(_decided(claim.code, v, preset))
-                if claim.code in CHARTED:
+                # A claim's chart is our training ladder; the released checkpoints were not trained here.
+                if claim.code in CHARTED and preset in ladder.RUNGS:
                     charted.append((claim.code, study, preset, v))
         if RELEASED in study.presets and (claim.study, RELEASED) not in judged:
             title = f"{claim.code}: {claim.title} ({study.reference})"

@@ -134,7 +134,7 @@ def test_plan_all_prices_every_study_at_a_preset_and_totals_them(tmp_path, capsy
     assert {"alpha", "beta", "pos_embed"} <= set(priced)
     summaries = [line for line in out if line.startswith(tuple(f"{name}/smoke: " for name in priced))]
     assert [line.split("/")[0] for line in summaries] == priced
-    assert "inspect: no preset 'smoke'; its presets: cpu, gpu, paper" in out
+    assert "inspect: no preset 'smoke'; its presets: cpu, gpu, paper, released" in out
     assert sum(line.startswith("power at smoke ") for line in out) == len(priced)
     total = out.index(f"total over the {len(priced)} of {len(priced) + 1} studies that have smoke:")
     runs = sum(int(line.split(": ")[1].split()[0]) for line in summaries)

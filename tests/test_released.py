@@ -453,7 +453,7 @@ B16_FT = "vit_base_patch16_224.orig_in21k_ft_in1k"
 HYBRID = "vit_base_r50_s16_224.orig_in21k"
 # One real-shape random checkpoint per format and naming: timm's safetensors, the authors' .npz
 # (flattened bucket path; the hybrid's under the bucket's own folder) and the legacy torch file.
-FILES = {
+CHECKPOINT_FILES = {
     B16: (f"{B16}.safetensors", "safetensors"),
     B32: ("imagenet21k_ViT-B_32.npz", "npz"),
     B16_FT: ("jx_vit_base_p16_224-80ecf9dd.pth", "pth"),
@@ -463,10 +463,10 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    """A weights folder holding FILES, each a randomly initialised model of the checkpoint's real
+    """A weights folder holding CHECKPOINT_FILES, each a randomly initialised model of the checkpoint's real
     architecture (timm's ViT-B/16, B/32, the fine-tuned B/16 with its 1,000-class head, R50+ViT-B/16)."""
     folder = tmp_path_factory.mktemp("weights")
-    for seed, (name, (file, fmt)) in enumerate(FILES.items()):
+    for seed, (name, (file, fmt)) in enumerate(CHECKPOINT_FILES.items()):
         torch.manual_seed(seed)
         write(timm.create_model(name), folder / file, fmt)
     return folder
@@ -515,7 +515,7 @@ def test_inspect_runs_from_released_checkpoints_in_each_format_end_to_end(
         record = result["released"]
         assert (
             record["sha256"] == rel.sha256(Path(record["file"]))
-            and record["format"] == FILES[record["name"]][1]
+            and record["format"] == CHECKPOINT_FILES[record["name"]][1]
         )
         assert (
             json.loads((path.parent / "config.json").read_text())["model"]["checkpoint_sha256"]
@@ -534,7 +534,7 @@ def test_inspect_runs_from_released_checkpoints_in_each_format_end_to_end(
     assert "4 done" in capsys.readouterr().out
     # Another file under the same name is another run: it is planned again.
     torch.manual_seed(99)
-    write(timm.create_model(B16), weights / FILES[B16][0], "safetensors")
+    write(timm.create_model(B16), weights / CHECKPOINT_FILES[B16][0], "safetensors")
     assert vitbench(tmp_path, "plan", *argv, "--weights", str(weights)) == 0
     assert "3 done, 1 to run" in capsys.readouterr().out
 
@@ -595,7 +595,7 @@ def test_few_shot_runs_from_released_checkpoints_end_to_end(weights, pets, tmp_p
         json.loads(p.read_text())
         for p in (tmp_path / "results" / "few_shot").glob("released@*/*/result.json")
     ]
-    assert len(results) == 3 and all(r["released"]["name"] in FILES for r in results)
+    assert len(results) == 3 and all(r["released"]["name"] in CHECKPOINT_FILES for r in results)
     for r in results:
         assert {"fewshot/pets/5shot", "linear/pets/top1", "finetune/pets/top1"} <= set(r["metrics"])
         assert "upstream/test_top1" not in r["metrics"]  # no upstream head or images here
