@@ -1,11 +1,12 @@
 """Linear few-shot evaluation as a cheap proxy for fine-tuning (§4.1).
 
-Run:   vitbench run few_shot [--preset smoke|cpu|gpu|paper]
+Run:   vitbench run few_shot [--preset smoke|cpu|gpu|paper|released] [--weights DIR]
 Cost:  smoke ≈ 1 min; cpu 10.0 min measured on 2 CPU cores (15 pre-trainings, each probed three ways and
        fine-tuned on three transfer datasets);
        gpu: ≈ 3 GPU-minutes of training on one H100 by the shipped throughput table (10 runs; not yet
        measured on a GPU: rendering the fractals and the evaluations come on top); paper:
-       `vitbench plan few_shot --preset paper`.
+       `vitbench plan few_shot --preset paper`; released: 9 checkpoints, 203 H100-hours by the table
+       (Table 4's fine-tuning, 10,000 steps of 512 on CIFAR-100 at four learning rates).
 Claim: the paper reports linear few-shot accuracy "where fine-tuning would be too costly", as a
        proxy that tracks fine-tuning: models rank the same way under both.
 

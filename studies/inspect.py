@@ -1,10 +1,10 @@
 """Inside the trained models (§4.5; Figs. 6, 7, 10, 11): filters, position embeddings, attention.
 
-Run:   vitbench run inspect [--preset smoke|cpu|gpu|paper]
+Run:   vitbench run inspect [--preset smoke|cpu|gpu|paper|released] [--weights DIR]
 Cost:  smoke ≈ 2 min; cpu about 9 min on 2 CPU cores (12 runs, 16.6 run-minutes on 2
        workers, at a load of 0.6–3.4; see the README's measured times); gpu: ≈ 6.4 GPU-minutes of training on one
        H100 by the shipped throughput table (8 runs, not measured); paper: `vitbench plan inspect
-       --preset paper`.
+       --preset paper`; released: 4 runs of forward passes only (one ViT-B/16 took 85 s on 2 CPU cores).
 Claim: some heads attend to most of the image already in the lowest layers, and the attention
        distance grows with depth; hybrids attend less locally early on; the learned 1-D position
        embeddings encode the grid's rows and columns.
@@ -22,6 +22,11 @@ Locality needs room, so every cell has at least 7x7 tokens: at cpu, Mu/4 at 28 p
 Mu/7 has 4x4 tokens, where it spans 1.9. The hybrid has the ViT's width and token grid, so their
 distances compare directly. These are not pos_embed's configs (another model, another evaluator):
 nothing is adopted from pos_embed.
+
+At `released` nothing is trained: the authors' ImageNet-21k ViT-B/16, L/16 and H/14 are the
+replicates (the statistical unit is the released model, paired with its architecture's untrained
+initialisation), on 128 test images of Pets; the one released hybrid (R50+ViT-B/16) is measured and
+drawn, but a hybrid claim needs replicates of it, so it is not judged there.
 """
 
 from __future__ import annotations

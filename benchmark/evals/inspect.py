@@ -1,12 +1,13 @@
 """Inspection at the end of training (§4.5; Figs. 6, 7, 10, 11), for the inspect study.
 
 The final model and the same run's untrained initialisation are measured side by side
-(benchmark.inspection) on one stratified sample of the upstream test split: 128 images, as §4.5
+(benchmark.inspection) on one stratified sample of the upstream test split (or of the dataset
+`eval.inspect_images` names: a released checkpoint's upstream is not here): 128 images, as §4.5
 averages attention distances over 128, as equal per class as the classes allow, drawn with a fixed
 seed so every model of a study sees the same images. The initialisation is the null without
 structure: a claim of learned structure (local heads, distance growing with depth, row/column
 position embeddings) is judged against it, paired per seed. The arrays go to the run's
-`inspect.npz`; small summaries become metrics (`inspect/<upstream>/<trained|init>_<measure>`), so
+`inspect.npz`; small summaries become metrics (`inspect/<images>/<trained|init>_<measure>`), so
 the study's report reads stored files only.
 """
 
