@@ -544,12 +544,9 @@ def _distance(per_run: pd.DataFrame) -> tuple[plt.Figure, pd.DataFrame]:
                 ax.plot(means.index + shift, means.to_numpy(), color=colour, lw=0.8, alpha=0.8)
         ax.axhline(uniform, ls="--", c="black", lw=1, label="uniform attention")
         ax.axhline(uniform - step, ls=":", c="black", lw=1, label="uniform − one patch step")
-        ax.set(
-            title=f"{name} (seeds: {part['seed'].nunique()}; {runs['grid'].iloc[0]} tokens of {step:g} px)",
-            xlabel="layer",
-            ylim=(0, top),
-            xticks=sorted(part["layer"].unique()),
-        )
+        ax.set(xlabel="layer", ylim=(0, top), xticks=sorted(part["layer"].unique()))
+        seeds, tokens = part["seed"].nunique(), f"{runs['grid'].iloc[0]} tokens of {step:g} px"
+        ax.set_title(f"{name}\n(seeds: {seeds}; {tokens})", fontsize=9)
     axes[0, 0].set_ylabel("mean attention distance (px)")
     drawn = [ax.get_legend_handles_labels() for ax in axes[0]]
     legend = {
