@@ -798,16 +798,22 @@ def _stored_sha256(folder: Path | None, name: str) -> str:
     return max(found)[1] if found else ""
 
 
-def require(cfg: RunConfig, download: bool = False) -> Path:
-    """Before a run of checkpoint `cfg.model.checkpoint` is started (nothing written yet): its
-    file (fetched first only with `download`), read through and checked against the architecture,
-    and the sha256 the run was pinned to. Each refusal is one line naming the file and the fix."""
+def fetch_missing(cfg: RunConfig) -> bool:
+    """`--download`: fetch the checkpoint a run names if it is nowhere here; whether it fetched
+    (the run must then be planned again, pinned to the file fetched)."""
     record = released(cfg.model.checkpoint)
-    path = locate(record)
-    if path is None and download:
-        path = fetch(record)
-    if path is None:
-        path = find_weights(record)  # raises, naming what was looked for and how to obtain it
+    if locate(record) is not None:
+        return False
+    fetch(record)
+    return True
+
+
+def require(cfg: RunConfig) -> Path:
+    """Before a run of checkpoint `cfg.model.checkpoint` is started (nothing written yet): its
+    file, read through and checked against the architecture, and the sha256 the run was pinned
+    to. Each refusal is one line naming the file and the fix."""
+    record = released(cfg.model.checkpoint)
+    path = find_weights(record)  # raises, naming what was looked for and how to obtain it
     verify(record, path)
     if sha256(path) != cfg.model.checkpoint_sha256:
         raise UserError(

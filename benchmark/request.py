@@ -95,8 +95,8 @@ def ready_to_train(the_plan: plan.Plan, download: bool = False) -> plan.Plan:
     configs = {r.run_id: r.cfg for r in the_plan.todo}.values()
     if download:
         _download_missing({name for cfg in configs for name in datasets_of(cfg)})
-        fetched = [released.require(cfg, download=True) for cfg in configs if cfg.model.checkpoint]
-        if fetched:
+        fetched = [released.fetch_missing(cfg) for cfg in configs if cfg.model.checkpoint]
+        if any(fetched):
             the_plan = plan.again(the_plan)
             configs = {r.run_id: r.cfg for r in the_plan.todo}.values()
     for cfg in configs:

@@ -452,12 +452,11 @@ def test_vit_b16_is_set_to_the_fine_tuning_protocol_at_384_px(vit_b16_file):
 B16_FT = "vit_base_patch16_224.orig_in21k_ft_in1k"
 HYBRID = "vit_base_r50_s16_224.orig_in21k"
 # One real-shape random checkpoint per format and naming: timm's safetensors, the authors' .npz
-# (flattened bucket path; the hybrid's under the bucket's own folder) and the legacy torch file.
+# (its flattened bucket path) and the legacy torch file; the hybrid comes from the hub (--download).
 CHECKPOINT_FILES = {
     B16: (f"{B16}.safetensors", "safetensors"),
     B32: ("imagenet21k_ViT-B_32.npz", "npz"),
     B16_FT: ("jx_vit_base_p16_224-80ecf9dd.pth", "pth"),
-    HYBRID: ("imagenet21k/R50+ViT-B_16.npz", "npz"),
 }
 
 
@@ -500,13 +499,33 @@ SMALL_RUN = ("--set", "data.image_size=64")
 def test_inspect_runs_from_released_checkpoints_in_each_format_end_to_end(
     weights, pets, tmp_path, monkeypatch, capsys
 ):
+    import huggingface_hub
+
     import studies.inspect as study
 
     monkeypatch.setattr(study, "RELEASED_VITS", (B16, B32, B16_FT))  # three ViT-B-sized replicates
     argv = ("inspect", "--preset", "released", *SMALL_RUN)
-    assert vitbench(tmp_path, "run", *argv, "--weights", str(weights), "--executor", "debug") == 0
+    run = ("run", *argv, "--weights", str(weights), "--executor", "debug")
+    fetched = []
+
+    def hub_download(repo_id, filename, **kwargs):
+        """The hub download timm does, into the hub cache's layout (where `locate` finds it)."""
+        fetched.append(repo_id)
+        repo = Path(huggingface_hub.constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text("0" * 40)
+        torch.manual_seed(3)
+        return str(
+            write(timm.create_model(HYBRID), repo / "snapshots" / ("0" * 40) / filename, "safetensors")
+        )
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub_download)
+    assert vitbench(tmp_path, *run) == 2  # the hybrid is nowhere: nothing downloads without --download
+    assert f"no weights for {HYBRID}" in capsys.readouterr().err and not fetched
+    assert not (tmp_path / "results").exists()
+    assert vitbench(tmp_path, *run, "--download") == 0
     out = capsys.readouterr().out
-    assert "4 to run" in out and "inspect/released@" in out
+    assert fetched == [f"timm/{HYBRID}"] and "4 to run" in out and "inspect/released@" in out
 
     results = sorted((tmp_path / "results" / "inspect").glob("released@*/*/result.json"))
     assert len(results) == 4
@@ -515,7 +534,7 @@ def test_inspect_runs_from_released_checkpoints_in_each_format_end_to_end(
         record = result["released"]
         assert (
             record["sha256"] == rel.sha256(Path(record["file"]))
-            and record["format"] == CHECKPOINT_FILES[record["name"]][1]
+            and record["format"] == CHECKPOINT_FILES.get(record["name"], ("", "safetensors"))[1]
         )
         assert (
             json.loads((path.parent / "config.json").read_text())["model"]["checkpoint_sha256"]

@@ -151,7 +151,14 @@ def test_no_weights_lines_for_a_plan_without_checkpoints(tmp_path):
     assert console.weights_lines([the_plan]) == []
 
 
-def test_plan_all_at_released_totals_the_forward_cost_and_lists_the_weights(tmp_path, capsys):
+def test_plan_all_at_released_totals_the_forward_cost_and_lists_the_weights(tmp_path, capsys, monkeypatch):
+    import studies.few_shot
+    import studies.inspect
+
+    # ViT-B-sized checkpoints only: counting H/14's and R152x2's FLOPs at 384 px takes most of a minute.
+    b32 = "vit_base_patch32_224.orig_in21k"
+    monkeypatch.setattr(studies.inspect, "RELEASED_VITS", (B16, b32))
+    monkeypatch.setitem(studies.few_shot.MODELS, "released", [presets.checkpoint(n) for n in (B16, b32)])
     assert cli.main(["plan", "--all", "--preset", "released", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     after = out[out.index("total over the ") :].splitlines()
