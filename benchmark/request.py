@@ -113,12 +113,9 @@ def datasets_of(cfg: RunConfig) -> tuple[str, ...]:
     the images it inspects, its probe datasets and, where it fine-tunes, its fine-tuning datasets."""
     upstream = () if cfg.model.checkpoint else (cfg.data.dataset,)
     inspected = (cfg.eval.inspect_images,) if cfg.eval.inspect_images else ()
-    return (*upstream, *inspected, *cfg.eval.fewshot_datasets, *finetuned(cfg))
+    from benchmark.evals import finetuned
 
-
-def finetuned(cfg: RunConfig) -> tuple[str, ...]:
-    """The datasets a run fine-tunes on: none unless it runs the finetune evaluator."""
-    return cfg.eval.finetune.datasets if "finetune" in cfg.eval.evaluators else ()
+    return tuple(dict.fromkeys((*upstream, *inspected, *cfg.eval.fewshot_datasets, *finetuned(cfg))))
 
 
 def _download_missing(names: set[str]) -> None:

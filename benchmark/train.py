@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from benchmark import data, distributed, environment, evals, flops, locks, released, request, sizes
+from benchmark import data, distributed, environment, evals, flops, locks, released, sizes
 from benchmark.config import RunConfig
 from benchmark.data import loader
 from benchmark.evals.fewshot import SELECTION_SHOTS
@@ -455,7 +455,7 @@ def record_of_data(cfg: RunConfig) -> dict[str, dict[str, Any]]:
         role = functools.partial(_role_after_release, upstream=upstream)
     if cfg.eval.inspect_images and "inspect" in cfg.eval.evaluators:
         out.setdefault(cfg.eval.inspect_images, record(cfg.eval.inspect_images, "images inspected"))
-    for name in (*cfg.eval.fewshot_datasets, *request.finetuned(cfg)):
+    for name in (*cfg.eval.fewshot_datasets, *evals.finetuned(cfg)):
         out.setdefault(name, record(name, role(name)))
     return out
 

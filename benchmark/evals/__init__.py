@@ -52,6 +52,7 @@ __all__ = [
     "evaluate",
     "fewshot",
     "finetune",
+    "finetuned",
     "inspect",
     "linear",
     "position",
@@ -124,6 +125,11 @@ def evaluate(ctx: EvalContext, final: bool) -> dict[str, float]:
         if final or evaluator.during_training:
             metrics.update(evaluator.fn(ctx))
     return metrics
+
+
+def finetuned(cfg: RunConfig) -> tuple[str, ...]:
+    """The datasets a run fine-tunes on: none unless it runs the finetune evaluator."""
+    return finetune.datasets(cfg.eval) if "finetune" in cfg.eval.evaluators else ()
 
 
 def protocol(cfg: RunConfig) -> dict[str, str]:
