@@ -141,6 +141,12 @@ def error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[-1].strip()}" if lines else type(exc).__name__
 
 
+def cache_dir() -> Path:
+    """The suite's cache folder (generated datasets, checkpoint hashes): `$VITBENCH_DATA_CACHE`,
+    else `~/.cache/vitbench`."""
+    return Path(os.environ.get("VITBENCH_DATA_CACHE") or Path.home() / ".cache" / "vitbench")
+
+
 def write_json(path: Path, obj: Any) -> None:
     write_atomic(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
 

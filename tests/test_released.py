@@ -258,6 +258,22 @@ def test_sha256_is_the_files_and_follows_a_rewritten_file(tmp_path):
     assert rel.sha256(path) == hashlib.sha256(b"b" * 10).hexdigest()
 
 
+def test_a_files_sha256_is_hashed_once_across_processes_until_the_file_is_written(tmp_path, monkeypatch):
+    """`plan`, `status` and `run` each hash a released preset's gigabytes: the suite's cache folder
+    keeps the digest under the file's identity, change time included, which a write moves on."""
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"a" * 1000)
+    digest = rel.sha256(path)
+    monkeypatch.setattr(rel, "_SHA256", {})  # as a new process
+    monkeypatch.setattr(rel.hashlib, "sha256", lambda: pytest.fail("hashed again"))
+    assert rel.sha256(path) == digest
+    stat = path.stat()
+    path.write_bytes(b"b" * 1000)  # the same size, and the same modification time set back
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    monkeypatch.undo()
+    assert rel.sha256(path) == hashlib.sha256(b"b" * 1000).hexdigest() != digest
+
+
 FILES = {"safetensors": f"{B32}.safetensors", "pth": f"{B32}.pth", "npz": "imagenet21k/ViT-B_32.npz"}
 
 

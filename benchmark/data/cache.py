@@ -27,17 +27,13 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from benchmark.storage import sweep_abandoned, write_atomic
+from benchmark.storage import cache_dir, sweep_abandoned, write_atomic
 
 MAGIC = b"vitbench-arrays\n"
 
 
 class CorruptCache(Exception):
     """A cache file that must not be used: truncated, altered, or made for other parameters."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("VITBENCH_DATA_CACHE") or Path.home() / ".cache" / "vitbench")
 
 
 def _header(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
