@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
-from benchmark.errors import UserError
-
 if TYPE_CHECKING:
     from benchmark.plan import Bill, Plan
     from benchmark.study import Study, Verdict
@@ -112,12 +110,8 @@ def weights_lines(plans: Sequence[Plan]) -> list[str]:
     sha256) or absent (and how to obtain it). Nothing when no run names one."""
     from benchmark import released
 
-    pinned: dict[str, str] = {}
-    for p in plans:
-        for r in p.runs:
-            if name := r.cfg.model.checkpoint:
-                pinned[name] = pinned.get(name) or r.cfg.model.checkpoint_sha256
-    if not pinned:
+    names = dict.fromkeys(r.cfg.model.checkpoint for p in plans for r in p.runs if r.cfg.model.checkpoint)
+    if not names:
         return []
     folder = released.weights_folder()
     where = (
@@ -128,7 +122,7 @@ def weights_lines(plans: Sequence[Plan]) -> list[str]:
     lines = [
         f"released checkpoints the runs start from ({where}; a file found is verified by `vitbench run`):"
     ]
-    for name, digest in pinned.items():
+    for name in names:
         record = released.released(name)
         path = released.locate(record)
         label = f"{name} ({record.label})"
@@ -138,11 +132,7 @@ def weights_lines(plans: Sequence[Plan]) -> list[str]:
                 f"  {label}: absent; get it with `{get}` and pass --weights DIR (or run with --download)"
             )
             continue
-        try:
-            fmt = released.weight_format(path)
-        except UserError:  # a name `locate` finds has a known suffix; said, not raised, if not
-            fmt = "unknown format"
-        digest = digest or released.sha256(path)
+        fmt, digest = released.weight_format(path), released.sha256(path)  # hashed once (a cache)
         lines.append(f"  {label}: present at {path} ({fmt}, sha256 {digest[:12]})")
     return lines
 

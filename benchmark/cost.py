@@ -267,11 +267,6 @@ def meta_forward_flops_per_image(model: ModelConfig, image_size: int, channels: 
 
 
 FEATURE_EVALUATORS = ("fewshot", "fewshot_lso", "linear")
-# What the other evaluators read once per model, as benchmark.evals says: inspect's 128 images
-# and Fig. 6's 6 rollout images through the checkpoint and its untrained architecture; the
-# position probe's 4 × 50 train and 4 × 100 test images.
-INSPECT_IMAGES = 2 * (128 + 6)
-POSITION_IMAGES = 4 * (50 + 100)
 
 
 def eval_cost(cfg: RunConfig, table: ThroughputTable) -> RunCost:
@@ -279,6 +274,8 @@ def eval_cost(cfg: RunConfig, table: ThroughputTable) -> RunCost:
     fine-tuning (EVAL_CONVENTION), each timed at the model's training FLOP/s at its resolution."""
     from benchmark import data
     from benchmark.evals import finetune as ft_eval
+    from benchmark.evals import inspect as inspect_eval
+    from benchmark.evals import position
     from benchmark.flops import meta_train_flops_per_image
 
     ev, model = cfg.eval, cfg.model
@@ -304,9 +301,10 @@ def eval_cost(cfg: RunConfig, table: ThroughputTable) -> RunCost:
         pool = min(s.train, s.classes * max(ev.shots) * ev.fewshot_seeds) if few else 0
         seen(size, pool + (s.train if linear else 0) + (s.val if few else 0) + s.test)
     if "inspect" in ev.evaluators:
-        seen(size, INSPECT_IMAGES)
+        # its sample and Fig. 6's rollout images, through the checkpoint and its untrained architecture
+        seen(size, 2 * (inspect_eval.IMAGES + inspect_eval.ROLLOUT_IMAGES))
     if "position" in ev.evaluators:
-        seen(size, POSITION_IMAGES)
+        seen(size, position.QUADRANTS * (position.TRAIN_PER_CLASS + position.TEST_PER_CLASS))
     if "finetune" in ev.evaluators:
         at = ev.finetune.image_size or size
         for name in ft_eval.datasets(ev):

@@ -146,11 +146,11 @@ BASES["released"] = RunConfig(
 
 def checkpoint(name: str) -> dict[str, Any]:
     """A cell that starts from the released checkpoint `name`: the model section it implies, and
-    Table 4's fine-tuning resolution where its patch divides it, else the nearest multiple (H/14:
-    378, the 27x27 patches the original code's unpadded convolution takes from 384 px)."""
+    Table 4's fine-tuning resolution where its patch divides it, else the part of it the original
+    code's unpadded patch convolution reads (H/14: the 27x27 patches of 14 px, 378 of 384 px)."""
     model = released.model_config(name)
     patch, size = parse_model(model.arch).patch, FINETUNE.image_size
-    fine_tune = {"eval.finetune.image_size": round(size / patch) * patch} if patch and size % patch else {}
+    fine_tune = {"eval.finetune.image_size": size // patch * patch} if patch and size % patch else {}
     return {
         "model.arch": model.arch,
         "model.prelogits": model.prelogits,

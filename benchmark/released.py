@@ -17,9 +17,7 @@ into a ViT-B/16 without a word). Every refusal is a one-line `UserError`; nothin
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import os
 import re
 import sys
@@ -305,37 +303,14 @@ def fetch(record: Released) -> Path:
 # --- verifying the file -------------------------------------------------------------------------
 
 HASHES = "checkpoint-sha256.json"  # in the suite's cache folder (storage.cache_dir)
-_SHA256: dict[str, str] = {}
 
 
 def sha256(path: Path) -> str:
-    """The file's sha256, streamed in 1 MiB blocks. Remembered under the file's identity (its
-    resolved path, device, inode, size, modification and change times: a write changes the change
-    time, which no user can set back, so a rewritten file is hashed again) for the process and, in
-    the suite's cache folder, across processes: `plan`, `status` and `run` of a released preset
-    hash its gigabytes once. The cache is only a cache: unreadable, it is ignored; unwritable, the
-    next process hashes again."""
-    from benchmark.storage import cache_dir, read_json, write_json
+    """The checkpoint file's sha256 (storage.file_sha256), remembered across processes in the
+    suite's cache folder: `plan`, `status` and `run` of a released preset hash its gigabytes once."""
+    from benchmark.storage import cache_dir, file_sha256
 
-    stat = path.stat()
-    key = "|".join(
-        map(str, (path.resolve(), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
-    )
-    if key in _SHA256:
-        return _SHA256[key]
-    store = cache_dir() / HASHES
-    known = read_json(store) or {}
-    if not isinstance(known.get(key), str):
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            while block := f.read(1 << 20):
-                digest.update(block)
-        # Read again just before writing: another process may have added its files meanwhile.
-        known = {**(read_json(store) or {}), key: digest.hexdigest()}
-        with contextlib.suppress(OSError):
-            write_json(store, known)
-    _SHA256[key] = known[key]
-    return known[key]
+    return file_sha256(path, cache_dir() / HASHES)
 
 
 def weight_format(path: Path) -> str:

@@ -21,7 +21,6 @@ and .submitit/ (submitit's job files, logs and code snapshots).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -38,7 +37,15 @@ import pandas as pd
 from benchmark import locks
 from benchmark.config import RunConfig, canonical_json, flatten, from_dict, run_id
 from benchmark.errors import UserError
-from benchmark.storage import append_jsonl, read_json, read_jsonl, sweep_temporary, write_atomic, write_json
+from benchmark.storage import (
+    append_jsonl,
+    file_sha256,
+    read_json,
+    read_jsonl,
+    sweep_temporary,
+    write_atomic,
+    write_json,
+)
 
 CONFIG, META, METRICS, PROGRESS = "config.json", "meta.json", "metrics.jsonl", "progress.json"
 CHECKPOINT, FAILED, RESULT = "checkpoint.pt", "failed.json", "result.json"
@@ -121,24 +128,7 @@ def weights_record(run_dir: Path) -> dict[str, dict[str, Any]]:
     """Size and sha256 of the run's final weights, for its result.json ("weights"): `read_result`
     counts the run as done only while model.pt still matches them."""
     path = Path(run_dir) / WEIGHTS
-    return {WEIGHTS: {"bytes": path.stat().st_size, "sha256": _sha256(path)}}
-
-
-_HASHES: dict[tuple[int, ...], str] = {}  # sha256 by file identity: a file is hashed once per process
-
-
-def _sha256(path: Path) -> str:
-    """The file's sha256, cached under its identity (device, inode, size, mtime and ctime: a
-    write changes the ctime, which no user can set back)."""
-    st = path.stat()
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
+    return {WEIGHTS: {"bytes": path.stat().st_size, "sha256": file_sha256(path)}}
 
 
 def _weights_problem(run_dir: Path, record: Any) -> str | None:
@@ -152,7 +142,7 @@ def _weights_problem(run_dir: Path, record: Any) -> str | None:
                 return f"{name} is missing"
             if path.stat().st_size != expected.get("bytes"):
                 return f"{name} has {path.stat().st_size:,} bytes, not the {expected.get('bytes')} recorded"
-            if _sha256(path) != expected.get("sha256"):
+            if file_sha256(path) != expected.get("sha256"):
                 return f"{name} does not match its recorded sha256 (changed since the run finished)"
         except (OSError, AttributeError) as exc:
             return f"{name} cannot be read ({exc})"

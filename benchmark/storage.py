@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -139,6 +140,34 @@ def error_line(exc: BaseException) -> str:
         exc = exc.__cause__
     lines = [line for line in str(exc).splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[-1].strip()}" if lines else type(exc).__name__
+
+
+_HASHES: dict[tuple[int, ...], str] = {}  # sha256 by file identity: a file is hashed once per process
+
+
+def file_sha256(path: Path, store: Path | None = None) -> str:
+    """The file's sha256, streamed in 1 MiB blocks and remembered under the file's identity (device,
+    inode, size, modification and change times: a write changes the change time, which no user can
+    set back, so a rewritten file is hashed again): for the process, and across processes in the
+    JSON file `store` where one is given (a cache only: unreadable, it is ignored; unwritable, the
+    next process hashes again)."""
+    st = path.stat()
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key in _HASHES:
+        return _HASHES[key]
+    stored = "|".join(map(str, (path.resolve(), *key)))
+    known = (read_json(store) or {}) if store is not None else {}
+    if not isinstance(known.get(stored), str):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        known = {stored: digest.hexdigest()}
+        if store is not None:  # read again just before writing: another process may have added files
+            with contextlib.suppress(OSError):
+                write_json(store, {**(read_json(store) or {}), **known})
+    _HASHES[key] = known[stored]
+    return known[stored]
 
 
 def cache_dir() -> Path:

@@ -10,7 +10,6 @@ its slice of every batch and only the lead writes the run's files.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import time
@@ -442,7 +441,6 @@ def record_of_data(cfg: RunConfig) -> dict[str, dict[str, Any]]:
     upstream = cfg.data.dataset
     if not cfg.model.checkpoint:
         out = {upstream: record(upstream, "upstream (pre-training)")}
-        role = functools.partial(data.role, upstream=upstream)
     else:  # pre-trained by the checkpoint's authors: its images need not be here
         shape = data.spec(upstream)
         out = {
@@ -452,19 +450,11 @@ def record_of_data(cfg: RunConfig) -> dict[str, dict[str, Any]]:
                 "classes": shape.num_classes,
             }
         }
-        role = functools.partial(_role_after_release, upstream=upstream)
     if cfg.eval.inspect_images and "inspect" in cfg.eval.evaluators:
         out.setdefault(cfg.eval.inspect_images, record(cfg.eval.inspect_images, "images inspected"))
     for name in (*cfg.eval.fewshot_datasets, *evals.finetuned(cfg)):
-        out.setdefault(name, record(name, role(name)))
+        out.setdefault(name, record(name, data.role(name, upstream)))
     return out
-
-
-def _role_after_release(name: str, upstream: str) -> str:
-    """`data.role` where the upstream's images are here to compare classes with, else what is known."""
-    if data.available(upstream):
-        return data.role(name, upstream)
-    return f"transfer: images of another source than {upstream} (its classes not compared: its images are not here)"
 
 
 def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
@@ -503,28 +493,24 @@ def run(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         save_torch(run_dir / MODEL, trainer.model.state_dict())
         images = (trainer.step - start_step) * trainer.batch_size
         wall_split = trainer.clock.split()
-        result = {
-            "status": "done",
-            "metrics": metrics,
-            "params": sum(p.numel() for p in trainer.model.parameters()),
-            "image_size": trainer.size,
-            "patch_grid": list(grid) if (grid := token_grid(trainer.model)) else None,
-            "train_examples": trainer.examples,
-            "train_flops_per_image": flops_per_image,
-            "train_flops": flops_per_image * cfg.optim.steps * trainer.batch_size,
+        result = finished(
+            cfg,
+            trainer.model,
+            metrics,
+            trainer.size,
+            train_examples=trainer.examples,
+            train_flops_per_image=flops_per_image,
+            train_flops=flops_per_image * cfg.optim.steps * trainer.batch_size,
             # the step loop's own pace: the evaluations during training are not part of it
-            "train_images_per_s": images / max(wall_split["train_s"], 1e-9),
-            "resumed_from_step": resumed_from,
-            "selected_step": trainer.best_step if cfg.eval.early_stop else trainer.step,
-            "wall_s": time.perf_counter() - t0,
-            "wall_split": wall_split,
-            "device": meta["device"],
-            "execution": trainer.execution(),
-            "datasets": record_of_data(cfg),
-            "protocol": evals.protocol(cfg),
-            "end": time.time(),
-            "weights": weights_record(run_dir),  # a run is done only while model.pt still matches it
-        }
+            train_images_per_s=images / max(wall_split["train_s"], 1e-9),
+            resumed_from_step=resumed_from,
+            selected_step=trainer.best_step if cfg.eval.early_stop else trainer.step,
+            wall_s=time.perf_counter() - t0,
+            wall_split=wall_split,
+            device=meta["device"],
+            execution=trainer.execution(),
+            weights=weights_record(run_dir),  # a run is done only while model.pt still matches it
+        )
         write_json(run_dir / RESULT, result)  # last: the "done" marker
     except Diverged as exc:
         return record_failure(run_dir, exc)
@@ -552,36 +538,45 @@ def evaluate_released(cfg: RunConfig, run_dir: Path, started: float, device_name
     )
     metrics = evals.evaluate(ctx, final=True)
     append_jsonl(run_dir / METRICS, {"kind": "eval", "step": 0, **metrics})
-    return {
-        "status": "done",
-        "metrics": metrics,
-        "params": loaded.params,
-        "image_size": size,
-        "patch_grid": list(grid) if (grid := token_grid(model)) else None,
-        "train_examples": 0,
-        "train_flops_per_image": 0.0,
-        "train_flops": 0.0,
-        "train_images_per_s": None,
-        "resumed_from_step": None,
-        "selected_step": 0,
-        "wall_s": time.perf_counter() - t0,
-        "wall_split": clock.split(),
-        "device": device_name,
-        "execution": {
-            "compiled": False,
-            "channels_last": False,
-            "precision": precision(device),
-            "data": "none",
-        },
-        "datasets": record_of_data(cfg),
-        "protocol": evals.protocol(cfg),
-        "end": time.time(),
-        "released": {
+    return finished(
+        cfg,
+        model,
+        metrics,
+        size,
+        train_examples=0,
+        train_flops_per_image=0.0,
+        train_flops=0.0,
+        train_images_per_s=None,
+        resumed_from_step=None,
+        selected_step=0,
+        wall_s=time.perf_counter() - t0,
+        wall_split=clock.split(),
+        device=device_name,
+        execution={"compiled": False, "channels_last": False, "precision": precision(device), "data": "none"},
+        released={
             "name": loaded.name,
             "file": str(loaded.file),
             "sha256": loaded.sha256,
             "format": loaded.format,
         },
+    )
+
+
+def finished(
+    cfg: RunConfig, model: torch.nn.Module, metrics: dict[str, float], size: int, **ran: Any
+) -> dict[str, Any]:
+    """A finished run's result.json: what every run records of itself (its metrics, model, data and
+    evaluation protocol), and `ran`: how this one ran (its training, or the checkpoint it loaded)."""
+    return {
+        "status": "done",
+        "metrics": metrics,
+        "params": sum(p.numel() for p in model.parameters()),
+        "image_size": size,
+        "patch_grid": list(grid) if (grid := token_grid(model)) else None,
+        "datasets": record_of_data(cfg),
+        "protocol": evals.protocol(cfg),
+        "end": time.time(),
+        **ran,
     }
 
 

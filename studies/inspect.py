@@ -616,11 +616,10 @@ def power(preset: str, noise: Noise) -> list[Planned]:
     """Each claim's design at `preset` (benchmark.power): a per-seed (at `released`, per-model) change
     from the initialisation against a threshold, with the noise of that change in finished runs of
     these configs."""
-    by_cell: dict[str, list] = {}
-    for name, cell in cells(preset):
-        by_cell.setdefault(name, []).extend(
-            grid(base(preset), [{**cell, "eval.evaluators": _evaluators(preset)}], SEEDS[preset])
-        )
+    names, by_cell = _names(), {}
+    for cfg in runs(preset):
+        flat = flatten(cfg)
+        by_cell.setdefault(names[tuple(flat[k] for k in CELL)], []).append(cfg)
     vit, hyb = by_cell[VIT], by_cell[HYBRID]
     n, n_hybrid = len(vit), len(hyb)
 

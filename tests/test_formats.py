@@ -169,6 +169,21 @@ def test_imagenet_streams_with_the_right_tensors_and_is_refused_by_load(root):
         data.load("imagenet1k@8")
 
 
+def test_an_upstream_whose_images_are_not_here_is_compared_by_its_source_alone(root):
+    """A released checkpoint's ImageNet-21k: ImageNet-1k is its own source (read-back, whatever
+    the classes), Pets another; neither answer claims a class comparison it did not make."""
+    write_pets(root)
+    write_tree(root / "imagenet" / "train", ("n01440764",), 2, size=(8, 8))
+    write_tree(root / "imagenet" / "val", ("n01440764",), 1, size=(8, 8))
+    assert not data.available("imagenet21k")
+    assert data.role("imagenet1k", "imagenet21k") == (
+        "read-back: the pre-training source (its classes not compared: the pre-training images are not here)"
+    )
+    assert data.role("pets", "imagenet21k").startswith(
+        "transfer: images never seen in pre-training (another source;"
+    )
+
+
 def test_imagenet21k_without_val_holds_out_test_and_shares_classes_with_imagenet1k(root):
     write_tree(root / "imagenet21k" / "train", ("n01440764", "n09999999"), 50, size=(8, 8))
     write_tree(root / "imagenet" / "train", ("n01440764",), 2, size=(8, 8))

@@ -264,8 +264,10 @@ def test_a_files_sha256_is_hashed_once_across_processes_until_the_file_is_writte
     path = tmp_path / "w.bin"
     path.write_bytes(b"a" * 1000)
     digest = rel.sha256(path)
-    monkeypatch.setattr(rel, "_SHA256", {})  # as a new process
-    monkeypatch.setattr(rel.hashlib, "sha256", lambda: pytest.fail("hashed again"))
+    from benchmark import storage
+
+    monkeypatch.setattr(storage, "_HASHES", {})  # as a new process
+    monkeypatch.setattr(storage.hashlib, "sha256", lambda: pytest.fail("hashed again"))
     assert rel.sha256(path) == digest
     stat = path.stat()
     path.write_bytes(b"b" * 1000)  # the same size, and the same modification time set back

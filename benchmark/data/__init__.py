@@ -110,6 +110,10 @@ class Kind(ABC):
         ds = load(r.name)
         return ds.source, ds.classes
 
+    def source(self, r: Resolved) -> str:
+        """The dataset's source family alone, known where its images need not be (`role`)."""
+        return self.identity(r)[0]
+
 
 class _Fractal(Kind):
     """The rendered fractals: everything but the images follows from the name."""
@@ -165,6 +169,9 @@ class _OnDisk(Kind):
     def identity(self, r: Resolved) -> tuple[str, tuple[str, ...]]:
         return formats.identity(r.request)
 
+    def source(self, r: Resolved) -> str:
+        return formats.source(r.request)
+
 
 class _Offline(Kind):
     """The offline sources (`SOURCES`): small, so every answer comes from the loaded dataset."""
@@ -200,6 +207,9 @@ class _PaperOnly(Kind):
 
     def available(self, r: Resolved) -> bool:
         return False
+
+    def source(self, r: Resolved) -> str:
+        return r.name
 
 
 # A name is the first kind's that parses it: a fractal's prefix and a format's names come first.
@@ -275,8 +285,14 @@ def describe(name: str) -> str:
 def role(probe: str, upstream: str) -> str:
     """What probing `probe` after pre-training on `upstream` measures: "transfer: ..." when the
     model never saw the probe's images nor (for one source) its classes; "read-back: ..." when the
-    probe re-uses pre-training images or labels."""
+    probe re-uses pre-training images or labels. An upstream whose images are not here (a released
+    checkpoint's ImageNet-21k) is compared by its source alone, and the answer says so."""
     p, u = resolve(probe), resolve(upstream)
+    if not u.kind.available(u):
+        unknown = "its classes not compared: the pre-training images are not here"
+        if p.kind.source(p) == u.kind.source(u):
+            return f"read-back: the pre-training source ({unknown})"
+        return f"transfer: images never seen in pre-training (another source; {unknown})"
     (p_source, p_classes), (u_source, u_classes) = p.kind.identity(p), u.kind.identity(u)
     shared = [c for c in p_classes if c in u_classes]
     if p_source == u_source:

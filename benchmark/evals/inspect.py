@@ -132,8 +132,7 @@ def inspect_model(ctx: EvalContext) -> dict[str, float]:
     sample = inspection.stratified_sample(test.y.numpy(), IMAGES, SAMPLE_SEED)
     images = test.x(torch.from_numpy(sample).to(test.images.device))
     device = next(model.parameters()).device
-    classes = getattr(model, "num_classes", 0)
-    init = initial_model(ctx.cfg, classes, test.size, test.channels).to(device).eval()
+    init = initial_model(ctx.cfg, model.num_classes, test.size, test.channels).to(device).eval()
     grid = tuple(model.patch_embed.grid_size)
     token_px = (test.size / grid[0], test.size / grid[1])
     uniform = inspection.uniform_distance(grid, token_px, model.num_prefix_tokens)
