@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 import pandas as pd
 
@@ -32,7 +34,7 @@ def table6_accounting() -> pd.DataFrame:
         return pd.read_csv(f, float_precision="round_trip")
 
 
-def paper_values(**filters: str) -> pd.DataFrame:
+def paper_values(**filters: Any) -> pd.DataFrame:
     """Rows of the paper's tables, filtered by column equality, e.g. paper_values(source="table8")."""
     df = _all()
     for column, value in filters.items():
@@ -57,24 +59,39 @@ AVERAGE5 = {
 }
 
 
+# The paper's names of the transfer datasets the suite fine-tunes on (benchmark.presets.PAPER_TRANSFER).
+PAPER_NAMES = {"cifar100": "CIFAR-100", "pets": "Oxford-IIIT-Pets", "flowers102": "Oxford-Flowers-102"}
+
+
+def finetuned_gap(
+    a: Mapping[str, Any], b: Mapping[str, Any], evals: Sequence[str] = tuple(AVERAGE5)
+) -> tuple[float, float, float]:
+    """The paper's fine-tuned accuracy of the rows `a` minus those of `b` (each a `paper_values`
+    filter that picks one model's row per dataset), averaged over `evals`, with the two models' mean
+    accuracy and the datasets' mean chance (fractions): what benchmark.judge.above_chance scales a
+    predicted effect from."""
+
+    def accuracy(rows: Mapping[str, Any]) -> pd.Series:
+        picked = paper_values(**rows).set_index("eval")["value"].reindex(list(evals)) / 100
+        if picked.isna().any():
+            raise ValueError(f"the paper has no complete row for {dict(rows)} on {', '.join(evals)}")
+        return picked
+
+    x, y = accuracy(a), accuracy(b)
+    chance = sum(1 / AVERAGE5[e] for e in evals) / len(evals)
+    return float((x - y).mean()), float((x + y).mean() / 2), chance
+
+
 def table6_gap(
     model_a: str, model_b: str, epochs: int = 7, epochs_b: int | None = None
 ) -> tuple[float, float, float]:
-    """Table 6's fine-tuned accuracy of `model_a` minus `model_b`, averaged over the 5 datasets, with
-    the two models' mean accuracy and the datasets' mean chance (fractions): what
-    benchmark.judge.above_chance scales a predicted effect from."""
-    rows = paper_values(source="table6")
-    rows = rows[rows["eval"].isin(list(AVERAGE5))]
-
-    def accuracy(model: str, e: int) -> pd.Series:
-        picked = rows[(rows["model"] == model) & (rows["epochs"] == e)].set_index("eval")["value"] / 100
-        if len(picked) != len(AVERAGE5):
-            raise ValueError(f"Table 6 has no complete row for {model} at {e} epochs")
-        return picked
-
-    a, b = accuracy(model_a, epochs), accuracy(model_b, epochs if epochs_b is None else epochs_b)
-    chance = sum(1 / k for k in AVERAGE5.values()) / len(AVERAGE5)
-    return float((a - b).mean()), float((a + b).mean() / 2), chance
+    """Table 6's fine-tuned accuracy of `model_a` minus `model_b`, averaged over the 5 datasets
+    (`finetuned_gap`)."""
+    b_epochs = epochs if epochs_b is None else epochs_b
+    return finetuned_gap(
+        {"source": "table6", "model": model_a, "epochs": epochs},
+        {"source": "table6", "model": model_b, "epochs": b_epochs},
+    )
 
 
 def table6_compute(model: str, epochs: int) -> float:

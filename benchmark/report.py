@@ -292,6 +292,14 @@ def _fit_section(df: pd.DataFrame, fits: pd.DataFrame, cell: Iterable[str]) -> l
     ]
 
 
+def _seeded(df: pd.DataFrame) -> str:
+    """What a run's seed draws: a released checkpoint's seed draws nothing of its pre-trained weights."""
+    if _released(df).all():
+        return ("what the evaluators draw: fine-tuning's head, data order and crops, an untrained architecture's "
+                "initialisation; never the checkpoint's weights")  # fmt: skip
+    return "model init and data order"
+
+
 def _released(df: pd.DataFrame) -> pd.Series:
     """Which runs start from a released checkpoint (trained by its authors, not here)."""
     return df["model.checkpoint"].astype(bool)
@@ -346,7 +354,7 @@ def _provenance(
         *[f"- **Record repaired or set aside**: {w}" for w in warnings],
         *[f"- **Run {r.run_id} trained across changes**: {r.mixed}." for r in mixed.itertuples()],
         _pretraining(df),
-        f"- **Seeds**: {_unique(df['seed'])} (model init and data order).",
+        f"- **Seeds**: {_unique(df['seed'])} ({_seeded(df)}).",
         f"- **Hardware**: {_unique(pd.Series([m.get('device') for m in metas]))}{_math(metas)}. Numbers move "
         "across CPU models, math libraries and thread counts by about a seed's spread, and an outcome whose interval "
         "lies near its threshold can move with them, between inconclusive and decided (the README gives a measured "

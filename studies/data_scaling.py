@@ -1,9 +1,9 @@
 """Pre-training data size: ViT against BiT ResNets and hybrids (Figs. 3 and 4, §4.3).
 
-Run:   vitbench run data_scaling [--preset smoke|cpu|cpu-long|gpu|paper]
+Run:   vitbench run data_scaling [--preset smoke|cpu|cpu-long|gpu|paper|released] [--weights DIR]
 Cost:  smoke ≈ 1 min; cpu and cpu-long: see the README's measured times (2 CPU cores);
-       gpu: `vitbench plan data_scaling --preset gpu` (not yet measured on a GPU); paper:
-       `vitbench plan data_scaling --preset paper`.
+       gpu: `vitbench plan data_scaling --preset gpu` (not yet measured on a GPU); paper and released:
+       `vitbench plan data_scaling --preset paper|released`.
 Claim: with little pre-training data BiT ResNets beat ViT; as the data grows ViT gains more and
        overtakes them.
 
@@ -15,6 +15,11 @@ largest subset that is part of the preset and re-checked by every report. Every 
 during training and early-stopped on its best validation 5-shot transfer score (§4.3); the verdicts
 read the test split of that model, and compare two families only once both have fit their
 upstream data (the fit gate).
+
+At `released` nothing is pre-trained here: Fig. 3's ImageNet-21k column is read from the authors'
+checkpoints. Table 6's pair, ViT-L/16 and BiT-M R152x2, both pre-trained on ImageNet-21k, are
+fine-tuned with Table 4's protocol, three fine-tuning seeds each; the claim is that neither leads by
+as much as ViT-L/16 leads after JFT-300M. Its control: ViT-L/16 ahead of ViT-B/32, as in Table 5.
 """
 
 from __future__ import annotations
@@ -27,9 +32,28 @@ import seaborn as sns
 from benchmark import metrics
 from benchmark.figures import FAMILY_COLORS, FAMILY_ORDER
 from benchmark.judge import Prediction, above_chance, inconclusive, judge, under_trained
-from benchmark.paper import IMAGENET_IMAGES, JFT_IMAGES, paper_values, table6_compute, table6_gap
+from benchmark.paper import (
+    IMAGENET_IMAGES,
+    JFT_IMAGES,
+    PAPER_NAMES,
+    finetuned_gap,
+    paper_values,
+    table6_compute,
+    table6_gap,
+)
 from benchmark.power import Noise, Planned, planned, unknown
-from benchmark.presets import JFT, base, chance, finetuned_on, grid, probes, transfer_mean
+from benchmark.presets import (
+    JFT,
+    PAPER_TRANSFER,
+    base,
+    chance,
+    checkpoint,
+    finetuned_on,
+    grid,
+    probes,
+    transfer_mean,
+)
+from benchmark.released import released
 from benchmark.sizes import family
 from benchmark.stats import difference, too_few_seeds
 from benchmark.study import PaperPoint, Verdict
@@ -47,6 +71,9 @@ PRESETS = {
     "cpu-long": "the cpu sweep with the hybrid and a third upstream size, ≤ 2 hours on 2 CPU cores",
     "gpu": "one GPU: ViT-Ti/S, BiT R26x1 and R26x1+Ti/8 at 64 px on 1k to 1M fractal images (three decades), 3 seeds",
     "paper": "Fig. 4's models on JFT-300M subsets (private: planned and priced; a user substitutes ImageNet-21k)",
+    "released": "Fig. 3's ImageNet-21k column from the authors' checkpoints, no pre-training: ViT-L/16 against BiT-M "
+    "R152x2 (and ViT-B/32 for the control), fine-tuned with Table 4's protocol, 3 seeds each; one pre-training "
+    "size, so the claims across sizes are left to the other presets",
 }
 CELL = ("model.arch", "optim.lr", "data.dataset", "data.train_examples")
 BIT = {"model.prelogits": False}
@@ -80,6 +107,7 @@ UPSTREAM = {
     "cpu-long": [{"data.dataset": f"fractal100x{k}"} for k in (10, 100, 1000)],
     "gpu": [{"data.dataset": f"fractal1000x{k}@64"} for k in (1, 10, 100, 1000)],
     "paper": [{"data.train_examples": n} for n in (9_000_000, 30_000_000, 90_000_000, 0)],  # 0: all 303M
+    "released": [{}],  # ImageNet-21k, as the authors pre-trained every checkpoint
 }
 # Each family's learning rate (Table 3 gives each model its own): chosen on the validation split by
 # the sweep below at the largest subset (seed 0), which is part of the preset, so every report
@@ -94,7 +122,14 @@ LR = {
     "cpu": {"ViT": 2e-3, "BiT": 2e-3},
     "cpu-long": {"ViT": 2e-3, "BiT": 2e-3, "hybrid": 2e-3},
 }
-SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "cpu-long": (0, 1, 2), "gpu": (0, 1, 2), "paper": (0,)}
+SEEDS = {
+    "smoke": (0,),
+    "cpu": (0, 1, 2),
+    "cpu-long": (0, 1, 2),
+    "gpu": (0, 1, 2),
+    "paper": (0,),
+    "released": (0, 1, 2),
+}
 REUSE_PRESETS = {"cpu-long": "cpu"}  # cpu-long extends cpu: the runs both declare train once
 _CPU_TRAINING = {
     "optim.batch_size": 128,
@@ -114,6 +149,8 @@ TRAINING = {
             "eval.finetune.steps": 500, "eval.finetune.lrs": (0.003, 0.01, 0.03)},
     # §4.3: the same hyper-parameters (the preset's: 7 epochs of all of JFT) for every subset.
     "paper": {**JFT, "eval.every_steps": 50_000, "eval.shots": (5,)},
+    # Nothing trains: no curve to early-stop on, and the pre-training head and images are not here.
+    "released": {"eval.early_stop": False, "eval.evaluators": ("fewshot", "finetune")},
 }  # fmt: skip
 JUDGED, FINETUNED, SELECTED_ON = "transfer 5-shot", "transfer fine-tuned", "transfer 5-shot (validation)"
 CLAIMS = {
@@ -158,21 +195,30 @@ PAPER = {
 
 def runs(preset: str):
     cfg = base(preset).replace(
-        **{"eval.early_stop": True, "eval.evaluators": ("upstream", "fewshot", "finetune")},
-        **TRAINING[preset],
+        **{
+            "eval.early_stop": True,
+            "eval.evaluators": ("upstream", "fewshot", "finetune"),
+            **TRAINING[preset],
+        }
     )
     lrs = LR.get(preset, {})
     judged = [
         run
-        for name, model in MODELS[preset].items()
+        for name, model in _models(preset).items()
         for run in grid(cfg, [{**model, **up, **_lr(lrs, name)} for up in UPSTREAM[preset]], SEEDS[preset])
     ]
     sweep = [
         cfg.replace(**model, **UPSTREAM[preset][-1], **{"optim.lr": lr}, seed=0)
-        for name, model in MODELS[preset].items()
+        for name, model in _models(preset).items()
         for lr in SWEEP.get(preset, {}).get(name, ())
     ]
     return judged + [run for run in sweep if run not in judged]
+
+
+def _models(preset: str) -> dict[str, dict]:
+    if preset == "released":
+        return {role: checkpoint(name) for role, name in RELEASED.items()}
+    return MODELS[preset]
 
 
 def _lr(lrs: dict[str, float], name: str) -> dict[str, float]:
@@ -182,7 +228,7 @@ def _lr(lrs: dict[str, float], name: str) -> dict[str, float]:
 def _frame(df: pd.DataFrame) -> pd.DataFrame:
     """The runs with their family, the pre-training images each drew from, the judged numbers, and
     whether each is a judged run (its family's lr) or a sweep run only."""
-    finetuned = df[[metrics.key("finetune", d, "top1") for d in finetuned_on(df)]].mean(axis=1)
+    finetuned = _finetuned(df)
     frame = df.assign(
         family=df["model.arch"].map(family),
         images=df["train_examples"],
@@ -191,6 +237,11 @@ def _frame(df: pd.DataFrame) -> pd.DataFrame:
     # A family's lr is the one it trains every subset at; the sweep's other lrs appear at one subset only.
     chosen = frame[frame["images"] == frame["images"].min()].groupby("family")["optim.lr"].first()
     return frame.assign(judged=np.isclose(frame["optim.lr"], frame["family"].map(chosen)))
+
+
+def _finetuned(df: pd.DataFrame) -> pd.Series:
+    """Each run's fine-tuned test top-1, averaged over the datasets it was fine-tuned on."""
+    return df[[metrics.key("finetune", d, "top1") for d in finetuned_on(df)]].mean(axis=1)
 
 
 def points(df: pd.DataFrame) -> pd.DataFrame:
@@ -232,6 +283,8 @@ def _slopes(frame: pd.DataFrame, fam: str) -> np.ndarray:
 
 
 def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    if _from_checkpoints(df):
+        return _released_table(df)
     frame = _frame(df)
     cells = frame[frame["judged"]].groupby(["family", "model.arch", "optim.lr", "images"], as_index=False).agg(
         **{f"{JUDGED} (%), judged": (JUDGED, "mean"), "sd": (JUDGED, "std"), f"{FINETUNED} (%)": (FINETUNED, "mean"),
@@ -251,6 +304,8 @@ def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def checks(df: pd.DataFrame) -> list[Verdict]:
+    if _from_checkpoints(df):
+        return _released_checks(df)
     frame = _frame(df)
     sizes = sorted(frame["images"].unique())
     small, large = sizes[0], sizes[-1]
@@ -348,6 +403,8 @@ def _means(cells: dict[str, pd.Series], n: int) -> str:
 
 
 def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figure, pd.DataFrame]]:
+    if _from_checkpoints(df):
+        return _released_figures(df)
     frame = _frame(df)
     frame = frame[frame["judged"]][["family", "model.arch", "images", "seed", JUDGED, FINETUNED]]
     frame[[JUDGED, FINETUNED]] *= 100
@@ -373,6 +430,8 @@ def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figur
 
 def power(preset: str, noise: Noise) -> list[Planned]:
     """Each claim's design at `preset`, for `vitbench plan`'s power lines (benchmark.power)."""
+    if preset == "released":
+        return _released_power(noise)
     cfgs, n = [c for c in runs(preset) if c.seed in SEEDS[preset]], len(SEEDS[preset])
     judged = noise.measure(cfgs, transfer_mean)
     floor = noise.chance(base(preset).eval.fewshot_datasets)
@@ -398,3 +457,167 @@ def _images(preset: str, upstream: dict) -> int:
         return n
     categories, per = upstream["data.dataset"].split("@")[0].removeprefix("fractal").split("x")
     return int(categories) * int(per)
+
+
+# --- The released preset: Fig. 3's ImageNet-21k column, from the authors' checkpoints ------------
+# Table 6's pair as the authors pre-trained them on ImageNet-21k, and ViT-B/32 for the control.
+RELEASED = {
+    "ViT": "vit_large_patch16_224.orig_in21k",
+    "BiT": "resnetv2_152x2_bit.goog_in21k",
+    "control": "vit_base_patch32_224.orig_in21k",
+}
+RELEASED_CLAIMS = {
+    "control": "Control: ViT-L/16 beats ViT-B/32 after the same ImageNet-21k pre-training",
+    "parity": "Pre-trained on ImageNet-21k, ViT-L/16 and BiT-M R152x2 are on par: neither leads by as much as "
+    "ViT-L/16 leads after JFT-300M",
+}
+_IN21K = {"source": "table5", "pretrain": "ImageNet-21k"}
+_JFT = {"source": "table6", "epochs": 14}
+
+
+def _paper_gaps(
+    datasets: tuple[str, ...],
+) -> tuple[tuple[float, float, float], tuple[float, float, float], tuple[str, ...]]:
+    """The paper's control gap (Table 5: ViT-L/16 − ViT-B/32 at ImageNet-21k) and its JFT-300M lead
+    (Table 6: ViT-L/16 − R152x2, 14 epochs), fine-tuned, on the paper's names of `datasets` that it
+    tabulates (else on Table 4's three), with the datasets they are on."""
+    evals = tuple(PAPER_NAMES[d] for d in datasets if d in PAPER_NAMES) or tuple(PAPER_NAMES.values())
+    control = finetuned_gap({**_IN21K, "model": "ViT-L/16"}, {**_IN21K, "model": "ViT-B/32"}, evals)
+    lead = finetuned_gap({**_JFT, "model": "ViT-L/16"}, {**_JFT, "model": "ResNet152x2"}, evals)
+    return control, lead, evals
+
+
+PAPER_CONTROL, PAPER_JFT_LEAD, _EVALS = _paper_gaps(PAPER_TRANSFER)
+RELEASED_PAPER = {
+    "control": f"Table 5, ImageNet-21k: ViT-L/16 {PAPER_CONTROL[0] * 100:+.2f} pts over ViT-B/32 (fine-tuned, mean "
+    f"of {', '.join(_EVALS)})",
+    "parity": "Fig. 3: at ImageNet-21k the ViTs lie inside the band of BiT ResNets (plotted, not tabulated; the "
+    f"paper tabulates no BiT at ImageNet-21k); Table 6: after 14 epochs of JFT-300M ViT-L/16 leads R152x2 by "
+    f"{PAPER_JFT_LEAD[0] * 100:+.2f} pts (fine-tuned, mean of {', '.join(_EVALS)})",
+}  # fmt: skip
+_PAPER_T5 = paper_values(**_IN21K).query("eval in @_EVALS").groupby("model")["value"].mean()
+
+
+def _from_checkpoints(df: pd.DataFrame) -> bool:
+    """Whether these are the released preset's runs (every one from a checkpoint, none trained here)."""
+    return bool(df["model.checkpoint"].astype(bool).all())
+
+
+def _roles(df: pd.DataFrame) -> pd.Series:
+    """Each run's part in the released design: "ViT", "BiT" or "control"."""
+    return df["model.checkpoint"].map({name: role for role, name in RELEASED.items()})
+
+
+def _label(df: pd.DataFrame, role: str) -> str:
+    """The model playing `role`, by the paper's name (from the runs' own checkpoints)."""
+    names = df.loc[_roles(df) == role, "model.checkpoint"]
+    return released(names.iloc[0]).label if len(names) else released(RELEASED[role]).label
+
+
+def _released_checks(df: pd.DataFrame) -> list[Verdict]:
+    datasets = finetuned_on(df)
+    judged_on = f"test top-1 after fine-tuning (Table 4's protocol), mean over {', '.join(datasets)}"
+    score, roles = _finetuned(df), _roles(df)
+    cells = {role: score[roles == role] for role in RELEASED}
+    named = {role: _label(df, role) for role in RELEASED}
+    if short := too_few_seeds({named[r]: cells[r] for r in RELEASED}):
+        return [
+            inconclusive(RELEASED_CLAIMS[k], short, RELEASED_PAPER[k], judged_on, control=k == "control")
+            for k in RELEASED_CLAIMS
+        ]
+    floor = chance(df, datasets)
+    paper_control, paper_lead, evals = _paper_gaps(datasets)
+
+    def predicted(paper: tuple[float, float, float], a: str, b: str) -> tuple[float, str]:
+        level = pd.concat([cells[a], cells[b]]).mean()
+        gap, how = above_chance(*paper, level, floor)
+        return gap, f"{how} (the paper on {', '.join(evals)})"
+
+    control_gap, control_how = predicted(paper_control, "ViT", "control")
+    margin, margin_how = predicted(paper_lead, "ViT", "BiT")
+    # The fit gate reads curves trained here; these checkpoints were pre-trained to the end by their authors.
+    fitted = "Both models are the authors' checkpoints, pre-trained to completion (no fit gate: nothing trained here)."
+    rule = "Welch t over fine-tuning seeds, α = 0.05"
+    control = judge(
+        [difference(cells["ViT"], cells["control"], f"{named['ViT']} − {named['control']}")],
+        Prediction(control_gap, f"Table 5's gap at ImageNet-21k: {control_how}"),
+        claim=RELEASED_CLAIMS["control"], paper=RELEASED_PAPER["control"], judged_on=judged_on, control=True,
+        measured=_released_means(cells, named, ("ViT", "control")), rule=rule,
+    )  # fmt: skip
+    parity = judge(
+        [difference(cells["ViT"], cells["BiT"], f"{named['ViT']} − {named['BiT']}")],
+        Prediction(abs(margin), f"the margin is Table 6's JFT-300M lead of the same pair: {margin_how}", parity=True),
+        claim=RELEASED_CLAIMS["parity"], paper=RELEASED_PAPER["parity"], judged_on=judged_on,
+        measured=_released_means(cells, named, ("ViT", "BiT")), rule=rule,
+        note=f"{fitted} Only ImageNet-21k is released for both families, so the claims across pre-training sizes "
+        "(BiT ahead with little data, ViT's steeper slope, the overtaking) are judged at the other presets.",
+    )  # fmt: skip
+    return [control, parity]
+
+
+def _released_means(cells: dict[str, pd.Series], named: dict[str, str], roles: tuple[str, str]) -> str:
+    return ", ".join(f"{named[r]} {cells[r].mean() * 100:.2f}% (sd {cells[r].std() * 100:.2f}, {len(cells[r])} seeds)"
+                     for r in roles)  # fmt: skip
+
+
+def _released_table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    frame = df.assign(
+        model=[released(n).label for n in df["model.checkpoint"]],
+        role=_roles(df),
+        fine_tuned=_finetuned(df) * 100,
+    )
+    # The probe's samples do not depend on the run's seed: its spread is over the probe's own sampling seeds.
+    first = frame[frame["seed"] == frame["seed"].min()]
+    probe_seeds = range(int(df["eval.fewshot_seeds"].iloc[0]))
+    per_probe_seed = np.stack(
+        [first[[metrics.fewshot(d, 5, seed=s) for d in probes(df)]].mean(axis=1) for s in probe_seeds]
+    )
+    shots = pd.DataFrame({"model": first["model"], "role": first["role"], "5-shot (%)": per_probe_seed.mean(axis=0) * 100,
+                          "5-shot sd over probe seeds": per_probe_seed.std(axis=0, ddof=1) * 100})  # fmt: skip
+    tuned = frame.groupby("model", sort=False).agg(
+        **{"fine-tuned top-1 (%)": ("fine_tuned", "mean"), "sd over fine-tuning seeds": ("fine_tuned", "std"),
+           "seeds": ("seed", "nunique")})  # fmt: skip
+    ours = shots.merge(tuned.reset_index(), on="model").round(2)
+    # The ViT paper tabulates no BiT-M at ImageNet-21k (Fig. 3 plots a band).
+    ours.insert(len(ours.columns) - 1, "the paper's Table 5 (%)",
+                [f"{_PAPER_T5[m]:.2f}" if m in _PAPER_T5 else "–" for m in ours["model"]])  # fmt: skip
+    title = (f"Ours: each checkpoint's transfer (test; 5-shot over {', '.join(probes(df))}, fine-tuned over "
+             f"{', '.join(finetuned_on(df))}), beside the paper's Table 5 (fine-tuned, mean of {', '.join(_EVALS)})")  # fmt: skip
+    return {title: ours}
+
+
+def _released_figures(df: pd.DataFrame) -> dict[str, tuple[plt.Figure, pd.DataFrame]]:
+    frame = df.assign(
+        model=[released(n).label for n in df["model.checkpoint"]], **{FINETUNED: _finetuned(df) * 100}
+    )
+    frame = frame[["model", "seed", FINETUNED]]
+    order = [_label(df, role) for role in RELEASED]
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    sns.pointplot(
+        frame, x="model", y=FINETUNED, order=order, errorbar="sd", linestyle="none", color="0.3", ax=ax
+    )
+    sns.stripplot(frame, x="model", y=FINETUNED, order=order, hue="model", palette="deep", size=5, alpha=0.6,
+                  legend=False, ax=ax)  # fmt: skip
+    paper = [_PAPER_T5.get(m, np.nan) for m in order]
+    ax.scatter(order, paper, marker="x", color="black", zorder=3, label="the paper's Table 5")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set(xlabel="released checkpoint (pre-trained on ImageNet-21k)", ylabel=f"{FINETUNED} (%)")
+    ax.set_title(f"Fig. 3's ImageNet-21k column: fine-tuned test top-1, mean over {', '.join(finetuned_on(df))}\n"
+                 "dots: fine-tuning seeds, bars: ±1 sd; ×: the paper on CIFAR-100, Pets, Flowers", fontsize=9)  # fmt: skip
+    return {"fig3_imagenet21k_column": (fig, frame)}
+
+
+def _released_power(noise: Noise) -> list[Planned]:
+    """The released design: fine-tuning seeds' spread, measured by finished runs of these configs."""
+    cfgs, n = runs("released"), len(SEEDS["released"])
+    tuned = noise.measure(cfgs, _finetuned, judged=False)
+    floor = noise.chance(base("released").eval.finetune.datasets)
+    if tuned is None or floor is None:
+        why = "no finished run measures the fine-tuning seeds' spread yet, and no pilot exists at this scale"
+        return [unknown(claim, why) for claim in RELEASED_CLAIMS.values()]
+    control, _ = above_chance(*PAPER_CONTROL, tuned.level, floor)
+    margin, _ = above_chance(*PAPER_JFT_LEAD, tuned.level, floor)
+    return [
+        planned(RELEASED_CLAIMS["control"], Prediction(control, ""), tuned, n, n),
+        planned(RELEASED_CLAIMS["parity"], Prediction(abs(margin), "", parity=True), tuned, n, n),
+    ]

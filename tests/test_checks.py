@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 
 from benchmark import metrics
-from benchmark.presets import TRANSFER
+from benchmark.presets import PAPER_TRANSFER, TRANSFER
 from studies import compute, data_scaling, few_shot, head_type, pos_embed
 
 # What every run's row carries besides its metrics: the datasets it judges (config columns), their
 # classes (recorded by the trainer) and the fit gate (added by the report from the run's curve).
 CLASSES = {"mnist5to9": 5, "digits": 10, "shapes": 10}
 COMMON = {
+    "model.checkpoint": "",  # trained here, from no released checkpoint
     "eval.fewshot_datasets": TRANSFER,
     "eval.finetune.datasets": (),
     "datasets": {d: {"role": "transfer", "provenance": "", "classes": k} for d, k in CLASSES.items()},
@@ -265,6 +266,54 @@ def test_data_scaling_does_not_compare_a_model_that_has_not_fit():
 def test_data_scaling_with_too_few_seeds_is_inconclusive():
     verdicts = data_scaling.checks(scaling_frame({"ViT": 0.3, "BiT": 0.3}, {"ViT": 0.0, "BiT": 0.0}, seeds=2))
     assert all(v.outcome == "inconclusive" for v in verdicts)
+
+
+# --- data_scaling at released: Fig. 3's ImageNet-21k column from the authors' checkpoints -------------
+
+PAPER_CLASSES = {"cifar100": 100, "pets": 37, "flowers102": 102}
+
+
+def released_frame(fine_tuned: dict[str, float], seeds: int = 3, sd: float = 0.001) -> pd.DataFrame:
+    """Each released role's fine-tuned accuracy (the same on every dataset) over fine-tuning seeds; the
+    5-shot probe 20 pts lower, per probe seed."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for role, mean in fine_tuned.items():
+        for seed, acc in enumerate(noisy(mean, seeds, rng, sd)):
+            rows.append({"model.checkpoint": data_scaling.RELEASED[role], "seed": seed, "eval.fewshot_seeds": 3,
+                         "eval.fewshot_datasets": PAPER_TRANSFER, "eval.finetune.datasets": PAPER_TRANSFER,
+                         "datasets": {d: {"role": "transfer", "classes": k} for d, k in PAPER_CLASSES.items()},
+                         **{metrics.fewshot(d, 5, seed=s): acc - 0.2 - 0.01 * s for d in PAPER_TRANSFER for s in range(3)},
+                         **{metrics.key("finetune", d, "top1"): acc for d in PAPER_TRANSFER}})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_data_scaling_released_reproduced_when_the_families_are_on_par_and_l16_beats_b32():
+    control, parity = data_scaling.checks(released_frame({"ViT": 0.955, "BiT": 0.952, "control": 0.94}))
+    assert (control.outcome, parity.outcome) == ("reproduced", "reproduced") and control.control
+    assert parity.parity and "Table 6's JFT-300M lead" in parity.predicted
+    assert "ViT-L/16 − BiT-M R152x2" in parity.evidence and "no fit gate" in parity.note
+
+
+def test_data_scaling_released_contradicted_when_bit_leads_by_more_than_the_jft_lead():
+    control, parity = data_scaling.checks(released_frame({"ViT": 0.955, "BiT": 0.985, "control": 0.94}))
+    assert control.outcome == "reproduced" and parity.outcome == "contradicted"
+    assert "beyond the" in parity.reason
+
+
+def test_data_scaling_released_inconclusive_with_noisy_fine_tuning_or_too_few_seeds():
+    noisy_runs = released_frame({"ViT": 0.955, "BiT": 0.95, "control": 0.94}, sd=0.03)
+    assert [v.outcome for v in data_scaling.checks(noisy_runs)] == ["inconclusive"] * 2
+    few = data_scaling.checks(released_frame({"ViT": 0.955, "BiT": 0.95, "control": 0.94}, seeds=2))
+    assert all(v.outcome == "inconclusive" and "seeds" in v.reason for v in few)
+
+
+def test_data_scaling_released_table_puts_each_checkpoint_beside_table_5():
+    (table,) = data_scaling.table(released_frame({"ViT": 0.955, "BiT": 0.952, "control": 0.94})).values()
+    rows = table.set_index("model")
+    assert rows.loc["ViT-L/16", "the paper's Table 5 (%)"] == f"{(93.44 + 94.73 + 99.61) / 3:.2f}"
+    assert rows.loc["BiT-M R152x2", "the paper's Table 5 (%)"] == "–"  # the ViT paper tabulates no BiT-M
+    assert rows.loc["ViT-L/16", "5-shot sd over probe seeds"] == pytest.approx(1.0, abs=0.01)
 
 
 # --- compute -----------------------------------------------------------------------------------

@@ -638,3 +638,59 @@ def test_few_shot_runs_from_released_checkpoints_end_to_end(weights, pets, tmp_p
         assert "upstream/test_top1" not in r["metrics"]  # no upstream head or images here
     report = next((tmp_path / "reports" / "few_shot").glob("released@*/report.md")).read_text()
     assert "no ladder to rise along" in report and "ranks models as fine-tuning does" in report
+
+
+@pytest.mark.slow
+def test_data_scaling_runs_from_released_checkpoints_end_to_end(weights, pets, tmp_path, monkeypatch, capsys):
+    """Fig. 3's ImageNet-21k column: ViT against BiT, each checkpoint fine-tuned with 3 seeds, at 32 px on
+    Pets for 1 step (the preset's protocol is Table 4's, at 384 px, on CIFAR-100, Pets and Flowers).
+    ViT-B/16 stands in for L/16 and BiT-M R50x1 for R152x2 (the real shapes, smaller)."""
+    import studies.data_scaling as study
+
+    bit = "resnetv2_50x1_bit.goog_in21k"
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for file, _ in CHECKPOINT_FILES.values():
+        (folder / file).symlink_to(weights / file)
+    torch.manual_seed(5)
+    write(timm.create_model(bit), folder / "BiT-M-R50x1.npz", "npz")
+    monkeypatch.setattr(study, "RELEASED", {"ViT": B16, "BiT": bit, "control": B32})
+    settings = {
+        "data.image_size": 32, "eval.fewshot_datasets": "pets", "eval.shots": "1,5",
+        "eval.finetune.datasets": "pets", "eval.finetune.steps": 1, "eval.finetune.steps_by_dataset": "",
+        "eval.finetune.batch": 8, "eval.finetune.micro_batch": 0, "eval.finetune.warmup": 0,
+        "eval.finetune.image_size": 32, "eval.finetune.lrs": 0.01,
+    }  # fmt: skip
+    argv = (
+        "data_scaling",
+        "--preset",
+        "released",
+        *(a for k, v in settings.items() for a in ("--set", f"{k}={v}")),
+    )
+    assert vitbench(tmp_path, "run", *argv, "--weights", str(folder), "--executor", "debug") == 0
+    out = capsys.readouterr().out
+    assert (
+        "9 to run" in out and "ViT-L/16 and BiT-M R152x2 are on par" in out
+    )  # the verdicts, in the terminal
+    results = [
+        json.loads(p.read_text())
+        for p in (tmp_path / "results" / "data_scaling").glob("released@*/*/result.json")
+    ]
+    assert len(results) == 9 and {r["released"]["name"] for r in results} == {B16, B32, bit}
+    for r in results:
+        assert "upstream/test_top1" not in r["metrics"] and r["train_flops"] == 0
+    report = next((tmp_path / "reports" / "data_scaling").glob("released@*/report.md")).read_text()
+    for text in (
+        "ViT-B/16 − BiT-M R50x1",  # the comparison names the models that ran
+        "ViT-B/16 − ViT-B/32",
+        "Table 6's JFT-300M lead of the same pair",
+        "the paper on Oxford-IIIT-Pets",  # the prediction is the paper's on the datasets fine-tuned on
+        "Welch t over fine-tuning seeds",
+        "no fit gate: nothing trained here",
+    ):
+        assert text in report, text
+    assert "## Upstream fit" not in report  # the fit gate reads curves trained here: there are none
+    assert "never the checkpoint's weights" in report  # what the seeds draw
+    assert next(
+        (tmp_path / "reports" / "data_scaling").glob("released@*/fig3_imagenet21k_column.png")
+    ).is_file()
