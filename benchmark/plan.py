@@ -213,7 +213,10 @@ def shared_homes(study: Study, preset: str, overrides: dict[str, str], results_r
         except UserError:  # no such preset there: nothing to share
             continue
         variant = variant_name(at, theirs.overrides)
-        for cfg in theirs.configs:
+        folder = study_dir(results_root, other.name, variant)
+        for cfg in (
+            released.pin(c, folder) for c in theirs.configs
+        ):  # named by its file, as make_plan names it
             homes.setdefault(run_id(cfg), run_dir(results_root, other.name, variant, cfg))
     return homes
 

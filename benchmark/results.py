@@ -86,7 +86,10 @@ def adopt(source: Path, path: Path) -> bool:
     result = read_result(source)
     if result is None or read_result(path) is not None:
         return False
-    if "weights" not in result and (why := _legacy_weights_problem(source)):
+    # What vouches for the run's weights: their record, or a released run's pinned checkpoint (the
+    # file the run read, named by its sha256: the run writes no weights of its own).
+    recorded = "weights" in result or "released" in result
+    if not recorded and (why := _legacy_weights_problem(source)):
         warnings.warn(f"{source}: not adopted, {why}; the run is trained here instead", stacklevel=2)
         return False
     with locks.Claim(path) as claim:
@@ -99,7 +102,7 @@ def adopt(source: Path, path: Path) -> bool:
             if (source / name).is_file():
                 _copy(source / name, path / name)
         write_json(path / ADOPTED, {"source": str(Path(source).resolve()), "time": time.time()})
-        if "weights" in result:
+        if recorded:
             _copy(source / RESULT, path / RESULT)  # last: the "done" marker
         else:  # checked by its CRCs above: the copy records its weights, as a new run does
             write_json(path / RESULT, {**result, "weights": weights_record(path)})

@@ -5,8 +5,9 @@ Cost:  smoke ≈ 1 min; cpu 10.0 min measured on 2 CPU cores (15 pre-trainings, 
        fine-tuned on three transfer datasets);
        gpu: ≈ 3 GPU-minutes of training on one H100 by the shipped throughput table (10 runs; not yet
        measured on a GPU: rendering the fractals and the evaluations come on top); paper:
-       `vitbench plan few_shot --preset paper`; released: 9 checkpoints, 203 H100-hours by the table
-       (Table 4's fine-tuning, 10,000 steps of 512 on CIFAR-100 at four learning rates).
+       `vitbench plan few_shot --preset paper`; released: 15 runs, 286 H100-hours by the table
+       (Table 4's fine-tuning, 10,000 steps of 512 on CIFAR-100 at four learning rates), of which the
+       control's 6 (83 hours) are data_scaling's released runs too and train once for both.
 Claim: the paper reports linear few-shot accuracy "where fine-tuning would be too costly", as a
        proxy that tracks fine-tuning: models rank the same way under both.
 
@@ -14,7 +15,9 @@ Models that differ along several axes at once (size, patch size, head, position 
 training length, upstream data, learning rate) are each evaluated on the transfer datasets by the
 closed-form few-shot probe (big_vision's fixed l2, and the older l2 chosen leave-self-out), by a
 logistic-regression probe, and by fine-tuning (lr chosen on the validation split). The claim is
-judged on a bootstrap interval of the rank correlation, over models and probe seeds.
+judged on a bootstrap interval of the rank correlation, over models and probe seeds. Its control:
+both fine-tuning and the probe rise along a ladder of better models (the base model trained longer;
+at `released`, from the authors' ViT-B/32 to their ViT-L/16, the order of Table 5).
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ import seaborn as sns
 from benchmark import metrics
 from benchmark.config import RunConfig, steps_for_epochs
 from benchmark.judge import Prediction, inconclusive, judge
-from benchmark.paper import IMAGENET21K_IMAGES
+from benchmark.paper import IMAGENET21K_IMAGES, PAPER_NAMES, finetuned_gap, paper_values
 from benchmark.power import Noise, Planned
 from benchmark.presets import base, checkpoint, finetuned_on, probes, transfer_mean
+from benchmark.released import released
 from benchmark.stats import Comparison, agreement, difference, rank_agreement
 from benchmark.study import Verdict
 
@@ -47,7 +51,8 @@ PRESETS = {
     "gpu": "one GPU: 10 ViT-Ti/S-class models at 64 px on 100k fractal images",
     "paper": "the paper's scale on public data: 8 ViTs (Ti/16 to L/16) on ImageNet-21k (JFT-300M is private)",
     "released": "the authors' 9 ImageNet-21k checkpoints, no training: ViT-B/32 to H/14, R50+ViT-B/16 and BiT-M "
-    "R50x1 to R152x2, probed and fine-tuned (Table 4) on CIFAR-100, Pets and Flowers",
+    "R50x1 to R152x2, probed and fine-tuned (Table 4) on CIFAR-100, Pets and Flowers; the control: ViT-L/16 above "
+    "ViT-B/32, 3 fine-tuning seeds each",
 }
 CELL = ("model.arch", "model.pos_embed", "model.pool", "optim.steps", "optim.lr", "data.train_examples")
 EVALUATORS = ("upstream", "fewshot", "fewshot_lso", "linear", "finetune")
@@ -121,6 +126,13 @@ LADDER_SEEDS = (0, 1, 2)
 # Pre-registered: 16× the training lifts both by at least a point (our expectation; the paper
 # reports no such ladder).
 LADDER_GAIN = 0.01
+# At `released` nothing trains, so the ladder's rungs are two checkpoints Table 5 orders (fine-tuned
+# after ImageNet-21k, mean of CIFAR-100, Pets and Flowers: L/16 1.2 pts above B/32), LADDER_SEEDS
+# fine-tuning seeds each, probed and fine-tuned only: data_scaling's released control runs, trained
+# once for both studies (REUSE).
+RELEASED_LADDER = ("vit_large_patch16_224.orig_in21k", "vit_base_patch32_224.orig_in21k")  # better, worse
+LADDER_EVALUATORS = ("fewshot", "finetune")
+REUSE = ("data_scaling",)
 
 
 def _config(preset: str) -> RunConfig:
@@ -131,7 +143,13 @@ def _config(preset: str) -> RunConfig:
 
 
 def _ladder(preset: str) -> list[RunConfig]:
-    """The control's runs: the base model at the short length and at its full one, LADDER_SEEDS each."""
+    """The control's runs: the base model at the short length and at its full one, LADDER_SEEDS each;
+    at `released`, the two checkpoints of RELEASED_LADDER."""
+    if preset == "released":
+        cfg = _config(preset).replace(**{"eval.evaluators": LADDER_EVALUATORS})
+        return [
+            cfg.replace(**checkpoint(name), seed=seed) for name in RELEASED_LADDER for seed in LADDER_SEEDS
+        ]
     if preset not in LADDER:
         return []
     cfg, short = _config(preset), LADDER[preset]
@@ -151,9 +169,15 @@ def runs(preset: str):
 
 
 def _ranked(df: pd.DataFrame) -> pd.DataFrame:
-    """The models the rank agreement compares: MODELS (seed 0), not the control's extra runs."""
+    """The models the rank agreement compares: MODELS (seed 0, probed every way), not the control's
+    extra runs."""
     short = _is_base(df) & df["optim.steps"].isin(list(LADDER.values()))
-    return df[(df["seed"] == 0) & ~short].reset_index(drop=True)
+    return df[(df["seed"] == 0) & ~short & _probed_every_way(df)].reset_index(drop=True)
+
+
+def _probed_every_way(df: pd.DataFrame) -> pd.Series:
+    """Runs with every probe the ranking compares (the released ladder's runs have the 5-shot one only)."""
+    return df["eval.evaluators"].map(lambda evaluators: set(PROBES) <= set(evaluators))
 
 
 SHOWN = {"model.arch": "{}", "model.pos_embed": "pos-emb {}", "model.pool": "pool {}", "optim.steps": "{} steps",
@@ -161,7 +185,10 @@ SHOWN = {"model.arch": "{}", "model.pos_embed": "pos-emb {}", "model.pool": "poo
 
 
 def _names(df: pd.DataFrame) -> list[str]:
-    """Each model by how it differs from the most common setting (the base model, named in full)."""
+    """Each model by how it differs from the most common setting (the base model, named in full); a
+    released checkpoint by the paper's name for it."""
+    if _from_checkpoints(df):
+        return [released(name).label for name in df["model.checkpoint"]]
     common = {c: df[c].mode().iloc[0] for c in SHOWN}
     shown = {
         c: lambda v, c=c: SHOWN[c].format(v if v or c != "data.train_examples" else "all") for c in SHOWN
@@ -178,8 +205,13 @@ def _scores(df: pd.DataFrame) -> pd.DataFrame:
     for probe in ("fewshot", "fewshot_lso"):
         out[probe] = transfer_mean(df, protocol=probe)
     out["linear"] = df[[metrics.key("linear", d, "top1") for d in probes(df)]].mean(axis=1)
-    out["finetune"] = df[[metrics.key("finetune", d, "top1") for d in finetuned_on(df)]].mean(axis=1)
+    out["finetune"] = _finetuned(df)
     return out
+
+
+def _finetuned(df: pd.DataFrame) -> pd.Series:
+    """Each run's fine-tuned test top-1, averaged over the datasets it was fine-tuned on."""
+    return df[[metrics.key("finetune", d, "top1") for d in finetuned_on(df)]].mean(axis=1)
 
 
 def _per_seed(df: pd.DataFrame, probe: str) -> np.ndarray:
@@ -199,22 +231,14 @@ def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     if metrics.UPSTREAM_TOP1 in ranked:  # a released checkpoint's upstream is not measured here
         scores["upstream test top-1"] = ranked.set_index(scores.index)[metrics.UPSTREAM_TOP1].to_numpy() * 100
     models = scores.rename(columns={**PROBES, "finetune": "fine-tuning top-1"}).round(1).reset_index()
-    base = df[_is_base(df)]
-    scores = _scores(base).assign(steps=base["optim.steps"])
-    ladder = scores.groupby("steps").agg(
-        **{
-            f"{label} (%)": (column, "mean")
-            for column, label in (("fewshot", "5-shot"), ("finetune", "fine-tuning"))
-        },
-        **{
-            f"{label} sd": (column, "std")
-            for column, label in (("fewshot", "5-shot"), ("finetune", "fine-tuning"))
-        },
-        seeds=("model", "count"),
-    )
-    ladder[[c for c in ladder if c != "seeds"]] *= 100
+    rungs, _ = _rungs(df)
+    ladder = pd.DataFrame([{"rung": rung, **{f"{label} {what}": f(scores[column]) * 100 for column, label in LADDER_SCORES.items()
+                                             for what, f in (("(%)", np.mean), ("sd", lambda v: np.std(v, ddof=1)))},
+                            "seeds": len(scores["finetune"])} for rung, scores in rungs.items()])  # fmt: skip
+    what = ("two released checkpoints in Table 5's order (fine-tuning over its seeds, the 5-shot probe over its sampling seeds)"
+            if _from_checkpoints(df) else "the base model at two training lengths (over seeds)")  # fmt: skip
     return {"Each model, scored by every probe and by fine-tuning (test)": models,
-            "The control's ladder: the base model at two training lengths (test, over seeds)": ladder.round(2).reset_index()}  # fmt: skip
+            f"The control's ladder: {what}; test": ladder.round(2)}  # fmt: skip
 
 
 def checks(df: pd.DataFrame) -> list[Verdict]:
@@ -250,30 +274,78 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
     return verdicts
 
 
-def _control(df: pd.DataFrame) -> Verdict:
-    """Fine-tuning and the probe both rise from the ladder's short length to the full one."""
-    claim = "Control: fine-tuning and the probe both rise with training"
-    judged_on = f"test accuracy, mean over the transfer datasets {', '.join(probes(df))}"
+LADDER_SCORES = {"finetune": "fine-tuning", "fewshot": "5-shot probe"}
+
+
+def _from_checkpoints(df: pd.DataFrame) -> bool:
+    """Whether these are released checkpoints' runs (nothing trained here)."""
+    return bool((df["optim.steps"] == 0).all())
+
+
+def _rungs(df: pd.DataFrame) -> tuple[dict[str, dict[str, np.ndarray]], str]:
+    """The control's two rungs, lower first: each one's fine-tuning and 5-shot scores over its seeds
+    (training seeds; at `released`, fine-tuning seeds, and the probe's own sampling seeds, since a
+    checkpoint's probe does not change with the run's seed); or {} and why there are none."""
+    if _from_checkpoints(df):
+        ladder = df[~_probed_every_way(df)]
+        rungs = {}
+        for name in reversed(RELEASED_LADDER):
+            runs, label = ladder[ladder["model.checkpoint"] == name], released(name).label
+            if runs["seed"].nunique() < len(LADDER_SEEDS):
+                return (
+                    {},
+                    f"needs {label} fine-tuned with {len(LADDER_SEEDS)} seeds, got {runs['seed'].nunique()}",
+                )
+            first = runs[runs["seed"] == runs["seed"].min()]
+            rungs[label] = {
+                "finetune": _finetuned(runs).to_numpy(),
+                "fewshot": _per_seed(first, "fewshot").ravel(),
+            }
+        return rungs, ""
     steps = df.groupby("optim.steps")["seed"].nunique()
     ladder = steps[steps >= len(LADDER_SEEDS)].index
     if len(ladder) < 2:
-        why = "needs the ladder's two lengths with 3 seeds each"
-        if (df["optim.steps"] == 0).all():
-            why = "the released checkpoints are not trained here, so there is no ladder to rise along"
-        return inconclusive(claim, why, judged_on=judged_on, control=True)
+        return {}, "needs the ladder's two lengths with 3 seeds each"
     scores = _scores(df)
-    short, full = (
-        (df["optim.steps"] == ladder.min()) & _is_base(df),
-        (df["optim.steps"] == ladder.max()) & _is_base(df),
-    )
-    comparisons = [difference(scores.loc[full, m], scores.loc[short, m], f"{what}, {ladder.max()} − {ladder.min()} steps")
-                   for m, what in (("finetune", "fine-tuning"), ("fewshot", "5-shot probe"))]  # fmt: skip
+    return {f"{n} steps": {m: scores.loc[(df["optim.steps"] == n) & _is_base(df), m].to_numpy() for m in LADDER_SCORES}
+            for n in (ladder.min(), ladder.max())}, ""  # fmt: skip
+
+
+def _table5(high: str, low: str) -> str:
+    """The paper's own gap between two ImageNet-21k checkpoints where Table 5 has both, in words."""
+    rows = {"source": "table5", "pretrain": "ImageNet-21k"}
+    if not {high, low} <= set(paper_values(**rows)["model"]):
+        return ""
+    evals = tuple(PAPER_NAMES.values())
+    gap, _, _ = finetuned_gap({**rows, "model": high}, {**rows, "model": low}, evals)
+    return f" (Table 5 puts {high} {gap * 100:.2f} pts above {low}, fine-tuned, mean of {', '.join(evals)})"
+
+
+def _control(df: pd.DataFrame) -> Verdict:
+    """Fine-tuning and the probe both rise from the ladder's lower rung to its higher one: the short
+    length to the full one, or at `released` ViT-B/32 to ViT-L/16."""
+    if _from_checkpoints(df):
+        low, high = (released(name).label for name in reversed(RELEASED_LADDER))
+        claim = f"Control: fine-tuning and the probe both put {high} above {low}"
+        expected = f"our expectation, a point for both{_table5(high, low)}"
+        rule = "Welch t, fine-tuning over 3 fine-tuning seeds each, the probe over its 3 sampling seeds, α = 0.05"
+    else:
+        claim = "Control: fine-tuning and the probe both rise with training"
+        expected = "our expectation: 16× the training lifts both by at least a point"
+        rule = "Welch t over 3 seeds each, α = 0.05"
+    judged_on = f"test accuracy, mean over the transfer datasets {', '.join(probes(df))}"
+    rungs, why = _rungs(df)
+    if not rungs:
+        return inconclusive(claim, why, judged_on=judged_on, control=True)
+    (low, lower), (high, higher) = rungs.items()
+    comparisons = [
+        difference(higher[m], lower[m], f"{what}, {high} − {low}") for m, what in LADDER_SCORES.items()
+    ]
     return judge(
-        comparisons, Prediction(LADDER_GAIN, "our expectation: 16× the training lifts both by at least a point"),
+        comparisons, Prediction(LADDER_GAIN, expected),
         claim=claim, paper="– (a control: an effect this preset is known to show)", control=True,
-        measured=f"fine-tuning {scores.loc[short, 'finetune'].mean():.1%} → {scores.loc[full, 'finetune'].mean():.1%}; "
-        f"5-shot {scores.loc[short, 'fewshot'].mean():.1%} → {scores.loc[full, 'fewshot'].mean():.1%}",
-        rule="Welch t over 3 seeds each, α = 0.05", judged_on=judged_on,
+        measured="; ".join(f"{what} {lower[m].mean():.1%} → {higher[m].mean():.1%}" for m, what in LADDER_SCORES.items()),
+        rule=rule, judged_on=judged_on,
     )  # fmt: skip
 
 

@@ -171,7 +171,8 @@ def few_frame(finetune: list[float], fewshot: list[float], gain: float = 0.1) ->
     for i, (ft, fs, steps, seed, lr) in enumerate(runs):
         ft += 0.003 * rng.standard_normal() * (i >= len(models))  # the ladder's seeds differ
         row = {"run_id": f"run{i}", "model.arch": "Mu/7", "model.pos_embed": "1d", "model.pool": "token", "optim.steps": steps,
-               "seed": seed, "optim.lr": lr, "data.train_examples": 0, "eval.fewshot_seeds": 3, metrics.UPSTREAM_TOP1: 0.9}  # fmt: skip
+               "seed": seed, "optim.lr": lr, "data.train_examples": 0, "eval.fewshot_seeds": 3, metrics.UPSTREAM_TOP1: 0.9,
+               "eval.evaluators": few_shot.EVALUATORS}  # fmt: skip
         for d in TRANSFER:
             seeds = noisy(fs, 3, rng, sd=0.002)
             row |= {metrics.key("finetune", d, "top1"): ft, metrics.key("linear", d, "top1"): ft}
@@ -210,6 +211,58 @@ def test_few_shot_is_the_suites_own_claim_and_says_one_seed_per_model():
 def test_few_shot_needs_three_models(n):
     df = few_frame([0.5, 0.6][:n], [0.4, 0.5][:n])
     assert all(v.outcome == "inconclusive" for v in few_shot.checks(df))
+
+
+def released_few_frame(l16: float, b32: float, sd: float = 0.003) -> pd.DataFrame:
+    """The released preset's runs: the 9 checkpoints (seed 0, probed every way, fine-tuned in the order of
+    their list), and the control's ladder: ViT-L/16 and ViT-B/32 probed and fine-tuned with 3 seeds each
+    (the probe the same at every seed: its spread is over its own sampling seeds)."""
+    rng = np.random.default_rng(1)
+    runs = [
+        (name, 0, few_shot.RELEASED_EVALUATORS, 0.8 + 0.01 * i) for i, name in enumerate(few_shot.RELEASED)
+    ]
+    runs += [(name, seed, few_shot.LADDER_EVALUATORS, acc)
+             for name, acc in zip(few_shot.RELEASED_LADDER, (l16, b32), strict=True) for seed in (0, 1, 2)]  # fmt: skip
+    rows = []
+    for name, seed, evaluators, acc in runs:
+        tuned = acc + sd * rng.standard_normal() * (evaluators == few_shot.LADDER_EVALUATORS)
+        probe = {s: acc - 0.2 + 0.004 * s for s in range(3)}
+        row = {**few_shot.checkpoint(name), "model.pos_embed": "1d", "model.pool": "token", "optim.steps": 0,
+               "optim.lr": 1e-3, "data.train_examples": 0, "seed": seed, "eval.fewshot_seeds": 3,
+               "eval.evaluators": evaluators, "eval.fewshot_datasets": PAPER_TRANSFER, "eval.finetune.datasets": PAPER_TRANSFER}  # fmt: skip
+        for d in PAPER_TRANSFER:
+            row |= {metrics.key("finetune", d, "top1"): tuned, metrics.key("linear", d, "top1"): acc}
+            row |= {
+                metrics.fewshot(d, 5): np.mean(list(probe.values())),
+                metrics.fewshot(d, 5, protocol="fewshot_lso"): acc,
+            }
+            row |= {metrics.fewshot(d, 5, seed=s): v for s, v in probe.items()}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_few_shot_released_control_reads_table_5s_order_over_fine_tuning_and_probe_seeds():
+    control, *ranked = few_shot.checks(released_few_frame(l16=0.955, b32=0.93))
+    assert control.control and control.outcome == "reproduced", control.reason
+    assert control.claim == "Control: fine-tuning and the probe both put ViT-L/16 above ViT-B/32"
+    assert control.evidence.startswith("fine-tuning, ViT-L/16 − ViT-B/32: Δ = +2.")
+    assert (
+        "5-shot probe, ViT-L/16 − ViT-B/32: Δ = +2.5 pts" in control.evidence
+        and "n = 3 vs 3" in control.evidence
+    )
+    assert all("9 models" in v.measured for v in ranked)  # the ladder's runs are not ranked twice
+    (models, ladder) = few_shot.table(released_few_frame(l16=0.955, b32=0.93)).values()
+    assert list(models["model"])[-3:] == [
+        "BiT-M R50x1",
+        "BiT-M R101x1",
+        "BiT-M R152x2",
+    ]  # by the paper's names
+    assert list(ladder["rung"]) == ["ViT-B/32", "ViT-L/16"] and list(ladder["seeds"]) == [3, 3]
+
+
+def test_few_shot_released_control_contradicted_when_the_better_checkpoint_is_not():
+    control = few_shot.checks(released_few_frame(l16=0.90, b32=0.93))[0]
+    assert control.outcome == "contradicted"
 
 
 # --- data_scaling ------------------------------------------------------------------------------

@@ -604,13 +604,15 @@ def test_a_released_run_without_its_file_whole_and_right_is_refused_before_anyth
 def test_few_shot_runs_from_released_checkpoints_end_to_end(weights, pets, tmp_path, monkeypatch, capsys):
     """Probed three ways and fine-tuned, straight from the checkpoints: 3 ViT-B-sized models at 32 px,
     on Pets and a small folder dataset, fine-tuned on Pets for 1 step (the preset's protocol is
-    Table 4's, at 384 px, on CIFAR-100, Pets and Flowers)."""
+    Table 4's, at 384 px, on CIFAR-100, Pets and Flowers); the control's two checkpoints with 3
+    fine-tuning seeds each."""
     from helpers import halves
 
     import studies.few_shot as study
     from benchmark.presets import checkpoint
 
     monkeypatch.setitem(study.MODELS, "released", [checkpoint(name) for name in (B16, B32, B16_FT)])
+    monkeypatch.setattr(study, "RELEASED_LADDER", (B16, B32))  # the control's better and worse checkpoint
     folder = tmp_path / "folder"
     for c, colour in enumerate(("a", "b", "c")):
         for i in range(8):
@@ -632,12 +634,16 @@ def test_few_shot_runs_from_released_checkpoints_end_to_end(weights, pets, tmp_p
         json.loads(p.read_text())
         for p in (tmp_path / "results" / "few_shot").glob("released@*/*/result.json")
     ]
-    assert len(results) == 3 and all(r["released"]["name"] in CHECKPOINT_FILES for r in results)
+    # 3 ranked models probed every way; the control's 2 checkpoints x 3 seeds, probed and fine-tuned.
+    assert len(results) == 9 and all(r["released"]["name"] in CHECKPOINT_FILES for r in results)
+    ranked = [r for r in results if "linear/pets/top1" in r["metrics"]]
+    assert len(ranked) == 3 and {r["released"]["name"] for r in ranked} == {B16, B32, B16_FT}
     for r in results:
-        assert {"fewshot/pets/5shot", "linear/pets/top1", "finetune/pets/top1"} <= set(r["metrics"])
+        assert {"fewshot/pets/5shot", "finetune/pets/top1"} <= set(r["metrics"])
         assert "upstream/test_top1" not in r["metrics"]  # no upstream head or images here
     report = next((tmp_path / "reports" / "few_shot").glob("released@*/report.md")).read_text()
-    assert "no ladder to rise along" in report and "ranks models as fine-tuning does" in report
+    assert "Control: fine-tuning and the probe both put ViT-B/16 above ViT-B/32" in report
+    assert "ranks models as fine-tuning does" in report and "over 3 models" in report
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmark import cli, console, cost, plan, presets, released
 from benchmark.flops import meta_train_flops_per_image
 from benchmark.models import math_attention
+from benchmark.study import load_study
 
 B16 = "vit_base_patch16_224.orig_in21k"
 # Published split sizes (official train, official test, classes) and Table 4's fine-tuning steps,
@@ -152,6 +153,7 @@ def test_no_weights_lines_for_a_plan_without_checkpoints(tmp_path):
 
 
 def test_plan_all_at_released_totals_the_forward_cost_and_lists_the_weights(tmp_path, capsys, monkeypatch):
+    import studies.data_scaling
     import studies.few_shot
     import studies.inspect
 
@@ -159,11 +161,35 @@ def test_plan_all_at_released_totals_the_forward_cost_and_lists_the_weights(tmp_
     b32 = "vit_base_patch32_224.orig_in21k"
     monkeypatch.setattr(studies.inspect, "RELEASED_VITS", (B16, b32))
     monkeypatch.setitem(studies.few_shot.MODELS, "released", [presets.checkpoint(n) for n in (B16, b32)])
+    monkeypatch.setattr(studies.few_shot, "RELEASED_LADDER", (B16, b32))
+    bit = "resnetv2_50x1_bit.goog_in21k"
+    monkeypatch.setattr(studies.data_scaling, "RELEASED", {"ViT": B16, "BiT": bit, "control": b32})
     assert cli.main(["plan", "--all", "--preset", "released", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     after = out[out.index("total over the ") :].splitlines()
     assert after[1].startswith("cost of all runs: ") and "forward + fine-tuning FLOPs" in after[1]
     assert "no weights folder given" in out and f"  {B16} (ViT-B/16): absent; get it with" in out
+
+
+def test_few_shots_released_control_runs_are_data_scalings_and_train_once_in_its_folder(
+    tmp_path, monkeypatch
+):
+    """The control's ladder at `released` (ViT-L/16 and ViT-B/32, 3 fine-tuning seeds) is data_scaling's
+    released design too: each config is one run, in data_scaling's folder, pinned to the same file."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    monkeypatch.setenv(released.WEIGHTS_ENV, str(weights))
+    for name in ("vit_large_patch16_224.orig_in21k", "vit_base_patch32_224.orig_in21k"):
+        (weights / f"{name}.safetensors").write_bytes(name.encode())  # pinning reads the bytes only
+    few_shot, data_scaling = load_study("few_shot"), load_study("data_scaling")
+    the_plan = plan.make_plan(few_shot, "released", {}, tmp_path / "results")
+    theirs = plan.make_plan(data_scaling, "released", {}, tmp_path / "results")
+    shared = [r for r in the_plan.runs if r.cfg in {t.cfg for t in theirs.runs}]
+    assert len(shared) == 6 and all(r.cfg.model.checkpoint_sha256 for r in shared)
+    assert all(
+        r.home.parent == theirs.runs[0].home.parent for r in shared
+    )  # trained in data_scaling/released
+    assert len(the_plan.runs) == len(few_shot.runs("released")) == 15
 
 
 def test_a_table_of_both_kinds_keeps_training_and_evaluation_flops_in_their_own_columns():

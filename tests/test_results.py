@@ -193,6 +193,30 @@ def test_a_source_without_a_weights_record_is_adopted_only_if_its_weights_pass_t
     assert results.status(tmp_path / "t" / "bad") == "pending"
 
 
+def test_a_run_from_a_released_checkpoint_is_adopted_by_its_pinned_file_having_no_weights_of_its_own(
+    tmp_path,
+):
+    """data_scaling's released control runs are few_shot's too: such a run writes no model.pt (its
+    weights are the checkpoint's file, named by its sha256 in the result), and is adopted as it is."""
+    source = tmp_path / "data_scaling" / "v" / run_id(RUNS[0])
+    source.mkdir(parents=True)
+    (source / CONFIG).write_text(canonical_json(RUNS[0]))
+    record = {
+        "name": "vit_base_patch32_224.orig_in21k",
+        "file": "/w/B32.npz",
+        "sha256": "ab" * 32,
+        "format": "npz",
+    }
+    storage.write_json(
+        source / RESULT, {"status": "done", "metrics": {"top1": 0.5}, "end": 1.0, "released": record}
+    )
+    mine = tmp_path / "few_shot" / "v" / run_id(RUNS[0])
+    assert results.adopt(source, mine) and results.status(mine) == "done"
+    assert (mine / RESULT).read_bytes() == (source / RESULT).read_bytes() and not (
+        mine / results.WEIGHTS
+    ).exists()
+
+
 def garbage(path, kind: str) -> None:
     """The damage an unlucky user left where a run's folder is."""
     if kind == "a plain file where the run folder should be":
