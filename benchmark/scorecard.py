@@ -103,6 +103,7 @@ def build_scorecard(results_root: Path, reports_root: Path) -> tuple[Path, list[
             if preset in ladder.RUNGS:  # the scaling fits pool the runs trained here
                 points.setdefault(name, {})[preset] = study.points(built.runs)
     rows, tests, charted = [_parameter_row()], [], []
+    outcomes: list[tuple[str, str]] = []  # (preset, outcome) of each claim's verdict: the counts
     controls = {key: [v for v in verdicts if v.control] for key, (verdicts, _) in judged.items()}
     for key, found in sorted(controls.items()):
         for v in found:
@@ -118,6 +119,8 @@ def build_scorecard(results_root: Path, reports_root: Path) -> tuple[Path, list[
             verdicts, _ = judged[(claim.study, preset)]
             for v in _selected(claim, [v for v in verdicts if not v.control]):
                 rows.append(_row(claim.code, v, preset, claim.study, controls[(claim.study, preset)]))
+                if claim.code in CHARTED:  # the claims; Table 6 is a count, as Table 1
+                    outcomes.append((preset, v.outcome))
                 tests.append(_decided(claim.code, v, preset))
                 # A claim's chart is our training ladder; the released checkpoints were not trained here.
                 if claim.code in CHARTED and preset in ladder.RUNGS:
@@ -161,7 +164,7 @@ def build_scorecard(results_root: Path, reports_root: Path) -> tuple[Path, list[
         "had, not the paper's. Controls come first: effects known to exist; a study whose control was not "
         "detected is marked unreliable at that preset.",
         *_across(charts),
-        _counts(rows),
+        _counts(outcomes),
         table.to_markdown(index=False),
         "## The paper's evidence, ours, and how each outcome was decided",
         "\n".join(tests) or "No verdicts yet.",
@@ -176,7 +179,7 @@ def build_scorecard(results_root: Path, reports_root: Path) -> tuple[Path, list[
     write_atomic(path, (text + "\n").encode())
     crossings = [f"{r.race.code} ({r.race.ahead} overtakes {r.race.behind}, against {r.axis}): "
                  f"{r.crossover.outcome}" for r in races]  # fmt: skip
-    return path, [_counts(rows).replace("\n\n", "\n"), *crossings]
+    return path, [_counts(outcomes).replace("\n\n", "\n"), *crossings]
 
 
 def _across(charts: dict[str, str]) -> list[str]:
@@ -278,18 +281,16 @@ def _decided(code: str, v: Verdict, preset: str) -> str:
     return f"- **{label}** ({preset}): " + "; ".join(f"*{k}*: {t}" for k, t in parts if t and t != "–")
 
 
-def _counts(rows: list[dict[str, str]]) -> str:
+def _counts(outcomes: list[tuple[str, str]]) -> str:
     """How many claims came out each way, per preset (controls and Table 1 counted apart)."""
-    claims = pd.DataFrame([r for r in rows if r["claim"][:1] == "C" and not r["claim"].startswith("Control")])
-    claims = claims[(claims["preset"] != "not run") & ~claims["outcome"].str.startswith("not run")]
-    if claims.empty:
+    if not outcomes:
         return "No claim has been judged yet."
-    outcome = claims["outcome"].str.extract(r"\*\*(\w+)\*\*", expand=False)
-    counts = pd.crosstab(claims["preset"], outcome).reindex(columns=list(OUTCOMES), fill_value=0)
+    claims = pd.DataFrame(outcomes, columns=["preset", "outcome"])
+    counts = pd.crosstab(claims["preset"], claims["outcome"]).reindex(columns=list(OUTCOMES), fill_value=0)
     rungs = [p for p in ladder.RUNGS if p in counts.index]
     counts = counts.reindex(rungs + sorted(set(counts.index) - set(rungs)))  # the rungs in order
     return (
-        "Outcomes per preset (claims only; controls and Table 1 apart):\n\n"
+        "Outcomes per preset (claims C1–C7 only; controls and the counts of Tables 1 and 6 apart):\n\n"
         + counts.reset_index().to_markdown(index=False)
     )
 

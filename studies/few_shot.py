@@ -235,10 +235,10 @@ def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     ladder = pd.DataFrame([{"rung": rung, **{f"{label} {what}": f(scores[column]) * 100 for column, label in LADDER_SCORES.items()
                                              for what, f in (("(%)", np.mean), ("sd", lambda v: np.std(v, ddof=1)))},
                             "seeds": len(scores["finetune"])} for rung, scores in rungs.items()])  # fmt: skip
-    what = ("two released checkpoints in Table 5's order (fine-tuning over its seeds, the 5-shot probe over its sampling seeds)"
-            if _from_checkpoints(df) else "the base model at two training lengths (over seeds)")  # fmt: skip
+    what = ("two released checkpoints in Table 5's order, fine-tuning over its seeds and the 5-shot probe over its "
+            "sampling seeds" if _from_checkpoints(df) else "the base model at two training lengths, over seeds")  # fmt: skip
     return {"Each model, scored by every probe and by fine-tuning (test)": models,
-            f"The control's ladder: {what}; test": ladder.round(2)}  # fmt: skip
+            f"The control's ladder (test): {what}": ladder.round(2)}  # fmt: skip
 
 
 def checks(df: pd.DataFrame) -> list[Verdict]:
