@@ -585,6 +585,8 @@ def _follow_lead(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     nothing. The lead alone evaluates the final model and records the result."""
     if (done := read_result(run_dir)) is not None:  # the lead sees it too, and stops
         return done
+    if cfg.model.checkpoint:  # nothing trains: the lead evaluates the checkpoint alone (no lockstep to keep)
+        return {"status": "done", "rank": distributed.rank()}
     trainer = Trainer(cfg, run_dir)
     trainer.try_resume()
     try:

@@ -41,3 +41,39 @@ def test_two_ranks_train_the_one_process_model_and_only_the_lead_writes(tiny_cfg
         p.name for p in (tmp_path / "one").iterdir()
     )
     assert len(read_json(tmp_path / "two" / META)["attempts"]) == 1
+
+
+def test_a_released_checkpoint_is_evaluated_by_the_lead_alone_and_the_other_rank_does_not_wait(
+    tmp_path, monkeypatch
+):
+    """A two-task job of a run from a released checkpoint: nothing trains, so no rank keeps a lockstep
+    (a follower that built the trainer's DistributedDataParallel waited for a lead that never would)."""
+    import timm
+
+    from benchmark import released
+    from benchmark.presets import base, checkpoint
+
+    name = "vit_base_patch32_224.orig_in21k"
+    torch.manual_seed(0)
+    model = timm.create_model(name)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    import safetensors.torch
+
+    safetensors.torch.save_file(model.state_dict(), weights / f"{name}.safetensors")
+    monkeypatch.setenv(released.WEIGHTS_ENV, str(weights))  # the job's processes inherit it
+    cfg = base("released").replace(
+        **checkpoint(name),
+        **{
+            "data.image_size": 32,
+            "eval.evaluators": ("fewshot",),
+            "eval.fewshot_datasets": ("digits",),
+            "eval.shots": (1,),
+        },
+    )
+    cfg = released.pin(cfg)
+    executor = submitit.LocalExecutor(folder=tmp_path / "jobs")
+    executor.update_parameters(tasks_per_node=2, timeout_min=5)
+    lead, follower = run_job(executor, cfg, tmp_path / "run", timeout=180)
+    assert lead["status"] == "done" and lead["released"]["name"] == name
+    assert follower == {"status": "done", "rank": 1}

@@ -292,7 +292,9 @@ def role(probe: str, upstream: str) -> str:
         unknown = "its classes not compared: the pre-training images are not here"
         if p.kind.source(p) == u.kind.source(u):
             return f"read-back: the pre-training source ({unknown})"
-        return f"transfer: images never seen in pre-training (another source; {unknown})"
+        # The paper's own pre-training sets were de-duplicated against the downstream test sets (§4.1).
+        return (f"transfer: images never seen in pre-training (another source; {unknown}; the paper de-duplicated "
+                "its pre-training data against the downstream test sets, §4.1)")  # fmt: skip
     (p_source, p_classes), (u_source, u_classes) = p.kind.identity(p), u.kind.identity(u)
     shared = [c for c in p_classes if c in u_classes]
     if p_source == u_source:
