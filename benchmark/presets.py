@@ -179,6 +179,17 @@ def transfer_mean(
     return df[[metrics.fewshot(d, shots, split, protocol=protocol) for d in probes(df)]].mean(axis=1)
 
 
+def finetune_mean(df: pd.DataFrame) -> pd.Series:
+    """Each run's fine-tuned test top-1 averaged over the datasets it was fine-tuned on: the
+    fine-tuned counterpart of `transfer_mean` (the paper's Fig. 3 and Table 5 view)."""
+    return df[[metrics.key("finetune", d, "top1") for d in finetuned_on(df)]].mean(axis=1)
+
+
+def from_checkpoints(df: pd.DataFrame) -> bool:
+    """Whether every run starts from a released checkpoint (the `released` preset: nothing trained here)."""
+    return bool(df["model.checkpoint"].astype(bool).all())
+
+
 def chance(df: pd.DataFrame, datasets: Sequence[str]) -> float:
     """Chance accuracy averaged over `datasets` (1 / their classes), from what the runs recorded:
     the level a predicted effect is scaled from (benchmark.judge.above_chance)."""

@@ -48,7 +48,9 @@ from benchmark.presets import (
     base,
     chance,
     checkpoint,
+    finetune_mean,
     finetuned_on,
+    from_checkpoints,
     grid,
     probes,
     transfer_mean,
@@ -228,7 +230,7 @@ def _lr(lrs: dict[str, float], name: str) -> dict[str, float]:
 def _frame(df: pd.DataFrame) -> pd.DataFrame:
     """The runs with their family, the pre-training images each drew from, the judged numbers, and
     whether each is a judged run (its family's lr) or a sweep run only."""
-    finetuned = _finetuned(df)
+    finetuned = finetune_mean(df)
     frame = df.assign(
         family=df["model.arch"].map(family),
         images=df["train_examples"],
@@ -237,11 +239,6 @@ def _frame(df: pd.DataFrame) -> pd.DataFrame:
     # A family's lr is the one it trains every subset at; the sweep's other lrs appear at one subset only.
     chosen = frame[frame["images"] == frame["images"].min()].groupby("family")["optim.lr"].first()
     return frame.assign(judged=np.isclose(frame["optim.lr"], frame["family"].map(chosen)))
-
-
-def _finetuned(df: pd.DataFrame) -> pd.Series:
-    """Each run's fine-tuned test top-1, averaged over the datasets it was fine-tuned on."""
-    return df[[metrics.key("finetune", d, "top1") for d in finetuned_on(df)]].mean(axis=1)
 
 
 def points(df: pd.DataFrame) -> pd.DataFrame:
@@ -283,7 +280,7 @@ def _slopes(frame: pd.DataFrame, fam: str) -> np.ndarray:
 
 
 def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    if _from_checkpoints(df):
+    if from_checkpoints(df):
         return _released_table(df)
     frame = _frame(df)
     cells = frame[frame["judged"]].groupby(["family", "model.arch", "optim.lr", "images"], as_index=False).agg(
@@ -304,7 +301,7 @@ def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def checks(df: pd.DataFrame) -> list[Verdict]:
-    if _from_checkpoints(df):
+    if from_checkpoints(df):
         return _released_checks(df)
     frame = _frame(df)
     sizes = sorted(frame["images"].unique())
@@ -403,7 +400,7 @@ def _means(cells: dict[str, pd.Series], n: int) -> str:
 
 
 def figures(df: pd.DataFrame, curves: pd.DataFrame) -> dict[str, tuple[plt.Figure, pd.DataFrame]]:
-    if _from_checkpoints(df):
+    if from_checkpoints(df):
         return _released_figures(df)
     frame = _frame(df)
     frame = frame[frame["judged"]][["family", "model.arch", "images", "seed", JUDGED, FINETUNED]]
@@ -498,11 +495,6 @@ RELEASED_PAPER = {
 _PAPER_T5 = paper_values(**_IN21K).query("eval in @_EVALS").groupby("model")["value"].mean()
 
 
-def _from_checkpoints(df: pd.DataFrame) -> bool:
-    """Whether these are the released preset's runs (every one from a checkpoint, none trained here)."""
-    return bool(df["model.checkpoint"].astype(bool).all())
-
-
 def _roles(df: pd.DataFrame) -> pd.Series:
     """Each run's part in the released design: "ViT", "BiT" or "control"."""
     return df["model.checkpoint"].map({name: role for role, name in RELEASED.items()})
@@ -517,7 +509,7 @@ def _label(df: pd.DataFrame, role: str) -> str:
 def _released_checks(df: pd.DataFrame) -> list[Verdict]:
     datasets = finetuned_on(df)
     judged_on = f"test top-1 after fine-tuning (Table 4's protocol), mean over {', '.join(datasets)}"
-    score, roles = _finetuned(df), _roles(df)
+    score, roles = finetune_mean(df), _roles(df)
     cells = {role: score[roles == role] for role in RELEASED}
     named = {role: _label(df, role) for role in RELEASED}
     if short := too_few_seeds({named[r]: cells[r] for r in RELEASED}):
@@ -564,7 +556,7 @@ def _released_table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     frame = df.assign(
         model=[released(n).label for n in df["model.checkpoint"]],
         role=_roles(df),
-        fine_tuned=_finetuned(df) * 100,
+        fine_tuned=finetune_mean(df) * 100,
     )
     # The probe's samples do not depend on the run's seed: its spread is over the probe's own sampling seeds.
     first = frame[frame["seed"] == frame["seed"].min()]
@@ -588,7 +580,7 @@ def _released_table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def _released_figures(df: pd.DataFrame) -> dict[str, tuple[plt.Figure, pd.DataFrame]]:
     frame = df.assign(
-        model=[released(n).label for n in df["model.checkpoint"]], **{FINETUNED: _finetuned(df) * 100}
+        model=[released(n).label for n in df["model.checkpoint"]], **{FINETUNED: finetune_mean(df) * 100}
     )
     frame = frame[["model", "seed", FINETUNED]]
     order = [_label(df, role) for role in RELEASED]
@@ -610,7 +602,7 @@ def _released_figures(df: pd.DataFrame) -> dict[str, tuple[plt.Figure, pd.DataFr
 def _released_power(noise: Noise) -> list[Planned]:
     """The released design: fine-tuning seeds' spread, measured by finished runs of these configs."""
     cfgs, n = runs("released"), len(SEEDS["released"])
-    tuned = noise.measure(cfgs, _finetuned, judged=False)
+    tuned = noise.measure(cfgs, finetune_mean, judged=False)
     floor = noise.chance(base("released").eval.finetune.datasets)
     if tuned is None or floor is None:
         why = "no finished run measures the fine-tuning seeds' spread yet, and no pilot exists at this scale"

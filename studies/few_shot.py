@@ -34,7 +34,14 @@ from benchmark.config import RunConfig, steps_for_epochs
 from benchmark.judge import Prediction, inconclusive, judge
 from benchmark.paper import IMAGENET21K_IMAGES, PAPER_NAMES, finetuned_gap, paper_values
 from benchmark.power import Noise, Planned
-from benchmark.presets import base, checkpoint, finetuned_on, probes, transfer_mean
+from benchmark.presets import (
+    base,
+    checkpoint,
+    finetune_mean,
+    from_checkpoints,
+    probes,
+    transfer_mean,
+)
 from benchmark.released import released
 from benchmark.stats import Comparison, agreement, difference, rank_agreement
 from benchmark.study import Verdict
@@ -187,7 +194,7 @@ SHOWN = {"model.arch": "{}", "model.pos_embed": "pos-emb {}", "model.pool": "poo
 def _names(df: pd.DataFrame) -> list[str]:
     """Each model by how it differs from the most common setting (the base model, named in full); a
     released checkpoint by the paper's name for it."""
-    if _from_checkpoints(df):
+    if from_checkpoints(df):
         return [released(name).label for name in df["model.checkpoint"]]
     common = {c: df[c].mode().iloc[0] for c in SHOWN}
     shown = {
@@ -205,13 +212,8 @@ def _scores(df: pd.DataFrame) -> pd.DataFrame:
     for probe in ("fewshot", "fewshot_lso"):
         out[probe] = transfer_mean(df, protocol=probe)
     out["linear"] = df[[metrics.key("linear", d, "top1") for d in probes(df)]].mean(axis=1)
-    out["finetune"] = _finetuned(df)
+    out["finetune"] = finetune_mean(df)
     return out
-
-
-def _finetuned(df: pd.DataFrame) -> pd.Series:
-    """Each run's fine-tuned test top-1, averaged over the datasets it was fine-tuned on."""
-    return df[[metrics.key("finetune", d, "top1") for d in finetuned_on(df)]].mean(axis=1)
 
 
 def _per_seed(df: pd.DataFrame, probe: str) -> np.ndarray:
@@ -236,7 +238,7 @@ def table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
                                              for what, f in (("(%)", np.mean), ("sd", lambda v: np.std(v, ddof=1)))},
                             "seeds": len(scores["finetune"])} for rung, scores in rungs.items()])  # fmt: skip
     what = ("two released checkpoints in Table 5's order, fine-tuning over its seeds and the 5-shot probe over its "
-            "sampling seeds" if _from_checkpoints(df) else "the base model at two training lengths, over seeds")  # fmt: skip
+            "sampling seeds" if from_checkpoints(df) else "the base model at two training lengths, over seeds")  # fmt: skip
     return {"Each model, scored by every probe and by fine-tuning (test)": models,
             f"The control's ladder (test): {what}": ladder.round(2)}  # fmt: skip
 
@@ -277,16 +279,11 @@ def checks(df: pd.DataFrame) -> list[Verdict]:
 LADDER_SCORES = {"finetune": "fine-tuning", "fewshot": "5-shot probe"}
 
 
-def _from_checkpoints(df: pd.DataFrame) -> bool:
-    """Whether these are released checkpoints' runs (nothing trained here)."""
-    return bool((df["optim.steps"] == 0).all())
-
-
 def _rungs(df: pd.DataFrame) -> tuple[dict[str, dict[str, np.ndarray]], str]:
     """The control's two rungs, lower first: each one's fine-tuning and 5-shot scores over its seeds
     (training seeds; at `released`, fine-tuning seeds, and the probe's own sampling seeds, since a
     checkpoint's probe does not change with the run's seed); or {} and why there are none."""
-    if _from_checkpoints(df):
+    if from_checkpoints(df):
         ladder = df[~_probed_every_way(df)]
         rungs = {}
         for name in reversed(RELEASED_LADDER):
@@ -298,7 +295,7 @@ def _rungs(df: pd.DataFrame) -> tuple[dict[str, dict[str, np.ndarray]], str]:
                 )
             first = runs[runs["seed"] == runs["seed"].min()]
             rungs[label] = {
-                "finetune": _finetuned(runs).to_numpy(),
+                "finetune": finetune_mean(runs).to_numpy(),
                 "fewshot": _per_seed(first, "fewshot").ravel(),
             }
         return rungs, ""
@@ -324,7 +321,7 @@ def _table5(high: str, low: str) -> str:
 def _control(df: pd.DataFrame) -> Verdict:
     """Fine-tuning and the probe both rise from the ladder's lower rung to its higher one: the short
     length to the full one, or at `released` ViT-B/32 to ViT-L/16."""
-    if _from_checkpoints(df):
+    if from_checkpoints(df):
         low, high = (released(name).label for name in reversed(RELEASED_LADDER))
         claim = f"Control: fine-tuning and the probe both put {high} above {low}"
         expected = f"our expectation, a point for both{_table5(high, low)}"
