@@ -44,6 +44,7 @@ from benchmark.figures import FAMILY_COLORS
 from benchmark.judge import Prediction, inconclusive, judge
 from benchmark.power import Noise, Planned, planned
 from benchmark.presets import base, checkpoint, grid
+from benchmark.sizes import parse_model
 from benchmark.stats import difference, too_few_seeds
 from benchmark.study import Verdict
 
@@ -631,7 +632,9 @@ def power(preset: str, noise: Noise) -> list[Planned]:
 
         return of
 
-    step = {"smoke": 4.0, "cpu": 4.0, "released": 16.0}.get(preset, 8.0)  # the ViT cells' patch step in px
+    # The ViT cells' patch step in px (their images are at the model's resolution): at `released` the
+    # smallest of the models' (H/14's 14 px, not B/16's 16), so that the power stated is the lower one.
+    step = float(min(cfg.model.patch or parse_model(cfg.model.arch).patch for cfg in vit))
     px, cos = _threshold("px", step), _threshold("cos", step)
 
     def one(claim: str, measure: str, prediction: Prediction, cfgs, unit: str, k: int = 1) -> Planned:
