@@ -48,8 +48,9 @@ class Measured:
 
 
 def _cell_key(cfg: RunConfig) -> str:
-    """A configuration apart from its seed."""
-    return run_id(cfg.replace(seed=0))
+    """A configuration apart from its seed, and from the pinned file of its released checkpoint (a
+    study declares its runs unpinned; their noise is that of the checkpoint, whichever copy of it)."""
+    return run_id(cfg.replace(seed=0, **{"model.checkpoint_sha256": ""}))
 
 
 class Noise:

@@ -209,3 +209,27 @@ def test_a_table_of_both_kinds_keeps_training_and_evaluation_flops_in_their_own_
         "–",
     ]
     assert evaluated.split()[5] == "–"
+
+
+def test_the_power_of_a_released_design_reads_the_noise_of_its_finished_pinned_runs(tmp_path):
+    """A study declares its runs unpinned and finishes them pinned to a file: the plan's power lines
+    still find them (three fine-tuning seeds of each checkpoint measure the spread)."""
+    from benchmark.config import canonical_json
+    from benchmark.power import Noise
+    from benchmark.results import CONFIG, RESULT, run_dir
+    from benchmark.storage import write_json
+
+    study = load_study("data_scaling")
+    for seed_cfg in study.runs("released"):
+        cfg = seed_cfg.replace(**{"model.checkpoint_sha256": "ab" * 32})
+        path = run_dir(tmp_path, "data_scaling", "released", cfg)
+        path.mkdir(parents=True)
+        (path / CONFIG).write_text(canonical_json(cfg))
+        accuracy = 0.95 + 0.002 * cfg.seed
+        metrics = {f"finetune/{d}/top1": accuracy for d in presets.PAPER_TRANSFER}
+        classes = {"cifar100": 100, "pets": 37, "flowers102": 102}
+        write_json(path / RESULT, {"status": "done", "metrics": metrics, "released": {"sha256": "ab" * 32},
+                                   "datasets": {d: {"classes": k} for d, k in classes.items()}})  # fmt: skip
+    control, parity = study.module.power("released", Noise(tmp_path, None))
+    assert control.source.startswith("measured: 9 finished runs of 3 of these configs")
+    assert parity.prediction.parity and parity.power > 0.99  # a 0.2 pt spread decides a 1.4 pt margin
