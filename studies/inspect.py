@@ -4,7 +4,7 @@ Run:   vitbench run inspect [--preset smoke|cpu|gpu|paper|released] [--weights D
 Cost:  smoke ≈ 2 min; cpu about 9 min on 2 CPU cores (12 runs, 16.6 run-minutes on 2
        workers, at a load of 0.6–3.4; see the README's measured times); gpu: ≈ 6.4 GPU-minutes of training on one
        H100 by the shipped throughput table (8 runs, not measured); paper: `vitbench plan inspect
-       --preset paper`; released: 4 runs of forward passes only (one ViT-B/16 took 85 s on 2 CPU cores).
+       --preset paper`; released: 4 runs of forward passes only (one ViT-B/16 took 72–85 s on 2 CPU cores).
 Claim: some heads attend to most of the image already in the lowest layers, and the attention
        distance grows with depth; hybrids attend less locally early on; the learned 1-D position
        embeddings encode the grid's rows and columns.
