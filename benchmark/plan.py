@@ -214,9 +214,8 @@ def shared_homes(study: Study, preset: str, overrides: dict[str, str], results_r
             continue
         variant = variant_name(at, theirs.overrides)
         folder = study_dir(results_root, other.name, variant)
-        for cfg in (
-            released.pin(c, folder) for c in theirs.configs
-        ):  # named by its file, as make_plan names it
+        # A run from a released checkpoint is named by its file too: pinned as make_plan pins this study's.
+        for cfg in (released.pin(c, folder) for c in theirs.configs):
             homes.setdefault(run_id(cfg), run_dir(results_root, other.name, variant, cfg))
     return homes
 
