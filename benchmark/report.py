@@ -23,6 +23,7 @@ import seaborn as sns
 from benchmark import fit
 from benchmark.config import RunConfig, run_id
 from benchmark.errors import UserError
+from benchmark.presets import from_checkpoints
 from benchmark.results import StudyRecords, scan
 from benchmark.storage import write_atomic
 from benchmark.study import REPRODUCED, Study, Verdict
@@ -123,7 +124,7 @@ def build_report(
         *_unreliable(verdicts),
         _markdown(_verdict_table(verdicts)),
         *[_verdict_details(v) for v in verdicts],
-        *(_fit_section(df, fits, study.cell) if not _released(df).all() else []),
+        *(_fit_section(df, fits, study.cell) if not from_checkpoints(df) else []),
         "## Our results beside the paper",
         *[
             f"### {heading}\n\n{_markdown(table)}" if heading else _markdown(table)
@@ -294,20 +295,15 @@ def _fit_section(df: pd.DataFrame, fits: pd.DataFrame, cell: Iterable[str]) -> l
 
 def _seeded(df: pd.DataFrame) -> str:
     """What a run's seed draws: a released checkpoint's seed draws nothing of its pre-trained weights."""
-    if _released(df).all():
+    if from_checkpoints(df):
         return ("what the evaluators draw: fine-tuning's head, data order and crops, an untrained architecture's "
                 "initialisation; never the checkpoint's weights")  # fmt: skip
     return "model init and data order"
 
 
-def _released(df: pd.DataFrame) -> pd.Series:
-    """Which runs start from a released checkpoint (trained by its authors, not here)."""
-    return df["model.checkpoint"].astype(bool)
-
-
 def _scale(df: pd.DataFrame, cell: Iterable[str]) -> str:
     """The scale as the runs recorded it: models, data, steps, epochs, seeds per cell."""
-    if _released(df).all():
+    if from_checkpoints(df):
         return (
             f"The authors' released checkpoints {', '.join(f'`{n}`' for n in sorted(set(df['model.checkpoint'])))} "
             f"({df['params'].min():,}–{df['params'].max():,} parameters, evaluated at {_unique(df['image_size'])} px), "
@@ -369,7 +365,7 @@ def _provenance(
 
 
 def _pretraining(df: pd.DataFrame) -> str:
-    if _released(df).all():
+    if from_checkpoints(df):
         pinned = ", ".join(
             f"`{name}` (sha256 {digest[:12]}…)"
             for name, digest in sorted(

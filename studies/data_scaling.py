@@ -508,7 +508,7 @@ def _label(df: pd.DataFrame, role: str) -> str:
 
 def _released_checks(df: pd.DataFrame) -> list[Verdict]:
     datasets = finetuned_on(df)
-    judged_on = f"test top-1 after fine-tuning (Table 4's protocol), mean over {', '.join(datasets)}"
+    judged_on = f"test top-1 after fine-tuning (as the report's protocol section records it), mean over {', '.join(datasets)}"
     score, roles = finetune_mean(df), _roles(df)
     cells = {role: score[roles == role] for role in RELEASED}
     named = {role: _label(df, role) for role in RELEASED}

@@ -600,6 +600,18 @@ def test_a_released_run_without_its_file_whole_and_right_is_refused_before_anyth
     assert not (tmp_path / "results").exists()
 
 
+def released_in_seconds(study: str, probes: str) -> tuple[str, ...]:
+    """`study --preset released` at 32 px, probed on `probes` and fine-tuned on Pets for 1 step of 8 at
+    one lr (the presets' protocol is Table 4's, at 384 px, on CIFAR-100, Pets and Flowers)."""
+    settings = {
+        "data.image_size": 32, "eval.fewshot_datasets": probes, "eval.shots": "1,5",
+        "eval.finetune.datasets": "pets", "eval.finetune.steps": 1, "eval.finetune.steps_by_dataset": "",
+        "eval.finetune.batch": 8, "eval.finetune.micro_batch": 0, "eval.finetune.warmup": 0,
+        "eval.finetune.image_size": 32, "eval.finetune.lrs": 0.01,
+    }  # fmt: skip
+    return (study, "--preset", "released", *(a for k, v in settings.items() for a in ("--set", f"{k}={v}")))
+
+
 @pytest.mark.slow
 def test_few_shot_runs_from_released_checkpoints_end_to_end(weights, pets, tmp_path, monkeypatch, capsys):
     """Probed three ways and fine-tuned, straight from the checkpoints: 3 ViT-B-sized models at 32 px,
@@ -617,18 +629,7 @@ def test_few_shot_runs_from_released_checkpoints_end_to_end(weights, pets, tmp_p
     for c, colour in enumerate(("a", "b", "c")):
         for i in range(8):
             halves(folder / colour / f"{i}.png", w=20 + 4 * c + i, h=16)
-    settings = {
-        "data.image_size": 32, "eval.fewshot_datasets": f"pets,folder:{folder}", "eval.shots": "1,5",
-        "eval.finetune.datasets": "pets", "eval.finetune.steps": 1, "eval.finetune.steps_by_dataset": "",
-        "eval.finetune.batch": 8, "eval.finetune.micro_batch": 0, "eval.finetune.warmup": 0,
-        "eval.finetune.image_size": 32, "eval.finetune.lrs": 0.01,
-    }  # fmt: skip
-    argv = (
-        "few_shot",
-        "--preset",
-        "released",
-        *(a for k, v in settings.items() for a in ("--set", f"{k}={v}")),
-    )
+    argv = released_in_seconds("few_shot", f"pets,folder:{folder}")
     assert vitbench(tmp_path, "run", *argv, "--weights", str(weights), "--executor", "debug") == 0
     results = [
         json.loads(p.read_text())
@@ -661,18 +662,7 @@ def test_data_scaling_runs_from_released_checkpoints_end_to_end(weights, pets, t
     torch.manual_seed(5)
     write(timm.create_model(bit), folder / "BiT-M-R50x1.npz", "npz")
     monkeypatch.setattr(study, "RELEASED", {"ViT": B16, "BiT": bit, "control": B32})
-    settings = {
-        "data.image_size": 32, "eval.fewshot_datasets": "pets", "eval.shots": "1,5",
-        "eval.finetune.datasets": "pets", "eval.finetune.steps": 1, "eval.finetune.steps_by_dataset": "",
-        "eval.finetune.batch": 8, "eval.finetune.micro_batch": 0, "eval.finetune.warmup": 0,
-        "eval.finetune.image_size": 32, "eval.finetune.lrs": 0.01,
-    }  # fmt: skip
-    argv = (
-        "data_scaling",
-        "--preset",
-        "released",
-        *(a for k, v in settings.items() for a in ("--set", f"{k}={v}")),
-    )
+    argv = released_in_seconds("data_scaling", "pets")
     assert vitbench(tmp_path, "run", *argv, "--weights", str(folder), "--executor", "debug") == 0
     out = capsys.readouterr().out
     assert (
