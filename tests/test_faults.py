@@ -170,8 +170,14 @@ def test_kill_9_mid_study_then_rerun_loses_nothing_and_trains_nothing_twice(four
     killed_at = time.time()
     runs = study_run_dirs(tmp_path / "r", "faults")
     # SIGKILL is asynchronous: the jobs (grandchildren, reparented once the dispatcher is gone)
-    # may still be exiting, and a claim is held until its process is dead or a zombie.
-    wait_until(lambda: all(locks.holder(p) is None for p in runs), 30, "the killed jobs to exit")
+    # may still be exiting, and a claim is held until its process is dead or a zombie. A job
+    # claims its run before it writes the run's config.json, so every run folder is waited on, not
+    # only those with a config: a job killed while writing its claim leaves an empty lock.json
+    # that counts as held for locks.UNWRITTEN_GRACE_S, and a rerun within it skips that run.
+    folders = tmp_path / "r" / "faults"
+    wait_until(
+        lambda: all(locks.holder(p) is None for p in folders.glob("*/*")), 30, "the killed jobs to exit"
+    )
     states = {p: status(p) for p in runs}
     interrupted = [p for p, s in states.items() if s == "interrupted" and (p / CHECKPOINT).exists()]
     assert interrupted and "done" in states.values(), states
