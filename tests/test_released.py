@@ -18,6 +18,7 @@ import torch
 from benchmark import released as rel
 from benchmark.errors import UserError
 from benchmark.models import param_count
+from benchmark.paper import paper_values
 from benchmark.sizes import SIZES, parse_model
 
 B32 = "vit_base_patch32_224.orig_in21k"
@@ -681,12 +682,17 @@ def test_data_scaling_runs_from_released_checkpoints_end_to_end(weights, pets, t
         "ViT-B/16 − ViT-B/32",
         "Table 6's JFT-300M lead of the same pair",
         "the paper on Oxford-IIIT-Pets",  # the prediction is the paper's on the datasets fine-tuned on
+        "Table 5 (fine-tuned, mean of Oxford-IIIT-Pets)",  # and so is the table's column of it
         "Welch t over fine-tuning seeds",
         "no fit gate: nothing trained here",
     ):
         assert text in report, text
     assert "## Upstream fit" not in report  # the fit gate reads curves trained here: there are none
     assert "never the checkpoint's weights" in report  # what the seeds draw
+    table5_pets = paper_values(
+        source="table5", pretrain="ImageNet-21k", model="ViT-B/16", eval="Oxford-IIIT-Pets"
+    )
+    assert f"| {table5_pets['value'].item():.2f} " in report  # ViT-B/16's Table 5 value on Pets alone
     assert next(
         (tmp_path / "reports" / "data_scaling").glob("released@*/fig3_imagenet21k_column.png")
     ).is_file()
