@@ -84,15 +84,34 @@ def finetuned_gap(
     return float((x - y).mean()), float((x + y).mean() / 2), chance
 
 
-def table6_gap(
-    model_a: str, model_b: str, epochs: int = 7, epochs_b: int | None = None
+def paper_evals(datasets: Sequence[str]) -> tuple[str, ...]:
+    """The paper's names of those of the suite's `datasets` it tabulates; all of PAPER_NAMES' if none."""
+    return tuple(PAPER_NAMES[d] for d in datasets if d in PAPER_NAMES) or tuple(PAPER_NAMES.values())
+
+
+def table5_gap(
+    model_a: str, model_b: str, evals: Sequence[str], pretrain: str = "ImageNet-21k"
 ) -> tuple[float, float, float]:
-    """Table 6's fine-tuned accuracy of `model_a` minus `model_b`, averaged over the 5 datasets
-    (`finetuned_gap`)."""
+    """Table 5's fine-tuned accuracy of `model_a` minus `model_b`, both pre-trained on `pretrain`,
+    averaged over `evals` (`finetuned_gap`)."""
+    rows = {"source": "table5", "pretrain": pretrain}
+    return finetuned_gap({**rows, "model": model_a}, {**rows, "model": model_b}, evals)
+
+
+def table6_gap(
+    model_a: str,
+    model_b: str,
+    epochs: int = 7,
+    epochs_b: int | None = None,
+    evals: Sequence[str] = tuple(AVERAGE5),
+) -> tuple[float, float, float]:
+    """Table 6's fine-tuned accuracy of `model_a` minus `model_b`, averaged over `evals` (the 5
+    datasets unless given; `finetuned_gap`)."""
     b_epochs = epochs if epochs_b is None else epochs_b
     return finetuned_gap(
         {"source": "table6", "model": model_a, "epochs": epochs},
         {"source": "table6", "model": model_b, "epochs": b_epochs},
+        evals,
     )
 
 

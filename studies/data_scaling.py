@@ -35,9 +35,9 @@ from benchmark.judge import Prediction, above_chance, inconclusive, judge, under
 from benchmark.paper import (
     IMAGENET_IMAGES,
     JFT_IMAGES,
-    PAPER_NAMES,
-    finetuned_gap,
+    paper_evals,
     paper_values,
+    table5_gap,
     table6_compute,
     table6_gap,
 )
@@ -468,19 +468,10 @@ RELEASED_CLAIMS = {
     "parity": "Pre-trained on ImageNet-21k, ViT-L/16 and BiT-M R152x2 are on par: neither leads by as much as "
     "ViT-L/16 leads after JFT-300M",
 }
-_IN21K = {"source": "table5", "pretrain": "ImageNet-21k"}
-_JFT = {"source": "table6", "epochs": 14}
-
-
-def _paper_evals(datasets: tuple[str, ...]) -> tuple[str, ...]:
-    """The paper's names of `datasets` that it tabulates (else Table 4's three)."""
-    return tuple(PAPER_NAMES[d] for d in datasets if d in PAPER_NAMES) or tuple(PAPER_NAMES.values())
-
-
 def _paper_t5(datasets: tuple[str, ...]) -> pd.Series:
     """Table 5's fine-tuned accuracy (in %, as tabulated) of each ImageNet-21k model, mean over `datasets`."""
-    table5 = paper_values(**_IN21K)
-    return table5[table5["eval"].isin(_paper_evals(datasets))].groupby("model")["value"].mean()
+    table5 = paper_values(source="table5", pretrain="ImageNet-21k")
+    return table5[table5["eval"].isin(paper_evals(datasets))].groupby("model")["value"].mean()
 
 
 def _paper_gaps(
@@ -489,9 +480,9 @@ def _paper_gaps(
     """The paper's control gap (Table 5: ViT-L/16 − ViT-B/32 at ImageNet-21k) and its JFT-300M lead
     (Table 6: ViT-L/16 − R152x2, 14 epochs), fine-tuned, on the paper's names of `datasets` that it
     tabulates (else on Table 4's three), with the datasets they are on."""
-    evals = _paper_evals(datasets)
-    control = finetuned_gap({**_IN21K, "model": "ViT-L/16"}, {**_IN21K, "model": "ViT-B/32"}, evals)
-    lead = finetuned_gap({**_JFT, "model": "ViT-L/16"}, {**_JFT, "model": "ResNet152x2"}, evals)
+    evals = paper_evals(datasets)
+    control = table5_gap("ViT-L/16", "ViT-B/32", evals)
+    lead = table6_gap("ViT-L/16", "ResNet152x2", epochs=14, evals=evals)
     return control, lead, evals
 
 
@@ -586,7 +577,7 @@ def _released_table(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
                 [f"{paper[m]:.2f}" if m in paper else "–" for m in ours["model"]])  # fmt: skip
     title = (f"Ours: each checkpoint's transfer (test; 5-shot over {', '.join(probes(df))}, fine-tuned over "
              f"{', '.join(datasets)}), beside the paper's Table 5 (fine-tuned, mean of "
-             f"{', '.join(_paper_evals(datasets))})")  # fmt: skip
+             f"{', '.join(paper_evals(datasets))})")  # fmt: skip
     return {title: ours}
 
 
@@ -610,7 +601,7 @@ def _released_figures(df: pd.DataFrame) -> dict[str, tuple[plt.Figure, pd.DataFr
     ax.set(xlabel="released checkpoint (pre-trained on ImageNet-21k)", ylabel=f"{FINETUNED} (%)")
     ax.set_title(f"Fig. 3's ImageNet-21k column: fine-tuned test top-1, mean over {', '.join(datasets)}\n"
                  f"dots: fine-tuning seeds, bars: ±1 sd\n×: the paper's Table 5 on "
-                 f"{', '.join(_paper_evals(datasets))}", fontsize=9)  # fmt: skip
+                 f"{', '.join(paper_evals(datasets))}", fontsize=9)  # fmt: skip
     return {"fig3_imagenet21k_column": (fig, frame)}
 
 

@@ -32,7 +32,7 @@ import seaborn as sns
 from benchmark import metrics
 from benchmark.config import RunConfig, steps_for_epochs
 from benchmark.judge import Prediction, inconclusive, judge
-from benchmark.paper import IMAGENET21K_IMAGES, PAPER_NAMES, finetuned_gap, paper_values
+from benchmark.paper import IMAGENET21K_IMAGES, PAPER_NAMES, paper_values, table5_gap
 from benchmark.power import Noise, Planned
 from benchmark.presets import (
     base,
@@ -314,7 +314,7 @@ def _table5(high: str, low: str) -> str:
     if not {high, low} <= set(paper_values(**rows)["model"]):
         return ""
     evals = tuple(PAPER_NAMES.values())
-    gap, _, _ = finetuned_gap({**rows, "model": high}, {**rows, "model": low}, evals)
+    gap, _, _ = table5_gap(high, low, evals)
     return f" (Table 5 puts {high} {gap * 100:.2f} pts above {low}, fine-tuned, mean of {', '.join(evals)})"
 
 
