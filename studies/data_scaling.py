@@ -468,6 +468,8 @@ RELEASED_CLAIMS = {
     "parity": "Pre-trained on ImageNet-21k, ViT-L/16 and BiT-M R152x2 are on par: neither leads by as much as "
     "ViT-L/16 leads after JFT-300M",
 }
+
+
 def _paper_t5(datasets: tuple[str, ...]) -> pd.Series:
     """Table 5's fine-tuned accuracy (in %, as tabulated) of each ImageNet-21k model, mean over `datasets`."""
     table5 = paper_values(source="table5", pretrain="ImageNet-21k")

@@ -32,12 +32,13 @@ import seaborn as sns
 from benchmark import metrics
 from benchmark.config import RunConfig, steps_for_epochs
 from benchmark.judge import Prediction, inconclusive, judge
-from benchmark.paper import IMAGENET21K_IMAGES, PAPER_NAMES, paper_values, table5_gap
+from benchmark.paper import IMAGENET21K_IMAGES, paper_evals, paper_values, table5_gap
 from benchmark.power import Noise, Planned
 from benchmark.presets import (
     base,
     checkpoint,
     finetune_mean,
+    finetuned_on,
     from_checkpoints,
     probes,
     transfer_mean,
@@ -308,14 +309,19 @@ def _rungs(df: pd.DataFrame) -> tuple[dict[str, dict[str, np.ndarray]], str]:
             for n in (ladder.min(), ladder.max())}, ""  # fmt: skip
 
 
-def _table5(high: str, low: str) -> str:
-    """The paper's own gap between two ImageNet-21k checkpoints where Table 5 has both, in words."""
-    rows = {"source": "table5", "pretrain": "ImageNet-21k"}
-    if not {high, low} <= set(paper_values(**rows)["model"]):
+def _table5(high: str, low: str, datasets: tuple[str, ...]) -> str:
+    """The paper's own gap between two ImageNet-21k checkpoints where Table 5 has both, on the
+    paper's columns of `datasets` (the datasets fine-tuned on), in words."""
+    if not {high, low} <= set(paper_values(source="table5", pretrain="ImageNet-21k")["model"]):
         return ""
-    evals = tuple(PAPER_NAMES.values())
+    evals = paper_evals(datasets)
     gap, _, _ = table5_gap(high, low, evals)
     return f" (Table 5 puts {high} {gap * 100:.2f} pts above {low}, fine-tuned, mean of {', '.join(evals)})"
+
+
+def _seeds(a: np.ndarray, b: np.ndarray, kind: str) -> str:
+    """How many samples the two rungs had, as the rule states it: "3 seeds each", "3 and 2 seeds"."""
+    return f"{len(a)} {kind} each" if len(a) == len(b) else f"{len(a)} and {len(b)} {kind}"
 
 
 def _control(df: pd.DataFrame) -> Verdict:
@@ -324,17 +330,20 @@ def _control(df: pd.DataFrame) -> Verdict:
     if from_checkpoints(df):
         low, high = (released(name).label for name in reversed(RELEASED_LADDER))
         claim = f"Control: fine-tuning and the probe both put {high} above {low}"
-        expected = f"our expectation, a point for both{_table5(high, low)}"
-        rule = "Welch t, fine-tuning over 3 fine-tuning seeds each, the probe over its 3 sampling seeds, α = 0.05"
+        expected = f"our expectation, a point for both{_table5(high, low, finetuned_on(df))}"
     else:
         claim = "Control: fine-tuning and the probe both rise with training"
         expected = "our expectation: 16× the training lifts both by at least a point"
-        rule = "Welch t over 3 seeds each, α = 0.05"
     judged_on = f"test accuracy, mean over the transfer datasets {', '.join(probes(df))}"
     rungs, why = _rungs(df)
     if not rungs:
         return inconclusive(claim, why, judged_on=judged_on, control=True)
     (low, lower), (high, higher) = rungs.items()
+    if from_checkpoints(df):  # the counts the comparisons were made over, as the evidence's n
+        rule = (f"Welch t, fine-tuning over {_seeds(lower['finetune'], higher['finetune'], 'fine-tuning seeds')}, "
+                f"the probe over its {_seeds(lower['fewshot'], higher['fewshot'], 'sampling seeds')}, α = 0.05")  # fmt: skip
+    else:
+        rule = f"Welch t over {_seeds(lower['finetune'], higher['finetune'], 'seeds')}, α = 0.05"
     comparisons = [
         difference(higher[m], lower[m], f"{what}, {high} − {low}") for m, what in LADDER_SCORES.items()
     ]

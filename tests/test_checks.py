@@ -260,6 +260,19 @@ def test_few_shot_released_control_reads_table_5s_order_over_fine_tuning_and_pro
     assert list(ladder["rung"]) == ["ViT-B/32", "ViT-L/16"] and list(ladder["seeds"]) == [3, 3]
 
 
+def test_few_shot_released_control_states_the_counts_and_the_datasets_it_ran_with():
+    df = released_few_frame(l16=0.955, b32=0.93)
+    control = few_shot.checks(df)[0]
+    assert (
+        "fine-tuning over 3 fine-tuning seeds each, the probe over its 3 sampling seeds each" in control.rule
+    )
+    assert "mean of CIFAR-100, Oxford-IIIT-Pets, Oxford-Flowers-102" in control.predicted
+    df["eval.finetune.datasets"] = [("pets",)] * len(df)  # fine-tuned on Pets alone: Table 5's Pets column
+    assert (
+        "1.71 pts above ViT-B/32, fine-tuned, mean of Oxford-IIIT-Pets)" in few_shot.checks(df)[0].predicted
+    )
+
+
 def test_few_shot_released_control_contradicted_when_the_better_checkpoint_is_not():
     control = few_shot.checks(released_few_frame(l16=0.90, b32=0.93))[0]
     assert control.outcome == "contradicted"
